@@ -1,0 +1,88 @@
+"""The contract between the Label Studio layer and a task package.
+
+A backend adapter (one per task: text_cls, detection, ...) turns Label Studio's shapes into calls on its task
+package and back. The server, versions and training jobs only ever talk to this interface.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .config import Settings
+
+
+@dataclass
+class TaskPrediction:
+    """One task's answer: Label Studio regions and a confidence in [0, 1], or an error that says why not."""
+
+    result: list[dict] = field(default_factory=list)
+    score: float | None = None
+    error: str | None = None
+
+    def to_json(self, model_version: str) -> dict:
+        # A task that failed is answered without a "result" key: Label Studio then stores no prediction for it
+        # (and will ask again), while the other tasks of the batch keep their positions.
+        if self.error is not None:
+            return {"error": self.error, "model_version": model_version}
+        return {"result": self.result, "score": self.score, "model_version": model_version}
+
+
+@dataclass
+class LabeledTask:
+    """A task with the one annotation training uses (the newest non-cancelled one)."""
+
+    task_id: int
+    data: dict
+    result: list[dict]
+    annotation_id: int | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a `fit` produced in its output folder.
+
+    `publish=False` keeps the version as rejected (with `reason`) and the served model stays.
+    """
+
+    n_examples: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    publish: bool = True
+    reason: str = ""
+
+
+class Backend(ABC):
+    """A Label Studio ML backend for one kind of task."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @abstractmethod
+    def check_config(self, label_config: str) -> None:
+        """Raise `UnsupportedConfig` saying why, if this backend cannot serve `label_config`."""
+
+    def base_version(self) -> str:
+        """The model version reported before any training."""
+        return f"{self.name}-base"
+
+    @abstractmethod
+    def load_model(self, version_dir: Path | None) -> Any:
+        """Load a trained version from `version_dir`, or the base model when it is None."""
+
+    @abstractmethod
+    def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
+                params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
+        """One `TaskPrediction` per task, in order; a bad task gets an error, never an exception.
+
+        Args:
+            media: a `backends.media.MediaFetcher` for task values that are URLs.
+        """
+
+    @abstractmethod
+    def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
+            params: dict | None = None, media: Any = None) -> TrainResult:
+        """Train on `examples` starting from `parent` (a loaded model), write the new model into `out_dir`."""

@@ -1,0 +1,90 @@
+"""Settings read from the environment, with Label Studio's own variable names where one exists."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_PORT = {"text_cls": 9090, "detection": 9091, "segmentation": 9092, "asr": 9093}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a backend process is configured with.
+
+    Secrets (`api_key`, `basic_auth_pass`) are excluded from `repr` so they never reach a log line.
+    """
+
+    label_studio_url: str = ""
+    api_key: str = field(default="", repr=False)
+    basic_auth_user: str = ""
+    basic_auth_pass: str = field(default="", repr=False)
+    model_dir: Path = Path("var/models")
+    weights_dir: Path | None = None
+    redis_url: str = field(default="", repr=False)
+    log_level: str = "INFO"
+    # media access
+    media_cache_dir: Path = Path("var/media-cache")
+    media_cache_bytes: int = 1 << 30
+    max_media_bytes: int = 200 << 20
+    allowed_hosts: tuple[str, ...] = ()
+    local_roots: tuple[Path, ...] = ()
+    media_timeout: float = 30.0
+    # training and versions
+    retrain_every: int = 10
+    keep_versions: int = 10
+    train_timeout: int = 3600
+    uncertainty: str = "least_confidence"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `env` (default: `os.environ`)."""
+        env = os.environ if env is None else env
+        weights = env.get("WEIGHTS_DIR", "").strip()
+        roots = [Path(p) for p in _list(env, "LOCAL_FILES_ROOTS")]
+        ls_root = env.get("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", "").strip()
+        if ls_root:
+            roots.append(Path(ls_root))
+        return cls(
+            label_studio_url=env.get("LABEL_STUDIO_URL", env.get("LABEL_STUDIO_HOST", "")).strip().rstrip("/"),
+            api_key=env.get("LABEL_STUDIO_API_KEY", "").strip(),
+            basic_auth_user=env.get("BASIC_AUTH_USER", ""),
+            basic_auth_pass=env.get("BASIC_AUTH_PASS", ""),
+            model_dir=Path(env.get("MODEL_DIR", "").strip() or "var/models"),
+            weights_dir=Path(weights) if weights else None,
+            redis_url=env.get("REDIS_URL", "").strip(),
+            log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            media_cache_dir=Path(env.get("MEDIA_CACHE_DIR", "").strip() or "var/media-cache"),
+            media_cache_bytes=_int(env, "MEDIA_CACHE_BYTES", 1 << 30),
+            max_media_bytes=_int(env, "MAX_MEDIA_BYTES", 200 << 20),
+            allowed_hosts=_list(env, "ALLOWED_MEDIA_HOSTS"),
+            local_roots=tuple(roots),
+            media_timeout=float(env.get("MEDIA_TIMEOUT", "30") or 30),
+            retrain_every=_int(env, "RETRAIN_EVERY", 10),
+            keep_versions=_int(env, "KEEP_VERSIONS", 10),
+            train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),
+            uncertainty=env.get("UNCERTAINTY_STRATEGY", "least_confidence").strip() or "least_confidence",
+        )
+
+    def with_overrides(self, **changes) -> Settings:
+        """A copy with some fields changed (unknown names raise TypeError)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **changes)
