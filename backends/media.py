@@ -1,0 +1,387 @@
+"""Fetching task media (images, audio, text files) safely.
+
+A task's data holds references: Label Studio paths (/data/upload/..., /data/local-files/?d=...,
+/tasks/<id>/resolve/?fileuri=...), http(s) URLs, file:// URLs or absolute paths. `MediaFetcher` turns one into a
+local file, guarding against SSRF (only Label Studio and allow-listed hosts), reads outside the configured local
+roots, and oversized downloads. Downloads land in an on-disk cache bounded in bytes that several processes can
+share.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Callable
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
+
+import requests
+
+from .config import Settings
+from .exceptions import MediaError, MediaNotAllowed, MediaTooLarge
+
+_MAX_REDIRECTS = 5
+_CHUNK = 1 << 16
+_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_CLOUD_SCHEMES = {"s3", "gs", "gcs", "azure-blob", "azure", "az", "wasb", "wasbs", "abfs", "abfss"}
+# Paths that are Label Studio's own routes even when a local root happens to be mounted at /data.
+_LS_ROUTES = ("/data/upload/", "/data/local-files", "/tasks/", "/api/")
+_TMP_PREFIX = ".tmp-"
+_STALE_TMP_S = 3600
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def redact_url(url: str) -> str:
+    """`url` without credentials, query string or fragment (presigned URLs carry signatures in the query).
+
+    Args:
+        url: any URL or path.
+
+    Returns:
+        The URL safe to show in a log line or an error message.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unreadable URL>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown + ("?[redacted]" if parts.query else "")
+
+
+def _reason(e: Exception) -> str:
+    # requests' messages quote the full URL (query included), so only the OS error is kept
+    m = _ERRNO_RE.search(str(e))
+    return m.group(0).strip() if m else type(e).__name__
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    for pattern in patterns:
+        pattern = pattern.strip().lower().rstrip(".")
+        if pattern == "*" or pattern == host:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def _origin(url: str) -> tuple[str, int] | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return parts.hostname.lower().rstrip("."), port
+
+
+def _suffix(url: str) -> str:
+    # A file extension helps decoders (ffmpeg, soundfile) that guess the format from the name.
+    parts = urlsplit(url)
+    name = parts.path
+    if name.rstrip("/").endswith("/data/local-files"):
+        name = parse_qs(parts.query).get("d", [""])[0]
+    suffix = PurePosixPath(unquote(name)).suffix
+    return suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+
+
+class MediaCache:
+    """Downloaded files keyed by URL, bounded in bytes (least recently used out first), shared between processes.
+
+    A file is named by the sha256 of its absolute URL; writes go to a temporary file and are renamed into place,
+    so readers never see half a file. A hit touches the file's mtime; after each write the oldest files are removed
+    until the folder is within budget. The file just written is never removed by its own write, so one larger than
+    the whole budget is still returned and stays until the next write pushes it out. A returned path is valid
+    until later writes (in any process) push it out: read it promptly.
+    """
+
+    def __init__(self, root: str | Path, max_bytes: int):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+
+    def path_for(self, url: str) -> Path:
+        """Where `url`'s content is (or would be) cached."""
+        return self.root / (hashlib.sha256(url.encode()).hexdigest() + _suffix(url))
+
+    def get(self, url: str) -> Path | None:
+        """The cached file for `url`, marked as recently used, or None."""
+        path = self.path_for(url)
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return None
+        return path
+
+    def store(self, url: str, write: Callable[[BinaryIO], None]) -> Path:
+        """Cache what `write` writes for `url` (nothing is kept if it raises).
+
+        Args:
+            url: the absolute URL the content came from.
+            write: writes the content into the binary file it is given.
+
+        Returns:
+            The cached file.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path_for(url)
+        tmp = self.root / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as f:
+                write(f)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.evict(keep=final)
+        return final
+
+    def size(self) -> int:
+        """Bytes held by cached files (temporary files excluded)."""
+        return sum(size for _, _, size in self._entries())
+
+    def evict(self, keep: Path | None = None) -> None:
+        """Remove the least recently used files until the cache fits its budget (`keep` stays)."""
+        entries = sorted(self._entries())
+        total = sum(size for _, _, size in entries)
+        for _, path, size in entries:
+            if total <= self.max_bytes:
+                break
+            if keep is not None and path == str(keep):
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # another process evicted it first
+            total -= size
+
+    def _entries(self) -> list[tuple[float, str, int]]:
+        out = []
+        now = time.time()
+        try:
+            it = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return out
+        for entry in it:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if entry.name.startswith(_TMP_PREFIX):
+                # a write in flight in some process, or the leftover of one that crashed
+                if now - st.st_mtime > _STALE_TMP_S:
+                    Path(entry.path).unlink(missing_ok=True)
+                continue
+            out.append((st.st_mtime, entry.path, st.st_size))
+        return out
+
+
+class MediaFetcher:
+    """Turns a task's media reference into a local file, within what this backend may read."""
+
+    def __init__(self, settings: Settings, ls_url: str | None = None,
+                 auth: Callable[[], dict[str, str]] | None = None):
+        """
+        Args:
+            settings: limits, allow-list, local roots and cache location.
+            ls_url: Label Studio's address (default: settings.label_studio_url).
+            auth: returns the Authorization headers for Label Studio, e.g. `LabelStudioClient.auth_headers`.
+        """
+        self.settings = settings
+        url = (ls_url or settings.label_studio_url or "").strip().rstrip("/")
+        if url and "://" not in url:
+            url = "http://" + url
+        self.ls_url = url
+        self._ls_origin = _origin(url) if url else None
+        self._auth = auth
+        # Each root both as written and with symlinks resolved: the first classifies paths, the second confines.
+        self._roots = [(os.path.normpath(os.path.abspath(r)), os.path.realpath(r)) for r in settings.local_roots]
+        self.cache = MediaCache(settings.media_cache_dir, settings.media_cache_bytes)
+        self._session = requests.Session()
+
+    def is_url(self, value: str) -> bool:
+        """Whether `fetch` would treat `value` as a reference rather than inline text.
+
+        Args:
+            value: a task data value.
+
+        Returns:
+            True for scheme://... URLs, Label Studio paths (/data/..., /tasks/...) and paths under a local root.
+        """
+        if not isinstance(value, str):
+            return False
+        v = value.strip()
+        if not v or "\n" in v:
+            return False
+        return bool(_SCHEME_RE.match(v)) or v.startswith(("/data/", "/tasks/")) or self._under_root(v)
+
+    def fetch(self, value: str) -> Path:
+        """A local file holding the content `value` refers to.
+
+        Args:
+            value: a URL, a Label Studio path or an absolute path.
+
+        Returns:
+            The file: in the media cache for downloads, the original for local files.
+        """
+        if not isinstance(value, str) or not value.strip():
+            raise MediaError("empty media reference")
+        value = value.strip()
+        scheme = urlsplit(value).scheme.lower() if _SCHEME_RE.match(value) else ""
+        if scheme in ("http", "https"):
+            return self._fetch_http(value)
+        if scheme == "file":
+            parts = urlsplit(value)
+            if parts.netloc not in ("", "localhost"):
+                raise MediaNotAllowed(f"{redact_url(value)}: file:// URLs naming a host are not allowed")
+            return self._local(unquote(parts.path), value)
+        if scheme in _CLOUD_SCHEMES:
+            raise MediaError(
+                f"{redact_url(value)}: this backend does not read cloud storage directly; connect the storage to "
+                "the Label Studio project so tasks carry Label Studio's presigned or /resolve/ URLs")
+        if scheme:
+            raise MediaError(f"{redact_url(value)}: unsupported URL scheme {scheme}://")
+        if value.startswith("/") and not value.startswith("//"):
+            return self._fetch_path(value)
+        raise MediaError(f"{value[:80]!r} is neither a URL nor an absolute path")
+
+    def fetch_text(self, value: str, encoding: str = "utf-8") -> str:
+        """The content `value` refers to, decoded as text."""
+        path = self.fetch(value)
+        try:
+            return path.read_text(encoding=encoding)
+        except UnicodeDecodeError:
+            raise MediaError(f"{redact_url(value)} is not {encoding} text") from None
+        except OSError as e:
+            raise MediaError(f"could not read {redact_url(value)}: {e.strerror or type(e).__name__}") from None
+
+    # --- paths and local files
+
+    def _under_root(self, path: str) -> bool:
+        norm = os.path.normpath(path)
+        return any(_inside(norm, written) or _inside(norm, real) for written, real in self._roots)
+
+    def _fetch_path(self, value: str) -> Path:
+        if value.startswith("/data/local-files"):
+            d = parse_qs(urlsplit(value).query).get("d", [""])[0]
+            local = self._local_files(d)
+            if local is not None:
+                return local
+            try:
+                return self._fetch_ls(value)
+            except MediaError as e:
+                if type(e) is not MediaError:
+                    raise
+                raise MediaError(f"{e} (and {d!r} is under no LOCAL_FILES_ROOTS folder)") from None
+        if not value.startswith(_LS_ROUTES) and self._under_root(value):
+            return self._local(value, value)
+        return self._fetch_ls(value)
+
+    def _fetch_ls(self, path: str) -> Path:
+        if not self.ls_url:
+            if not path.startswith(_LS_ROUTES):
+                raise MediaNotAllowed(f"{redact_url(path)!r} is outside the local folders this backend may read "
+                                      "(LOCAL_FILES_ROOTS) and there is no Label Studio URL to resolve it against")
+            raise MediaError(f"{redact_url(path)} is a Label Studio path but LABEL_STUDIO_URL is not set")
+        return self._fetch_http(self.ls_url + path)
+
+    def _local_files(self, d: str) -> Path | None:
+        # Label Studio serves /data/local-files/?d=rel from its document root; read it from disk when mounted here.
+        if not d:
+            raise MediaError("a /data/local-files/ URL without a d= path")
+        rel = PurePosixPath(d)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise MediaNotAllowed(f"local-files path {d!r} escapes its document root")
+        for written, _ in self._roots:
+            candidate = os.path.join(written, *rel.parts)
+            if os.path.exists(candidate):
+                return self._local(candidate, d)
+        return None
+
+    def _local(self, path: str, shown: str) -> Path:
+        if not os.path.isabs(path):
+            raise MediaNotAllowed(f"{shown!r}: only absolute paths are read from disk")
+        real = os.path.realpath(path)
+        if not any(_inside(real, root) for _, root in self._roots):
+            # Same answer whether or not the file exists, so probing reveals nothing.
+            raise MediaNotAllowed(f"{shown!r} is outside the local folders this backend may read (LOCAL_FILES_ROOTS)")
+        if not os.path.isfile(real):
+            raise MediaError(f"{shown!r}: no such file")
+        size = os.path.getsize(real)
+        if size > self.settings.max_media_bytes:
+            raise MediaTooLarge(f"{shown!r} is {size} bytes, over MAX_MEDIA_BYTES={self.settings.max_media_bytes}")
+        return Path(real)
+
+    # --- http
+
+    def _is_ls(self, url: str) -> bool:
+        return self._ls_origin is not None and _origin(url) == self._ls_origin
+
+    def _check_host(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise MediaNotAllowed(f"{redact_url(url)}: only http(s) URLs may be fetched")
+        origin = _origin(url)
+        if origin is None:
+            raise MediaError(f"{redact_url(url)}: not a valid URL")
+        if self._is_ls(url) or _host_allowed(origin[0], self.settings.allowed_hosts):
+            return
+        raise MediaNotAllowed(
+            f"{redact_url(url)}: host {origin[0]} is neither Label Studio's nor in ALLOWED_MEDIA_HOSTS")
+
+    def _fetch_http(self, url: str) -> Path:
+        self._check_host(url)
+        cached = self.cache.get(url)
+        if cached is not None:
+            return cached
+        return self.cache.store(url, lambda out: self._download(url, out))
+
+    def _download(self, url: str, out: BinaryIO) -> None:
+        first = url
+        timeout = self.settings.media_timeout
+        for _ in range(_MAX_REDIRECTS + 1):
+            # Label Studio's token goes to Label Studio only, re-decided at every hop.
+            headers = self._auth() if self._auth is not None and self._is_ls(url) else {}
+            try:
+                resp = self._session.get(url, headers=headers, stream=True, allow_redirects=False, timeout=timeout)
+            except requests.Timeout:
+                raise MediaError(f"could not fetch {redact_url(url)}: timed out after {timeout:g}s") from None
+            except requests.RequestException as e:
+                raise MediaError(f"could not fetch {redact_url(url)}: {_reason(e)}") from None
+            with resp:
+                if resp.is_redirect:
+                    nxt = urljoin(url, resp.headers["location"])
+                    self._check_host(nxt)
+                    url = nxt
+                    continue
+                if not 200 <= resp.status_code < 300:
+                    raise MediaError(f"could not fetch {redact_url(url)}: {resp.status_code} {resp.reason}".rstrip())
+                self._stream(resp, url, out)
+                return
+        raise MediaError(f"could not fetch {redact_url(first)}: more than {_MAX_REDIRECTS} redirects")
+
+    def _stream(self, resp: requests.Response, url: str, out: BinaryIO) -> None:
+        limit = self.settings.max_media_bytes
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise MediaTooLarge(f"{redact_url(url)} is {declared} bytes, over MAX_MEDIA_BYTES={limit}")
+        n = 0
+        try:
+            for chunk in resp.iter_content(_CHUNK):
+                n += len(chunk)
+                if n > limit:
+                    raise MediaTooLarge(f"{redact_url(url)} is over MAX_MEDIA_BYTES={limit}")
+                out.write(chunk)
+        except requests.RequestException as e:
+            # urllib3 raises when the body ends before its Content-Length
+            raise MediaError(f"could not fetch {redact_url(url)}: the download broke off after {n} bytes "
+                             f"({_reason(e)})") from None
