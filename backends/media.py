@@ -364,7 +364,12 @@ class MediaFetcher:
                     url = nxt
                     continue
                 if not 200 <= resp.status_code < 300:
-                    raise MediaError(f"could not fetch {redact_url(url)}: {resp.status_code} {resp.reason}".rstrip())
+                    hint = ""
+                    if resp.status_code in (401, 403) and self._is_ls(url):
+                        hint = (" (Label Studio refused the API key)" if headers else
+                                " (Label Studio serves media to signed-in users only: set LABEL_STUDIO_API_KEY)")
+                    raise MediaError(
+                        f"could not fetch {redact_url(url)}: {resp.status_code} {resp.reason}".rstrip() + hint)
                 self._stream(resp, url, out)
                 return
         raise MediaError(f"could not fetch {redact_url(first)}: more than {_MAX_REDIRECTS} redirects")
