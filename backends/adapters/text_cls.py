@@ -1,0 +1,228 @@
+"""Label Studio side of text classification: `<Text>` with `<Choices>` (single or multiple) or `<Taxonomy>`."""
+from __future__ import annotations
+
+import logging
+import threading
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from text_cls.classifier import ControlSpec, TextClassifier
+from text_cls.encoder import get_encoder
+
+from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
+from ..labels import Control, find_controls, task_value
+from ..uncertainty import combine, get_strategy
+
+log = logging.getLogger(__name__)
+
+PATH_SEP = " / "  # joins a Taxonomy path into one class name
+
+
+@lru_cache(maxsize=64)
+def _controls(label_config: str) -> tuple[Control, ...]:
+    return tuple(find_controls(label_config, ("choices", "taxonomy"), ("text", "hypertext"), backend="text_cls"))
+
+
+@lru_cache(maxsize=64)
+def _taxonomy_paths(label_config: str, name: str) -> tuple[tuple[str, ...], ...]:
+    """Every leaf path of the Taxonomy called `name`, root first."""
+    root = ET.fromstring(label_config)
+    node = next((t for t in root.iter("Taxonomy") if t.get("name") == name), None)
+    paths: list[tuple[str, ...]] = []
+
+    def walk(elem: ET.Element, prefix: tuple[str, ...]) -> None:
+        for child in elem.findall("Choice"):
+            path = prefix + (child.get("value") or child.get("alias") or "",)
+            if child.find("Choice") is None:
+                paths.append(path)
+            else:
+                walk(child, path)
+
+    if node is not None:
+        walk(node, ())
+    return tuple(paths)
+
+
+def _spec(control: Control, label_config: str) -> ControlSpec:
+    if control.tag == "taxonomy":
+        paths = _taxonomy_paths(label_config, control.name)
+        labels = [PATH_SEP.join(p) for p in paths]
+        return ControlSpec(name=control.name, labels=labels, multi=False,
+                           descriptions={PATH_SEP.join(p): [p[-1]] for p in paths})
+    return ControlSpec(name=control.name, labels=list(control.labels), multi=control.multi,
+                       descriptions={lb: control.synonyms(lb) for lb in control.labels if control.synonyms(lb)})
+
+
+def _answer(control: Control, item: dict) -> list[str] | None:
+    """The labels an annotation result item chose for `control`, or None when it is not for this control."""
+    if item.get("from_name") != control.name:
+        return None
+    value = item.get("value") or {}
+    if control.tag == "taxonomy":
+        return [PATH_SEP.join(p) for p in value.get("taxonomy") or [] if p][:1]
+    return list(value.get("choices") or [])
+
+
+class TextModel:
+    """What a trained version holds: one classifier per text field the config labels."""
+
+    def __init__(self, classifiers: dict[str, TextClassifier]):
+        self.classifiers = classifiers
+
+
+class TextClassificationBackend(Backend):
+    """Pre-annotates Choices/Taxonomy on text: zero-shot until enough labels exist, then a trained head."""
+
+    name = "text_cls"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._zero_shot: dict[tuple, TextClassifier] = {}
+        self._lock = threading.Lock()
+
+    # -- config -------------------------------------------------------------------------------------------
+    def check_config(self, label_config: str) -> None:
+        controls = _controls(label_config)
+        for c in controls:
+            if c.tag == "taxonomy" and not _taxonomy_paths(label_config, c.name):
+                raise UnsupportedConfig(f"<Taxonomy name={c.name!r}> has no <Choice> entries")
+            if c.tag == "choices" and not c.labels:
+                raise UnsupportedConfig(f"<Choices name={c.name!r}> has no <Choice> entries")
+
+    def encoder(self, params: dict | None = None):
+        return get_encoder((params or {}).get("model") or None, self.settings.weights_dir)
+
+    # -- serving ------------------------------------------------------------------------------------------
+    def load_model(self, version_dir: Path | None) -> TextModel | None:
+        if version_dir is None:
+            self.encoder()  # load the transformer now, not on the first request
+            return None
+        groups = sorted(p for p in Path(version_dir).iterdir() if p.is_dir() and p.name.startswith("field-"))
+        if not groups:
+            raise LabelloopError(f"{version_dir} holds no text classifier")
+        return TextModel({p.name[len("field-"):]: TextClassifier.load(p, self.encoder()) for p in groups})
+
+    def _classifier_for(self, model: TextModel | None, control: Control, spec: ControlSpec,
+                        params: dict) -> TextClassifier:
+        trained = model.classifiers.get(control.value_key) if model else None
+        if trained is not None:
+            own = next((s for s in trained.controls if s.name == spec.name), None)
+            if own is not None and own.labels == spec.labels and trained.mode(spec.name) == "trained":
+                return trained
+        key = (spec.name, tuple(spec.labels), spec.multi, tuple(sorted((k, tuple(v)) for k, v in
+                                                                     spec.descriptions.items())))
+        with self._lock:
+            if key not in self._zero_shot:
+                self._zero_shot[key] = TextClassifier(self.encoder(params), [spec], params)
+            return self._zero_shot[key]
+
+    def _text(self, task: dict, key: str, media) -> str:
+        value = task_value(task, key)
+        if not isinstance(value, str):
+            raise LabelloopError(f"task {task.get('id', '?')}: ${key} is not text")
+        if media is not None and media.is_url(value):
+            return media.fetch_text(value)
+        return value
+
+    def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
+                params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
+        params = params or {}
+        controls = _controls(label_config)
+        strategy = get_strategy(params.get("uncertainty") or self.settings.uncertainty)
+        answers = [TaskPrediction() for _ in tasks]
+        confidences: list[list[float]] = [[] for _ in tasks]
+        threshold = float(params.get("multi_threshold", 0.5))
+        for control in controls:
+            spec = _spec(control, label_config)
+            texts, rows = [], []
+            for i, task in enumerate(tasks):
+                if answers[i].error is not None:
+                    continue
+                try:
+                    texts.append(self._text(task, control.value_key, media))
+                    rows.append(i)
+                except LabelloopError as e:
+                    answers[i].error = str(e)
+            if not texts:
+                continue
+            probs = self._classifier_for(model, control, spec, params).predict_proba(texts)[spec.name]
+            conf = strategy(probs, multi_label=spec.multi)
+            for row, p, c in zip(rows, probs, conf):
+                if spec.multi:
+                    chosen = [spec.labels[j] for j in np.flatnonzero(p >= threshold)] or [spec.labels[int(p.argmax())]]
+                else:
+                    chosen = [spec.labels[int(p.argmax())]]
+                if control.tag == "taxonomy":
+                    value = {"taxonomy": [label.split(PATH_SEP) for label in chosen]}
+                else:
+                    value = {"choices": chosen}
+                answers[row].result.append({"from_name": control.name, "to_name": control.to_name,
+                                            "type": control.tag, "value": value, "score": float(c)})
+                confidences[row].append(float(c))
+        for answer, conf in zip(answers, confidences):
+            if answer.error is None:
+                answer.score = float(combine([np.array([c]) for c in conf])[0]) if conf else None
+        return answers
+
+    # -- training -----------------------------------------------------------------------------------------
+    def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
+            params: dict | None = None, media: Any = None) -> TrainResult:
+        params = params or {}
+        controls = _controls(label_config)
+        by_field: dict[str, list[Control]] = {}
+        for c in controls:
+            by_field.setdefault(c.value_key, []).append(c)
+        metrics: dict[str, Any] = {}
+        trained_any, used = False, 0
+        for key, group in by_field.items():
+            specs = [_spec(c, label_config) for c in group]
+            texts: list[str] = []
+            targets: dict[str, list[list[str] | None]] = {s.name: [] for s in specs}
+            unknown: dict[str, int] = {}
+            for ex in examples:
+                try:
+                    text = self._text({"id": ex.task_id, "data": ex.data}, key, media)
+                except LabelloopError as e:
+                    log.warning("training example skipped: %s", e)
+                    continue
+                row: dict[str, list[str] | None] = {}
+                for control, spec in zip(group, specs):
+                    chosen = None
+                    for item in ex.result:
+                        answer = _answer(control, item)
+                        if answer is not None:
+                            chosen = answer
+                    if chosen is not None and any(lb not in spec.labels for lb in chosen):
+                        # the config no longer has this label: the example says nothing about the current classes
+                        for lb in chosen:
+                            if lb not in spec.labels:
+                                unknown[lb] = unknown.get(lb, 0) + 1
+                        chosen = None
+                    row[spec.name] = chosen or None
+                if all(v is None for v in row.values()):
+                    continue
+                texts.append(text)
+                for name, v in row.items():
+                    targets[name].append(v)
+            if not texts:
+                continue
+            clf = TextClassifier(self.encoder(params), specs, params)
+            field_metrics = clf.fit(texts, targets, params)
+            if unknown:
+                field_metrics["skipped_unknown_labels"] = unknown
+                log.warning("annotations with labels the config no longer has were skipped: %s", unknown)
+            metrics[key] = field_metrics
+            used = max(used, len(texts))
+            if any(clf.mode(s.name) == "trained" for s in specs):
+                trained_any = True
+                clf.save(Path(out_dir) / f"field-{key}")
+        if not trained_any:
+            raise NotEnoughData(
+                f"not enough labels to train yet ({len(examples)} annotated tasks); a head takes over from zero-shot "
+                f"at {params.get('min_examples', 10)} labels with {params.get('min_per_class', 2)}+ in 2+ classes")
+        return TrainResult(n_examples=used, metrics=metrics)
