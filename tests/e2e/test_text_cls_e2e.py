@@ -1,0 +1,135 @@
+"""The text backend end to end: a real Label Studio calls a real backend process; training runs on an RQ worker
+against a real redis-server; predictions come back into Label Studio and sort its task list by uncertainty."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+import requests
+from label_studio_sdk import LabelStudio
+
+pytestmark = pytest.mark.e2e
+
+LABELS = {"ABBR": "Abbreviation", "ENTY": "Entity", "DESC": "Description", "HUM": "Human", "LOC": "Location",
+          "NUM": "Numeric"}
+CONFIG = ('<View><Text name="question" value="$question"/><Choices name="topic" toName="question" choice="single">'
+          + "".join(f'<Choice value="{v}"/>' for v in LABELS.values()) + "</Choices></View>")
+USER, PASSWORD = "label-studio", "backend-pass-e2e"
+
+
+def _trec(datasets_dir, n_train: int, n_test: int):
+    lines = (datasets_dir / "text/trec/TREC_10.label").read_text(encoding="latin-1").splitlines()
+    rows = [(LABELS[ln.split(":", 1)[0]], ln.split(" ", 1)[1].strip()) for ln in lines if ln.strip()]
+    train, test, per_class = [], [], {}
+    for label, q in rows:  # balanced training set: every class gets examples
+        if per_class.get(label, 0) < n_train // len(LABELS):
+            per_class[label] = per_class.get(label, 0) + 1
+            train.append((label, q))
+        elif len(test) < n_test:
+            test.append((label, q))
+    return train, test
+
+
+def _wait(what: str, check, timeout: float, log=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}\n{log()[-4000:]}")
+
+
+def _predictions(client: LabelStudio, project_id: int) -> dict[int, list]:
+    def plain(p):
+        return p if isinstance(p, dict) else p.model_dump()
+
+    return {t.id: [plain(p) for p in t.predictions or []] for t in client.tasks.list(project=project_id, fields="all")}
+
+
+def _retrieve_predictions(ls_url: str, token: str, project_id: int) -> None:
+    r = requests.post(f"{ls_url}/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": project_id},
+                      json={"selectedItems": {"all": True, "excluded": []}},
+                      headers={"Authorization": f"Token {token}"}, timeout=300)
+    assert r.ok, r.text
+
+
+def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_backend, datasets_dir):
+    backend = start_backend("text_cls", worker=True, REDIS_URL=redis_server.url, LABEL_STUDIO_URL=label_studio.url,
+                            LABEL_STUDIO_API_KEY=label_studio.token, RETRAIN_EVERY="12", BASIC_AUTH_USER=USER,
+                            BASIC_AUTH_PASS=PASSWORD)
+    logs = lambda: backend.log() + "\n--- worker ---\n" + backend.worker.log()  # noqa: E731
+    client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    train, test = _trec(datasets_dir, n_train=36, n_test=30)
+    project = client.projects.create(title="e2e text", label_config=CONFIG)
+    client.projects.import_tasks(project.id, request=[{"question": q} for _, q in train + test])
+    tasks = {t.data["question"]: t.id for t in client.tasks.list(project=project.id)}
+    assert len(tasks) == len(train) + len(test)
+
+    # Connecting makes Label Studio call /health and /setup (with basic auth); a wrong password is refused.
+    with pytest.raises(Exception):
+        client.ml.create(project=project.id, url=backend.url, title="bad", auth_method="BASIC_AUTH",
+                         basic_auth_user=USER, basic_auth_pass="wrong")
+    ml = client.ml.create(project=project.id, url=backend.url, title="labelloop text", auth_method="BASIC_AUTH",
+                          basic_auth_user=USER, basic_auth_pass=PASSWORD, is_interactive=False)
+    assert client.ml.get(ml.id).state == "CO", logs()
+    assert "/setup" in backend.log() and PASSWORD not in backend.log()
+    # Label Studio creates the backend's webhook without headers; the basic auth goes into them.
+    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    hooks = [h for h in client.webhooks.list(project=project.id) if h.url.startswith(backend.url)]
+    assert hooks, "Label Studio did not create the ML backend webhook"
+    for hook in hooks:
+        client.webhooks.update(hook.id, headers={"Authorization": auth})
+
+    # Pre-annotations from the first task, before any label exists (zero-shot).
+    _retrieve_predictions(label_studio.url, label_studio.token, project.id)
+    preds = _predictions(client, project.id)
+    assert all(len(p) == 1 for p in preds.values()), preds
+    first = next(iter(preds.values()))[0]
+    assert first["model_version"] == "text_cls-base" and 0 <= first["score"] <= 1
+    assert first["result"][0]["from_name"] == "topic" and first["result"][0]["value"]["choices"][0] in LABELS.values()
+
+    # Annotators submit labels; every 12 annotations trigger training on the RQ worker.
+    for label, q in train:
+        client.annotations.create(tasks[q], result=[{"from_name": "topic", "to_name": "question", "type": "choices",
+                                                      "value": {"choices": [label]}}], was_cancelled=False)
+    health = lambda: requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()  # noqa
+    version = _wait("a trained version", lambda: health()["model_version"] != "text_cls-base"
+                    and health()["model_version"], 240, logs)
+    assert version.startswith("text_cls-v")
+    jobs = requests.get(f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10)
+    assert any(j["status"] == "succeeded" for j in jobs.json()["jobs"]), jobs.text
+
+    # START_TRAINING from Label Studio's "Start training" also reaches the backend.
+    client.ml.train(ml.id)
+    _wait("a START_TRAINING job", lambda: any(
+        j["reason"] in ("START_TRAINING", "train endpoint") for j in requests.get(
+            f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10).json()["jobs"]),
+        60, logs)
+    version = _wait("training to settle", lambda: all(
+        j["status"] not in ("queued", "running") for j in requests.get(
+            f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10).json()["jobs"])
+        and health()["model_version"], 240, logs)
+
+    # The new version is served: Label Studio picks it up (through /setup) and predicts the tasks again. Sorting by
+    # score counts only predictions of the project's model version, which can be set once predictions of it exist.
+    _retrieve_predictions(label_studio.url, label_studio.token, project.id)
+    client.projects.update(project.id, model_version=version)
+    unlabeled = {tasks[q]: label for label, q in test}
+    preds = _predictions(client, project.id)
+    newest = {tid: next(p for p in preds[tid] if p["model_version"] == version) for tid in unlabeled}
+    accuracy = sum(p["result"][0]["value"]["choices"][0] == unlabeled[tid] for tid, p in newest.items()) / len(newest)
+    assert accuracy >= 0.5, accuracy
+
+    # "Lowest score first" in the Data Manager puts the least confident unlabeled task on top.
+    query = {"ordering": ["tasks:predictions_score"],
+             "filters": {"conjunction": "and", "items": [{"filter": "filter:tasks:total_annotations",
+                                                          "operator": "equal", "type": "Number", "value": 0}]}}
+    ordered = [t.id for t in client.tasks.list(project=project.id, query=json.dumps(query))]
+    assert set(ordered) == set(unlabeled)
+    least = min(newest, key=lambda tid: newest[tid]["score"])
+    assert ordered[0] == least
+    scores = [newest[tid]["score"] for tid in ordered]
+    assert scores == sorted(scores)
