@@ -113,14 +113,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"connected ML backend {ml.id} at {backend_url}")
         else:
             print(f"ML backend {ml.id} at {backend_url} already connected")
-        # show the backend's predictions to annotators; model_version = the backend's title means "this backend"
-        client.projects.update(project.id, show_collab_predictions=True, model_version=ml.title or BACKEND_TITLE)
+        client.projects.update(project.id, show_collab_predictions=True)
         t0 = time.monotonic()
         client.actions.create(id="retrieve_tasks_predictions", project=project.id,
                               selected_items=PrepareParamsRequestRequestSelectedItemsExcluded(all_=True, excluded=[]))
         total = client.projects.get(project.id).total_predictions_number
         print(f"asked Label Studio for predictions of all tasks ({time.monotonic() - t0:.1f}s): "
               f"project has {total} predictions")
+        # The Data Manager sorts by "Prediction score" only over predictions of the project's model version: point
+        # it at the version the backend serves now (it reports it to /setup, which Label Studio just called).
+        served = client.ml.get(ml.id).model_version
+        if served:
+            client.projects.update(project.id, model_version=served)
+            print(f"project model version: {served} (sort by Prediction score, ascending: least confident first)")
 
     print()
     print(f"Label Studio:  {url}")
