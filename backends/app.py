@@ -247,14 +247,15 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
                 if isinstance(payload.get(key), dict) and payload[key].get("project") is not None:
                     project = payload[key]["project"]
         project_id = parse_project_id(project)
+        saved = project_settings(project_id)
         if isinstance(project, dict) and project.get("label_config"):
-            saved = project_settings(project_id)
             if saved.get("label_config") != project["label_config"]:
                 store.save_project_settings(project_id, {**saved, "label_config": project["label_config"]})
         if action == "START_TRAINING":
             answer = queue.submit(project_id, reason="START_TRAINING", force=True)
         else:
-            answer = queue.annotation_event(project_id, action)
+            every = (saved.get("extra_params") or {}).get("retrain_every")
+            answer = queue.annotation_event(project_id, action, None if every is None else int(every))
         return jsonify({**answer, "action": action, "project": project_id}), 201
 
     @app.post("/train")

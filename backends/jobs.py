@@ -577,17 +577,19 @@ class TrainingQueue:
         self._threads.submit(_execute, self.store, self._enqueue, project_id, job_id, force, self.job_func,
                              self.ttl)
 
-    def annotation_event(self, project_id: int, action: str) -> dict:
+    def annotation_event(self, project_id: int, action: str, every: int | None = None) -> dict:
         """Count an annotation webhook; every `retrain_every` of them, queue a run.
 
         Args:
             project_id: the project.
             action: Label Studio's webhook action (ANNOTATION_CREATED, ...), for the job's reason.
+            every: the project's own retrain_every, instead of the backend's setting.
 
         Returns:
             {"status": "counted", "pending_annotations": n}, or `submit`'s answer when a run was due.
         """
-        n, due = self.store.count_event(int(project_id), int(self.settings.retrain_every))
+        every = self.settings.retrain_every if every is None else every
+        n, due = self.store.count_event(int(project_id), int(every))
         if not due:
             return {"status": "counted", "pending_annotations": n}
         return self.submit(project_id, f"{n} annotation events (last: {action})")

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from backends.app import create_app
-from backends.base import LabeledTask
 from backends.config import Settings
+from tests.samples import sentiment_examples
 
 CONFIG = """<View>
   <Text name="text" value="$text"/>
@@ -128,23 +128,11 @@ def test_basic_auth_protects_everything_but_health(settings, caplog):
     assert PASSWORD not in caplog.text and "legacy-token-123" not in caplog.text
 
 
-def _examples():
-    pos = ["great food", "lovely staff", "wonderful evening", "best pizza in town", "friendly and fast",
-           "delicious dessert", "superb wine list"]
-    neg = ["cold soup", "rude waiter", "terrible wait", "overpriced and bland", "dirty tables", "awful noise",
-           "never again"]
-    out = []
-    for i, (t, lb) in enumerate([(t, "Positive") for t in pos] + [(t, "Negative") for t in neg]):
-        result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [lb]}}]
-        out.append(LabeledTask(task_id=i + 1, data={"text": t}, result=result, annotation_id=i + 1))
-    return out
-
-
 def test_new_version_is_served_without_restart_and_rollback(client, settings, tmp_path):
     app = client.application
     store, backend = app.config["STORE"], app.config["BACKEND"]
     staging = store.stage(7)
-    result = backend.fit(_examples(), CONFIG, None, staging)
+    result = backend.fit(sentiment_examples(), CONFIG, None, staging)
     assert result.metrics["text"]["sentiment"]["mode"] == "trained"
     store.publish(7, staging, {"n_examples": result.n_examples, "metrics": result.metrics})
     r = _predict(client, _tasks("the pizza was delicious"))
@@ -163,7 +151,7 @@ def test_new_version_is_served_without_restart_and_rollback(client, settings, tm
 
 def test_unknown_labels_in_annotations_are_skipped_when_training(client):
     backend = client.application.config["BACKEND"]
-    examples = _examples()
+    examples = sentiment_examples()
     examples[0].result[0]["value"]["choices"] = ["Neutral"]  # the config no longer has it
     result = backend.fit(examples, CONFIG, None, client.application.config["STORE"].stage(3))
     assert result.metrics["text"]["skipped_unknown_labels"] == {"Neutral": 1}
@@ -195,6 +183,10 @@ def test_webhooks_count_and_training_failure_keeps_served_model(client):
     assert _predict(client, _tasks("ok"), project="5.1").json["model_version"] == "text_cls-base"
     r = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 5}})
     assert r.status_code == 201 and r.json["status"] in ("queued", "coalesced")
+    # a project's own retrain_every (the model's extra params in Label Studio) wins over the backend's
+    client.post("/setup", json={"project": "6.1", "schema": CONFIG, "extra_params": '{"retrain_every": 3}'})
+    answers = [client.post("/webhook", json={**event, "project": {"id": 6}}).json["status"] for _ in range(3)]
+    assert answers == ["counted", "counted", "queued"]
     metrics = client.get("/metrics").data.decode()
     assert 'labelloop_http_requests_total{backend="text_cls",endpoint="/webhook",status="201"}' in metrics
     assert 'labelloop_training_jobs_total{backend="text_cls",outcome="failed"}' in metrics

@@ -20,8 +20,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from backends.base import LabeledTask
 from backends.config import Settings
+from tests.samples import sentiment_examples
 from backends.versions import ModelStore
 from tests.services import ROOT, free_port, wait_for_port
 
@@ -137,18 +137,6 @@ def gunicorn(tmp_path, weights_dir, redis_url):
     server.stop()
 
 
-def _examples() -> list[LabeledTask]:
-    pos = ["great food", "lovely staff", "wonderful evening", "best pizza in town", "friendly and fast",
-           "delicious dessert", "superb wine list"]
-    neg = ["cold soup", "rude waiter", "terrible wait", "overpriced and bland", "dirty tables", "awful noise",
-           "never again"]
-    out = []
-    for i, (t, lb) in enumerate([(t, "Positive") for t in pos] + [(t, "Negative") for t in neg]):
-        result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [lb]}}]
-        out.append(LabeledTask(task_id=i + 1, data={"text": t}, result=result, annotation_id=i + 1))
-    return out
-
-
 def _served_by(server: Gunicorn, tags: set[int], timeout: float = 10) -> dict[int, str]:
     """The worker pid that answered each tagged request, read from the access log (written just after the
     response, so it is polled)."""
@@ -187,7 +175,7 @@ def _predict_on_every_worker(server: Gunicorn, expected: str, at_least: int = 20
 
 def _fit_and_publish(backend, store: ModelStore) -> str:
     staging = store.stage(PID)
-    result = backend.fit(_examples(), CONFIG, None, staging)
+    result = backend.fit(sentiment_examples(), CONFIG, None, staging)
     assert result.metrics["text"]["sentiment"]["mode"] == "trained"
     return store.publish(PID, staging, {"n_examples": result.n_examples, "metrics": result.metrics}).model_version
 
