@@ -259,7 +259,7 @@ def cross_validate(
     max_folds: int = 5,
     max_iter: int = 2000,
 ) -> dict:
-    """Deterministic stratified k-fold estimate of a head's quality, k = min(max_folds, smallest class count).
+    """Deterministic stratified k-fold estimate of a head's quality, k = min(max_folds, smallest repeated class).
 
     Single choice stratifies on the label. Multi choice stratifies on each example's rarest chosen label (or "none")
     and reports exact-match accuracy and macro F1 over the labels that occur, at a 0.5 threshold.
@@ -282,12 +282,18 @@ def cross_validate(
     else:
         strata = targets
     _, strata_counts = np.unique(strata, return_counts=True)
-    k = int(min(max_folds, strata_counts.min())) if len(strata_counts) > 1 else 0
+    # A class seen once is common in real labelling; it must not switch the estimate off for everyone else.
+    # It lands in one test fold, where it counts as an error (honest: the head cannot know it from one example).
+    repeated = strata_counts[strata_counts >= 2]
+    k = int(min(max_folds, repeated.min())) if len(repeated) > 1 else 0
     if k < 2:
         return {"cv_folds": None, "cv_accuracy": None, "cv_macro_f1": None}
     predicted = np.zeros_like(targets)
     fit = fit_multi if multi else fit_single
-    for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(embeddings, strata):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(embeddings, strata))
+    for train, test in splits:
         head = fit(embeddings[train], targets[train], zs_logits[train] if prior else None, C, seed, max_iter)
         proba = head.proba(embeddings[test], zs_logits[test])
         predicted[test] = proba >= 0.5 if multi else proba.argmax(axis=1)

@@ -57,3 +57,13 @@ def test_heads_predict_in_label_space() -> None:
     p = head.proba(X, zs)
     np.testing.assert_allclose(p[:, 2], 1 / (1 + np.exp(2.0)))  # never chosen: zero-shot
     assert (p[:, 3] > 0.9).all()  # always chosen: a constant
+
+
+def test_cross_validation_survives_a_class_seen_once():
+    from text_cls.heads import cross_validate
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 14 + [1] * 15 + [2])
+    embeddings = rng.normal(size=(30, 8)) + np.eye(3)[y] @ rng.normal(size=(3, 8)) * 3
+    m = cross_validate(embeddings, np.zeros((30, 3)), y, False, 1.0, False, 0)
+    assert m["cv_folds"] == 5 and m["cv_accuracy"] is not None and m["cv_accuracy"] < 1.0
