@@ -28,9 +28,18 @@ control_socket_disable = not os.environ.get("CONTROL_SOCKET")
 if os.environ.get("CONTROL_SOCKET"):
     control_socket = os.environ["CONTROL_SOCKET"]
 
-# Metrics from all workers are aggregated through files in this folder.
+# Metrics from all workers are aggregated through files in this folder; one made here is removed on exit (one set
+# by the operator is theirs to empty between runs, as prometheus_client asks).
+_OWN_METRICS_DIR = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="labelloop-prom-")
+    _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="labelloop-prom-")
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        import shutil
+
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
 
 
 def child_exit(server, worker):

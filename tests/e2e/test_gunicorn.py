@@ -111,7 +111,7 @@ class Gunicorn:
         return found
 
     def stop(self) -> None:
-        # the metrics folder gunicorn_conf.py made in the temp dir outlives gunicorn: remove it with it
+        # the metrics folder gunicorn_conf.py made in the temp dir is removed by gunicorn when it exits
         made = {d for d in self.multiproc_dirs() if d.name.startswith("labelloop-prom-")}
         if self.proc.poll() is None:
             self.proc.terminate()  # the master stops its workers gracefully
@@ -121,7 +121,8 @@ class Gunicorn:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
-        for d in made:
+        self.leftover_metrics_dirs = {d for d in made if d.exists()}
+        for d in self.leftover_metrics_dirs:
             shutil.rmtree(d, ignore_errors=True)
 
 
@@ -135,6 +136,7 @@ def gunicorn(tmp_path, weights_dir, redis_url):
     server.model_dir = tmp_path / "models"
     yield server
     server.stop()
+    assert not server.leftover_metrics_dirs, "gunicorn left its metrics folder behind"
 
 
 def _served_by(server: Gunicorn, tags: set[int], timeout: float = 10) -> dict[int, str]:
