@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a Debian/Ubuntu machine (as root, or with sudo for apt-get):
-#   redis-server (apt), .venv (project: requirements-dev.txt + constraints.txt), .venv-ls (Label Studio),
+#   redis-server, ffmpeg, espeak-ng (apt), .venv (project: requirements-dev.txt + constraints.txt), .venv-ls (Label Studio),
 #   and the cached migrated Label Studio database under .cache/.
 # A second run is fast: each venv is only (re)installed when the hash of what it is built from changed.
 # Env: PYTHON (default python3), LABEL_STUDIO_VERSION (default 1.23.2), LABEL_STUDIO_VENV (default .venv-ls),
@@ -38,8 +38,13 @@ apt_install() {
 }
 
 # --- system packages -----------------------------------------------------------------------------------------
-if ! command -v redis-server >/dev/null 2>&1; then
-    apt_install redis-server
+# redis-server: training jobs and tests; ffmpeg: decoding audio for asr; espeak-ng: speech for the asr tests
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
 fi
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     apt_install python3 python3-venv python3-pip
