@@ -235,6 +235,25 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
                 log.warning("task %s not predicted: %s", task.get("id") if isinstance(task, dict) else "?", p.error)
         return jsonify({"results": [p.to_json(model_version) for p in predictions], "model_version": model_version})
 
+    @app.post("/embed")
+    def embed():
+        # Not part of Label Studio's protocol: ranking scripts use it to spread a labeling batch over the data.
+        payload = _json_body()
+        tasks = payload.get("tasks")
+        if not isinstance(tasks, list):
+            raise BadRequest("'tasks' must be a list of tasks")
+        project_id = parse_project_id(payload["project"]) if payload.get("project") else None
+        saved = project_settings(project_id)
+        label_config = payload.get("label_config") or saved.get("label_config") or ""
+        backend.check_config(label_config)
+        model_version, model = server.get(project_id)
+        vectors = backend.embed(model, tasks, label_config, params={**saved.get("extra_params", {}),
+                                                                      **(payload.get("params") or {})},
+                                media=media_for(project_id)) if tasks else []
+        return jsonify({"model_version": model_version,
+                        "embeddings": [v.vector if v.error is None else None for v in vectors],
+                        "errors": [v.error for v in vectors]})
+
     @app.post("/webhook")
     def webhook():
         payload = _json_body()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .config import Settings
+from .exceptions import NotSupported
 
 
 @dataclass
@@ -27,6 +28,14 @@ class TaskPrediction:
         if self.error is not None:
             return {"error": self.error, "model_version": model_version}
         return {"result": self.result, "score": self.score, "model_version": model_version}
+
+
+@dataclass
+class TaskEmbedding:
+    """One task's vector, or an error that says why there is none."""
+
+    vector: list[float] | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -81,6 +90,11 @@ class Backend(ABC):
         Args:
             media: a `backends.media.MediaFetcher` for task values that are URLs.
         """
+
+    def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
+              media: Any = None) -> list[TaskEmbedding]:
+        """One vector per task for diversity-aware ranking (k-center greedy and the like)."""
+        raise NotSupported(f"the {self.name} backend does not provide embeddings")
 
     @abstractmethod
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,

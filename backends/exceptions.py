@@ -25,6 +25,12 @@ class UnknownLabel(BadRequest):
     """An annotation or mapping names a label the config does not have."""
 
 
+class NotSupported(LabelloopError):
+    """The backend does not offer this operation (e.g. embeddings)."""
+
+    status = 501
+
+
 class Unauthorized(LabelloopError):
     status = 401
 

@@ -13,7 +13,7 @@ import numpy as np
 from text_cls.classifier import ControlSpec, TextClassifier
 from text_cls.encoder import get_encoder
 
-from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls, task_value
 from ..uncertainty import combine, get_strategy
@@ -168,6 +168,24 @@ class TextClassificationBackend(Backend):
             if answer.error is None:
                 answer.score = float(combine([np.array([c]) for c in conf])[0]) if conf else None
         return answers
+
+    def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
+              media: Any = None) -> list[TaskEmbedding]:
+        """The sentence embedding of the text the first control labels (a fine-tuned encoder's when trained)."""
+        control = _controls(label_config)[0]
+        trained = model.classifiers.get(control.value_key) if model else None
+        encoder = trained.encoder if trained is not None else self.encoder(params)
+        out = [TaskEmbedding() for _ in tasks]
+        texts, rows = [], []
+        for i, task in enumerate(tasks):
+            try:
+                texts.append(self._text(task, control.value_key, media))
+                rows.append(i)
+            except LabelloopError as e:
+                out[i].error = str(e)
+        for row, vector in zip(rows, encoder.encode(texts) if texts else []):
+            out[row].vector = [round(float(x), 6) for x in vector]
+        return out
 
     # -- training -----------------------------------------------------------------------------------------
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,

@@ -191,3 +191,18 @@ def test_webhooks_count_and_training_failure_keeps_served_model(client):
     assert 'labelloop_http_requests_total{backend="text_cls",endpoint="/webhook",status="201"}' in metrics
     assert 'labelloop_training_jobs_total{backend="text_cls",outcome="failed"}' in metrics
     assert "labelloop_http_request_duration_seconds_bucket" in metrics
+
+
+def test_embed_gives_one_vector_per_task_and_errors_in_place(client):
+    tasks = _tasks("the soup was cold", "the soup was freezing", "who won the world cup")
+    tasks.insert(1, {"id": 50, "data": {}})
+    body = client.post("/embed", json={"tasks": tasks, "project": "7.1", "label_config": CONFIG}).json
+    vectors, errors = body["embeddings"], body["errors"]
+    assert len(vectors) == 4 and vectors[1] is None and "task 50" in errors[1]
+    import numpy as np
+
+    a, b, c = (np.array(vectors[i]) for i in (0, 2, 3))
+    assert a.shape == (384,) and abs(np.linalg.norm(a) - 1) < 1e-3
+    assert a @ b > a @ c  # near-duplicates are closer than an unrelated text
+    r = client.post("/embed", json={"tasks": tasks, "label_config": IMAGE_CONFIG})
+    assert r.status_code == 400
