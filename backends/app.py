@@ -126,8 +126,8 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
     def project_settings(project_id: int | None) -> dict:
         return store.load_project_settings(project_id) if project_id is not None else {}
 
-    def media_for(project_id: int | None) -> MediaFetcher:
-        saved = project_settings(project_id)
+    def media_for(saved: dict) -> MediaFetcher:
+        """A fetcher for a project's media, with the env's Label Studio (else the one /setup named)."""
         url = settings.label_studio_url or saved.get("hostname", "")
         key = settings.api_key or saved.get("access_token", "")
         if (url, key) not in media_cache:
@@ -224,7 +224,7 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
         if not tasks:
             return jsonify({"results": [], "model_version": model_version})
         predictions = backend.predict(model, tasks, label_config, context=params.get("context"),
-                                      params={**saved.get("extra_params", {}), **params}, media=media_for(project_id))
+                                      params={**saved.get("extra_params", {}), **params}, media=media_for(saved))
         if len(predictions) != len(tasks):  # a broken adapter must not shift predictions onto other tasks
             raise LabelloopError(f"{backend.name} answered {len(predictions)} predictions for {len(tasks)} tasks")
         failed = sum(p.error is not None for p in predictions)
@@ -249,7 +249,7 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
         model_version, model = server.get(project_id)
         vectors = backend.embed(model, tasks, label_config, params={**saved.get("extra_params", {}),
                                                                       **(payload.get("params") or {})},
-                                media=media_for(project_id)) if tasks else []
+                                media=media_for(saved)) if tasks else []
         return jsonify({"model_version": model_version,
                         "embeddings": [v.vector if v.error is None else None for v in vectors],
                         "errors": [v.error for v in vectors]})
