@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default: 9090 text_cls, 9091 detection, ...")
     p.set_defaults(func=_serve)
-    p = sub.add_parser("worker", help="run an RQ worker for training jobs")
+    p = sub.add_parser("worker", help="run an RQ worker for training jobs",
+                       description="Run an RQ worker for training jobs (queue labelloop-train; needs REDIS_URL).")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.set_defaults(func=_worker)
     p = sub.add_parser("train", help="train a project now, in this process")
