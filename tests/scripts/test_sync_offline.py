@@ -1,0 +1,150 @@
+"""sync.py without a Label Studio: the command line, config errors, ranking and agreement maths, face blurring."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from labelloop_sync import config as config_mod
+from labelloop_sync.agreement import task_agreement
+from labelloop_sync.cli import build_parser, main
+from labelloop_sync.errors import ConfigError
+from labelloop_sync.export import audio_duration
+from labelloop_sync.rank import kcenter_order
+from tests.services import ROOT, free_port
+
+SYNC = [sys.executable, str(ROOT / "scripts" / "sync.py")]
+COMMANDS = ["setup", "import", "predict", "rank", "retrain", "export", "status"]
+
+
+def test_every_command_has_help(capsys):
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as done:
+            build_parser().parse_args([command, "--help"])
+        assert done.value.code == 0
+        assert "usage: sync.py " + command in capsys.readouterr().out
+
+
+def test_unreachable_label_studio_is_one_line_and_non_zero():
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.run([*SYNC, "status", "--project", "1", "--url", url, "--api-key", "x" * 40],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"cannot reach Label Studio at {url}" in proc.stderr
+
+
+def test_missing_api_key_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    assert main(["--url", "http://127.0.0.1:1", "--api-key", "", "status", "--project", "1"]) == 2
+    assert "no API key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title: [unclosed", "not valid YAML at line 1"),
+    ("title: ok title\ntemplate: text_cls\nlabels: [a]\ncolour: red\n", "unknown keys ['colour']"),
+    ("title: ok title\ntemplate: text_cls\n", "needs a non-empty 'labels'"),
+    ("title: ok title\ntemplate: video\nlabels: [a]\n", "unknown template 'video'"),
+    ("title: ok title\nlabel_config: <View/>\ntemplate: asr\n", "exactly one of"),
+    ("title: ok title\ntemplate: asr\nml_backends: [{url: 'ftp://x'}]\n", "url must be an http(s) URL"),
+    ("title: ok title\ntemplate: asr\noverlap: {maximum_annotations: 0}\n", "maximum_annotations must be >= 1"),
+    ("title: ok title\ntemplate: asr\nml_backends: [{url: 'http://x', auth: {user: u, password: '${NOPE_X}'}}]\n",
+     "environment variable NOPE_X is not set"),
+])
+def test_invalid_config_is_explained(tmp_path, capsys, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="invalid config"):
+        config_mod.load(path)
+    # through the command line: one line, exit 2, before any connection is tried
+    assert main(["--url", "http://127.0.0.1:1", "--api-key", "k" * 40, "setup", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_examples_are_valid(monkeypatch):
+    monkeypatch.setenv("BACKEND_PASS", "secret")
+    for name in ("text_cls", "detection", "segmentation", "asr"):
+        cfg = config_mod.load(ROOT / "examples" / f"{name}.yaml")
+        assert cfg.backends and cfg.label_config.startswith("<View>")
+    text = config_mod.load(ROOT / "examples" / "text_cls.yaml")
+    assert text.maximum_annotations == 2 and text.backends[0].password == "secret"
+    assert text.backends[0].auth_header() == "Basic bGFiZWwtc3R1ZGlvOnNlY3JldA=="
+
+
+def test_kcenter_skips_near_duplicates_and_starts_with_the_least_confident():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 16))
+    dup = base[0] + rng.normal(scale=1e-3, size=(4, 16))  # four near-copies of task 0
+    emb = np.vstack([base, dup])
+    conf = np.array([0.05, 0.5, 0.6, 0.7, 0.8, 0.9, 0.06, 0.07, 0.08, 0.09])
+    order = kcenter_order(conf, emb, 5)
+    assert order[0] == 0
+    assert not set(order) & {6, 7, 8, 9}
+    # pure uncertainty would have put the copies right behind task 0
+    assert list(np.argsort(conf)[:5]) == [0, 6, 7, 8, 9]
+    # a labeled task counts as covered: its near-copies go last
+    assert 0 not in kcenter_order(conf, emb, 3, centers=base[:1])
+
+
+def _choice(label):
+    return {"result": [{"from_name": "t", "to_name": "x", "type": "choices", "value": {"choices": [label]}}]}
+
+
+def _box(x, label="car"):
+    return {"from_name": "b", "to_name": "i", "type": "rectanglelabels",
+            "value": {"x": x, "y": 10, "width": 20, "height": 20, "rectanglelabels": [label]}}
+
+
+def test_agreement():
+    assert task_agreement([_choice("A")]) is None
+    assert task_agreement([_choice("A"), _choice("A")]) == 1.0
+    assert task_agreement([_choice("A"), _choice("B")]) == 0.0
+    assert task_agreement([_choice("A"), _choice("A"), _choice("B")]) == pytest.approx(1 / 3)
+    same = task_agreement([{"result": [_box(10), _box(50)]}, {"result": [_box(11), _box(51)]}])
+    assert same == 1.0
+    assert task_agreement([{"result": [_box(10), _box(50)]}, {"result": [_box(10)]}]) == pytest.approx(2 / 3)
+    assert task_agreement([{"result": [_box(10)]}, {"result": [_box(10, "bus")]}]) == 0.0
+    text = lambda s: {"result": [{"from_name": "tr", "type": "textarea", "value": {"text": [s]}}]}  # noqa: E731
+    assert task_agreement([text("Hello  world"), text("hello world")]) == 1.0
+    assert 0.5 < task_agreement([text("hello world"), text("hello word")]) < 1.0
+
+
+def test_blur_faces_on_a_real_photo(datasets_dir):
+    import cv2
+
+    from labelloop_sync.faces import blur_file_bytes, detect_faces
+
+    path = datasets_dir / "coco128/images/train2017/000000000036.jpg"  # a person facing the camera
+    raw = path.read_bytes()
+    image = cv2.imread(str(path))
+    faces = detect_faces(image)
+    assert faces, "OpenCV's cascade finds the face in this photo"
+    blurred_bytes, n = blur_file_bytes(raw, ".jpg")
+    assert n == len(faces)
+    blurred = cv2.imdecode(np.frombuffer(blurred_bytes, np.uint8), cv2.IMREAD_COLOR)
+    x, y, w, h = faces[0]
+    before = cv2.Laplacian(cv2.cvtColor(image[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+    after = cv2.Laplacian(cv2.cvtColor(blurred[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+    assert after < before * 0.1, (before, after)  # the face region lost its detail
+    assert not detect_faces(blurred), "no face is found any more"
+    # far from the face the photo is untouched (up to JPEG re-encoding)
+    corner = (slice(0, 40), slice(0, 40)) if y > 80 else (slice(-40, None), slice(-40, None))
+    assert np.abs(image[corner].astype(int) - blurred[corner].astype(int)).mean() < 3
+
+
+def test_audio_duration_from_headers(datasets_dir, tmp_path):
+    flac = sorted((datasets_dir / "speech/ljspeech").rglob("*.flac"))[0]
+    seconds = audio_duration(flac)
+    assert seconds is not None and 0.5 < seconds < 15
+    import wave
+
+    with wave.open(str(tmp_path / "a.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 12000)
+    assert audio_duration(tmp_path / "a.wav") == 1.5
+    assert audio_duration(tmp_path / "missing.wav") is None
