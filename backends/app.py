@@ -206,8 +206,8 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
         backend.check_config(payload.get("config") or "")
         return jsonify({"status": "ok"})
 
-    @app.post("/predict")
-    def predict():
+    def task_request() -> tuple[list, dict, str, dict, str, Any, MediaFetcher]:
+        """What /predict and /embed share: tasks, project settings, config, params, the served model, media."""
         payload = _json_body()
         tasks = payload.get("tasks")
         if not isinstance(tasks, list):
@@ -220,11 +220,17 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
         if not isinstance(params, dict):
             raise BadRequest("'params' must be an object")
         model_version, model = server.get(project_id)
+        return (tasks, params, label_config, {**saved.get("extra_params", {}), **params}, model_version, model,
+                media_for(saved))
+
+    @app.post("/predict")
+    def predict():
+        tasks, request_params, label_config, params, model_version, model, media = task_request()
         metrics.PREDICT_BATCH.labels(backend.name).observe(len(tasks))
         if not tasks:
             return jsonify({"results": [], "model_version": model_version})
-        predictions = backend.predict(model, tasks, label_config, context=params.get("context"),
-                                      params={**saved.get("extra_params", {}), **params}, media=media_for(saved))
+        predictions = backend.predict(model, tasks, label_config, context=request_params.get("context"),
+                                      params=params, media=media)
         if len(predictions) != len(tasks):  # a broken adapter must not shift predictions onto other tasks
             raise LabelloopError(f"{backend.name} answered {len(predictions)} predictions for {len(tasks)} tasks")
         failed = sum(p.error is not None for p in predictions)
@@ -238,18 +244,10 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
     @app.post("/embed")
     def embed():
         # Not part of Label Studio's protocol: ranking scripts use it to spread a labeling batch over the data.
-        payload = _json_body()
-        tasks = payload.get("tasks")
-        if not isinstance(tasks, list):
-            raise BadRequest("'tasks' must be a list of tasks")
-        project_id = parse_project_id(payload["project"]) if payload.get("project") else None
-        saved = project_settings(project_id)
-        label_config = payload.get("label_config") or saved.get("label_config") or ""
-        backend.check_config(label_config)
-        model_version, model = server.get(project_id)
-        vectors = backend.embed(model, tasks, label_config, params={**saved.get("extra_params", {}),
-                                                                      **(payload.get("params") or {})},
-                                media=media_for(saved)) if tasks else []
+        tasks, _, label_config, params, model_version, model, media = task_request()
+        vectors = backend.embed(model, tasks, label_config, params=params, media=media) if tasks else []
+        if len(vectors) != len(tasks):
+            raise LabelloopError(f"{backend.name} answered {len(vectors)} embeddings for {len(tasks)} tasks")
         return jsonify({"model_version": model_version,
                         "embeddings": [v.vector if v.error is None else None for v in vectors],
                         "errors": [v.error for v in vectors]})
