@@ -11,7 +11,7 @@ ADAPTERS: dict[str, str | None] = {
     "text_cls": "backends.adapters.text_cls:TextClassificationBackend",
     "detection": None,
     "segmentation": None,
-    "asr": None,
+    "asr": "backends.adapters.asr:ASRBackend",
 }
 
 

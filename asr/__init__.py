@@ -1,0 +1,10 @@
+"""Speech recognition with Whisper: model resolution, audio decoding, transcription with confidence, and
+adaptation to corrected transcripts. Knows nothing of Label Studio (that is backends/adapters/asr.py)."""
+from __future__ import annotations
+
+from .audio import AudioError
+from .engine import DecodeOptions, Segment, Transcriber, Transcript, get_transcriber
+from .models import DEFAULT_MODEL, ModelError, ModelSpec, resolve_model
+
+__all__ = ["AudioError", "DEFAULT_MODEL", "DecodeOptions", "ModelError", "ModelSpec", "Segment", "Transcriber",
+           "Transcript", "get_transcriber", "resolve_model"]

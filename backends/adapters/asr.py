@@ -1,0 +1,211 @@
+"""Label Studio side of speech recognition: `<Audio>` with a `<TextArea>` for the whole transcript, or `<Labels>`
+regions on the audio with a per-region `<TextArea perRegion="true">` (one region per Whisper segment)."""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from asr.adapt import FILE as ADAPTATION_FILE
+from asr.adapt import Adaptation, AdaptationError, Sample, train_adaptation
+from asr.audio import DEFAULT_CHUNK_S, AudioError
+from asr.engine import DecodeOptions, Transcriber, Transcript, get_transcriber
+from asr.models import ModelError
+
+from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
+from ..labels import Control, find_controls, task_value
+
+log = logging.getLogger(__name__)
+
+_TRUE = ("true", "1", "yes")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a config asks for: the transcript box, and for segment-level configs the Labels and the label."""
+
+    textarea: Control
+    labels: Control | None = None
+    label: str | None = None
+    language: str | None = None
+
+    @property
+    def per_region(self) -> bool:
+        return self.labels is not None
+
+
+@lru_cache(maxsize=64)
+def _layout(label_config: str) -> Layout:
+    controls = find_controls(label_config, ("textarea", "labels"), ("audio", "audioplus"), backend="asr")
+    areas = [c for c in controls if c.tag == "textarea"]
+    if not areas:
+        raise UnsupportedConfig("asr needs a <TextArea toName=...> on the <Audio> for the transcript")
+    area = areas[0]
+    language = (area.attrs.get("language") or area.object_attrs.get("language") or "").strip() or None
+    if area.attrs.get("perRegion", "").lower() not in _TRUE:
+        return Layout(area, language=language)
+    labels = next((c for c in controls if c.tag == "labels" and c.to_name == area.to_name), None)
+    if labels is None or not labels.labels:
+        raise UnsupportedConfig(f'<TextArea name={area.name!r} perRegion="true"> needs a <Labels toName='
+                                f'{area.to_name!r}> with at least one <Label> to make the regions')
+    # the label for speech regions: a "Speech" label when there is one, else the first
+    label = next((lb for lb in labels.labels if lb.lower() in ("speech", "transcript", "segment")), labels.labels[0])
+    return Layout(area, labels, label, language)
+
+
+class ASRModel:
+    """A served version: the base transcriber and, once trained, the project's adaptation."""
+
+    def __init__(self, transcriber: Transcriber, adaptation: Adaptation | None = None):
+        self.transcriber = transcriber
+        self.adaptation = adaptation
+
+    def transcribe(self, path: str | Path, opts: DecodeOptions) -> Transcript:
+        if self.adaptation is not None and self.adaptation.hotwords and not opts.hotwords:
+            opts = DecodeOptions(**{**opts.__dict__, "hotwords": self.adaptation.hotwords})
+        result = self.transcriber.transcribe(path, opts)
+        if self.adaptation is not None:
+            for s in result.segments:
+                s.text = self.adaptation.apply(s.text)
+        return result
+
+
+class ASRBackend(Backend):
+    """Transcribes audio tasks with Whisper; adapts to corrected transcripts with vocabulary and rules."""
+
+    name = "asr"
+
+    def check_config(self, label_config: str) -> None:
+        _layout(label_config)
+
+    def transcriber(self, model_name: str | None = None) -> Transcriber:
+        """The base transcriber: `model_name`, else $ASR_MODEL, else tiny.en (each loaded once per process)."""
+        name = model_name or os.environ.get("ASR_MODEL", "").strip() or None
+        try:
+            return get_transcriber(name, self.settings.weights_dir)
+        except ModelError as e:
+            raise LabelloopError(str(e)) from None
+
+    # -- serving ------------------------------------------------------------------------------------------
+    def load_model(self, version_dir: Path | None) -> ASRModel:
+        if version_dir is None:
+            return ASRModel(self.transcriber())
+        if not (Path(version_dir) / ADAPTATION_FILE).is_file():
+            raise LabelloopError(f"{version_dir} holds no ASR adaptation")
+        adaptation = Adaptation.load(version_dir)
+        return ASRModel(self.transcriber(adaptation.base_model), adaptation)
+
+    def _options(self, layout: Layout, params: dict) -> DecodeOptions:
+        return DecodeOptions(language=params.get("language") or layout.language,
+                             beam_size=int(params.get("beam_size", 1)),
+                             vad=str(params.get("vad", True)).lower() in _TRUE,
+                             initial_prompt=params.get("initial_prompt") or None,
+                             chunk_s=float(params.get("chunk_s", DEFAULT_CHUNK_S)))
+
+    def _audio(self, task: dict, key: str, media) -> Path:
+        value = task_value(task, key)
+        if not isinstance(value, str) or not value.strip():
+            raise LabelloopError(f"task {task.get('id', '?')}: ${key} is not an audio URL or path")
+        if media is None:
+            raise LabelloopError(f"task {task.get('id', '?')}: no media access configured to read ${key}")
+        return media.fetch(value)
+
+    def _model_for(self, model: ASRModel | None, params: dict) -> ASRModel:
+        if params.get("model"):  # a project asking for another base model (extra_params), not adapted
+            wanted = self.transcriber(params["model"])
+            if model is None or model.transcriber.engine is not wanted.engine:
+                return ASRModel(wanted, model.adaptation if model and model.adaptation and
+                                model.adaptation.base_model == params["model"] else None)
+        return model or self.load_model(None)
+
+    def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
+                params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
+        params = params or {}
+        layout = _layout(label_config)
+        model = self._model_for(model, params)
+        opts = self._options(layout, params)
+        answers = []
+        for task in tasks:
+            tid = task.get("id", "?") if isinstance(task, dict) else "?"
+            try:
+                transcript = model.transcribe(self._audio(task, layout.textarea.value_key, media), opts)
+            except (AudioError, LabelloopError) as e:
+                answers.append(TaskPrediction(error=f"task {tid}: {e}"))
+                continue
+            except Exception as e:  # a decoder failure on one file must not cost the rest of the batch
+                log.exception("task %s: transcription failed", tid)
+                answers.append(TaskPrediction(error=f"task {tid}: transcription failed ({type(e).__name__}: {e})"))
+                continue
+            answers.append(TaskPrediction(result=self._result(layout, transcript), score=transcript.confidence))
+        return answers
+
+    def _result(self, layout: Layout, transcript: Transcript) -> list[dict]:
+        area = layout.textarea
+        if not layout.per_region:
+            return [{"id": uuid.uuid4().hex[:10], "from_name": area.name, "to_name": area.to_name,
+                     "type": "textarea", "value": {"text": [transcript.text]}, "score": transcript.confidence}]
+        out = []
+        for s in transcript.segments:
+            rid = uuid.uuid4().hex[:10]  # the Labels region and its text share one id: that makes them one region
+            span = {"start": s.start, "end": s.end, "channel": 0}
+            out.append({"id": rid, "from_name": layout.labels.name, "to_name": area.to_name, "type": "labels",
+                        "value": {**span, "labels": [layout.label]}, "score": s.confidence})
+            out.append({"id": rid, "from_name": area.name, "to_name": area.to_name, "type": "textarea",
+                        "value": {**span, "text": [s.text]}, "score": s.confidence})
+        return out
+
+    # -- training -----------------------------------------------------------------------------------------
+    @staticmethod
+    def reference(layout: Layout, result: list[dict]) -> str | None:
+        """The corrected transcript in an annotation: the TextArea's text, regions joined in time order."""
+        items = [r for r in result if r.get("from_name") == layout.textarea.name and r.get("type") == "textarea"]
+        if not items:
+            return None
+        items.sort(key=lambda r: float((r.get("value") or {}).get("start") or 0.0))
+        texts = [t for r in items for t in ((r.get("value") or {}).get("text") or []) if isinstance(t, str)]
+        return " ".join(t.strip() for t in texts if t.strip())
+
+    def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
+            params: dict | None = None, media: Any = None) -> TrainResult:
+        params = params or {}
+        layout = _layout(label_config)
+        parent = parent if isinstance(parent, ASRModel) else self.load_model(None)
+        base = self._model_for(ASRModel(parent.transcriber), params)
+        opts = self._options(layout, params)
+        samples, skipped = [], 0
+        for ex in examples:
+            ref = self.reference(layout, ex.result)
+            if ref is None:
+                skipped += 1
+                continue
+            try:
+                path = self._audio({"id": ex.task_id, "data": ex.data}, layout.textarea.value_key, media)
+            except LabelloopError as e:
+                log.warning("training example skipped: %s", e)
+                skipped += 1
+                continue
+            samples.append(Sample(str(ex.task_id), path, ref))
+
+        def decode(path: str | Path, hotwords: str | None) -> str:
+            try:
+                return base.transcriber.transcribe(path, DecodeOptions(**{**opts.__dict__,
+                                                                          "hotwords": hotwords})).text
+            except AudioError as e:
+                log.warning("training audio unreadable: %s", e)
+                return ""
+
+        try:
+            adaptation, metrics, publish, reason = train_adaptation(
+                samples, decode, parent.adaptation, min_count=int(params.get("min_rule_count", 2)))
+        except AdaptationError as e:
+            raise NotEnoughData(str(e)) from None
+        adaptation.base_model = params.get("model") or os.environ.get("ASR_MODEL", "").strip() or None
+        metrics["skipped"] = skipped
+        adaptation.metrics = metrics
+        adaptation.save(out_dir)
+        return TrainResult(n_examples=len(samples), metrics=metrics, publish=publish, reason=reason)
