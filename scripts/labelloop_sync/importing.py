@@ -9,6 +9,7 @@ import csv
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def import_folder(ctx: Context, folder: Path, blur: bool = False) -> dict[str, i
     return counts
 
 
-def connect_local_storage(ctx: Context, folder: Path) -> dict[str, Any]:
+def connect_local_storage(ctx: Context, folder: Path, timeout: float = 3600) -> dict[str, Any]:
     """Serve `folder` through a Label Studio local-files storage (no upload, for large sets) and sync it.
 
     Label Studio must run with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and
@@ -152,7 +153,20 @@ def connect_local_storage(ctx: Context, folder: Path) -> dict[str, Any]:
                                                              use_blob_urls=True, title=f"labelloop {folder.name}")
     with ctx.ls.errors(f"syncing the local-files storage {storage.id}"):
         synced = ctx.ls.sdk.import_storage.local.sync(id=storage.id)
-    return {"storage": storage.id, "status": getattr(synced, "status", None)}
+        # without Redis Label Studio syncs inline; with it the sync is queued: wait for it to finish
+        deadline = time.monotonic() + timeout
+        while getattr(synced, "status", None) in ("initialized", "queued", "in_progress"):
+            if time.monotonic() > deadline:
+                raise SyncError(f"the local-files storage {storage.id} did not finish syncing within {timeout:g}s "
+                                f"(status {synced.status})")
+            time.sleep(1)
+            synced = ctx.ls.sdk.import_storage.local.get(id=storage.id)
+    status = getattr(synced, "status", None)
+    if status == "failed":
+        raise SyncError(f"syncing the local-files storage {storage.id} failed: "
+                        f"{(getattr(synced, 'traceback', None) or 'see the Label Studio log').strip()[-300:]}")
+    # Label Studio counts the new tasks of the last sync: files imported before are skipped by the storage itself
+    return {"storage": storage.id, "status": status, "imported": int(getattr(synced, "last_sync_count", 0) or 0)}
 
 
 def detect_kind(source: Path, urls: bool) -> str:

@@ -71,8 +71,8 @@ def _wait_job(ctx: Context, job_id: str | None, started_after: set[str], timeout
                 if job["status"] in FINAL and job["status"] != "deferred":
                     return job
             if time.monotonic() > deadline:
-                raise SyncError(f"training job {job_id} did not finish within {timeout:g}s (it keeps running on the "
-                                "backend; see its /jobs)", code=TIMEOUT_EXIT)
+                raise SyncError(f"training job {job_id} did not finish within {timeout:g}s (it stays queued or "
+                                "running on the backend: see its /jobs; is an RQ worker running?)", code=TIMEOUT_EXIT)
             time.sleep(poll)
             bar.update(0)
 

@@ -1,6 +1,7 @@
 """Fixtures for scripts/sync.py: the command run in-process (fast) and one real text_cls backend per module."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -37,12 +38,12 @@ def sdk(label_studio):
     return LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
 
 
-@pytest.fixture(scope="module")
-def text_backend(label_studio, weights_dir, tmp_path_factory):
-    """`python -m backends serve text_cls` with basic auth, training in-process (no Redis), for the module."""
+@contextlib.contextmanager
+def start_text_backend(label_studio, weights_dir: Path, tmp: Path, **extra_env: str):
+    """`python -m backends serve text_cls` with basic auth; training in-process unless REDIS_URL is given."""
     from tests.e2e.conftest import Process
 
-    tmp = tmp_path_factory.mktemp("text-backend")
+    tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "WEIGHTS_DIR": str(weights_dir), "MODEL_DIR": str(tmp / "models"),
            "MEDIA_CACHE_DIR": str(tmp / "media"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -50,6 +51,7 @@ def text_backend(label_studio, weights_dir, tmp_path_factory):
            "BASIC_AUTH_USER": BACKEND_USER, "BASIC_AUTH_PASS": BACKEND_PASS, "RETRAIN_EVERY": "0",
            "LOG_LEVEL": "INFO"}
     env.pop("REDIS_URL", None)
+    env.update(extra_env)
     proc = Process(["serve", "text_cls", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "backend.log")
     try:
         wait_for_port(port, 120, proc.proc)
@@ -58,6 +60,13 @@ def text_backend(label_studio, weights_dir, tmp_path_factory):
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def text_backend(label_studio, weights_dir, tmp_path_factory):
+    """A text_cls backend for the module, training in-process (no Redis)."""
+    with start_text_backend(label_studio, weights_dir, tmp_path_factory.mktemp("text-backend")) as proc:
+        yield proc
 
 
 def write_config(path: Path, title: str, backend_url: str | None, **extra: str) -> Path:

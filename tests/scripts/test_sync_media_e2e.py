@@ -179,3 +179,78 @@ def test_asr_manifest_with_audio_copied(sync, sdk, label_studio, datasets_dir, t
     assert 0.5 < row["duration"] < 15
     report = json.loads((tmp_path / "m/agreement.json").read_text())
     assert report["overlapping"] == 1 and 0.9 < report["mean_agreement"] < 1
+
+
+@pytest.fixture
+def local_files_ls(tmp_path):
+    """A Label Studio of its own that serves local files from tmp_path/root (the session's one does not)."""
+    from tests.services import LabelStudioServer
+
+    root = (tmp_path / "root").resolve()
+    root.mkdir()
+    # Label Studio 1.23 reads NAME, LABEL_STUDIO_NAME and HEARTEX_NAME (core/utils/params.get_env)
+    server = LabelStudioServer(env={"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+                                    "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(root)})
+    try:
+        yield server, root
+    finally:
+        server.stop()
+
+
+def test_local_storage_serves_a_folder_without_upload(local_files_ls, datasets_dir, tmp_path, capsys):
+    from urllib.parse import parse_qs, urlparse
+
+    from label_studio_sdk import LabelStudio
+
+    from backends.config import Settings
+    from backends.media import MediaFetcher
+    from labelloop_sync.cli import main
+    from labelloop_sync.connection import LS
+
+    server, root = local_files_ls
+    folder = root / "photos"
+    folder.mkdir()
+    for name in IMAGES[:2]:
+        shutil.copy(datasets_dir / "coco128/images/train2017" / name, folder / name)
+    (folder / "notes.md").write_text("not an image")
+    base = ["--url", server.url, "--api-key", server.token]
+    cfg = _config(tmp_path / "p.yaml", "sync local files", "detection", "labels: [person]")
+    assert main([*base, "setup", "--config", cfg]) == 0
+    capsys.readouterr()
+
+    assert main([*base, "--json", "import", "--config", cfg, str(folder), "--local-storage"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["kind"] == "folder" and first["status"] == "completed" and first["imported"] == 2, first
+
+    sdk = LabelStudio(base_url=server.url, api_key=server.token)
+    pid = next(p.id for p in sdk.projects.list() if p.title == "sync local files")
+    [storage] = sdk.import_storage.local.list(project=pid)
+    assert storage.id == first["storage"] and storage.path == str(folder)
+    tasks = list(sdk.tasks.list(project=pid))
+    assert len(tasks) == 2
+    paths = {}
+    for task in tasks:
+        url = task.data["image"]
+        assert url.startswith("/data/local-files/?d="), url
+        paths[parse_qs(urlparse(url).query)["d"][0]] = url
+    assert sorted(paths) == [f"photos/{n}" for n in IMAGES[:2]]
+
+    # a second run reuses the storage and imports nothing new; a new file is picked up by the next run
+    assert main([*base, "--json", "import", "--config", cfg, str(folder), "--local-storage"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["storage"] == first["storage"] and second["imported"] == 0, second
+    assert len(list(sdk.tasks.list(project=pid))) == 2
+    assert len(sdk.import_storage.local.list(project=pid)) == 1
+    shutil.copy(datasets_dir / "coco128/images/train2017" / IMAGES[2], folder / IMAGES[2])
+    assert main([*base, "--json", "import", "--config", cfg, str(folder), "--local-storage"]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == 1
+    assert len(list(sdk.tasks.list(project=pid))) == 3
+
+    # the bytes come back through Label Studio with the token, and from disk through a backend's MediaFetcher
+    ls = LS(server.url, server.token)
+    settings = Settings.from_env({"LOCAL_FILES_ROOTS": str(root), "MEDIA_CACHE_DIR": str(tmp_path / "cache")})
+    fetcher = MediaFetcher(settings)
+    for rel, url in paths.items():
+        original = (root / rel).read_bytes()
+        assert ls.raw("GET", url, "download").content == original
+        assert fetcher.fetch(url).read_bytes() == original

@@ -304,3 +304,29 @@ def test_retrain_reports_a_failed_job(sync, sdk, label_studio, text_backend):
     assert code == 1 and "training job" in err and "failed" in err, err
     r = requests.get(f"{text_backend.url}/health", params={"project": project.id}, timeout=10).json()
     assert "last_training_failure" in r
+
+
+def test_retrain_times_out_and_releases_the_lock(sync, sdk, label_studio, weights_dir, redis_url, tmp_path):
+    # a backend that queues training in Redis with no RQ worker running: the job stays queued for ever
+    from tests.scripts.conftest import start_text_backend
+
+    project = sdk.projects.create(title="sync timeout", label_config=(
+        '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+        '<Choice value="a"/><Choice value="b"/></Choices></View>'))
+    lock = tmp_path / "retrain.lock"
+    with start_text_backend(label_studio, weights_dir, tmp_path / "backend", REDIS_URL=redis_url) as backend:
+        code, _, err = sync("retrain", "--project", project.id, "--backend-url", backend.url, "--backend-user",
+                            BACKEND_USER, "--backend-password", BACKEND_PASS, "--timeout", "3", "--no-rank",
+                            "--lock-file", lock)
+        assert code == 4, err
+        # one error line after the progress bar, no traceback
+        message = err.rstrip("\n").split("\n")[-1].split("\r")[-1]
+        assert message.startswith("sync.py retrain: error: training job ") and "did not finish within 3s" in message
+        assert "Traceback" not in err
+        jobs = requests.get(backend.url + "/jobs", params={"project": project.id}, auth=(BACKEND_USER, BACKEND_PASS),
+                            timeout=10).json()["jobs"]
+        assert [j["status"] for j in jobs] == ["queued"], jobs
+        assert jobs[0]["id"] in err
+    # the lock is free again: a second run (or cron's next one) could take it
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
