@@ -36,6 +36,17 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+def wait_until(what: str, check, timeout: float, log=lambda: ""):
+    """Poll `check()` once a second until it returns something truthy; fail with `log()`'s tail on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}\n{log()[-4000:]}")
+
+
 class RedisServer:
     """A private redis-server on a free port, data in a temp dir, stopped by `stop()`."""
 

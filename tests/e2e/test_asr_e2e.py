@@ -3,7 +3,6 @@ corrected transcripts submitted as annotations, adaptation trained (in the backe
 version served back into Label Studio."""
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests
@@ -13,18 +12,9 @@ from asr.metrics import wer
 from tests.asr.conftest import speak
 from tests.asr.test_adapt import NEW, TRAIN
 from tests.backends.test_asr_adapter import SEGMENTS, WHOLE
+from tests.services import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _wait(what: str, check, timeout: float, log=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}\n{log()[-4000:]}")
 
 
 def _upload(label_studio, project_id: int, files: dict[str, bytes]) -> None:
@@ -85,7 +75,7 @@ def test_label_studio_drives_the_asr_backend(label_studio, start_backend, tmp_pa
     health = lambda: requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()  # noqa
     jobs = lambda: requests.get(f"{backend.url}/jobs", params={"project": project.id},  # noqa: E731
                                 timeout=10).json()["jobs"]
-    _wait("training to finish", lambda: jobs() and all(j["status"] not in ("queued", "running") for j in jobs()),
+    wait_until("training to finish", lambda: jobs() and all(j["status"] not in ("queued", "running") for j in jobs()),
           300, backend.log)
     job = jobs()[0]
     assert job["status"] == "succeeded", job

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
+
+from tests.services import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +31,6 @@ def _trec(datasets_dir, n_train: int, n_test: int):
         elif len(test) < n_test:
             test.append((label, q))
     return train, test
-
-
-def _wait(what: str, check, timeout: float, log=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}\n{log()[-4000:]}")
 
 
 def _predictions(client: LabelStudio, project_id: int) -> dict[int, list]:
@@ -96,7 +87,7 @@ def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_
         client.annotations.create(tasks[q], result=[{"from_name": "topic", "to_name": "question", "type": "choices",
                                                       "value": {"choices": [label]}}], was_cancelled=False)
     health = lambda: requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()  # noqa
-    version = _wait("a trained version", lambda: health()["model_version"] != "text_cls-base"
+    version = wait_until("a trained version", lambda: health()["model_version"] != "text_cls-base"
                     and health()["model_version"], 240, logs)
     assert version.startswith("text_cls-v")
     jobs = requests.get(f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10)
@@ -104,11 +95,11 @@ def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_
 
     # START_TRAINING from Label Studio's "Start training" also reaches the backend.
     client.ml.train(ml.id)
-    _wait("a START_TRAINING job", lambda: any(
+    wait_until("a START_TRAINING job", lambda: any(
         j["reason"] in ("START_TRAINING", "train endpoint") for j in requests.get(
             f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10).json()["jobs"]),
         60, logs)
-    version = _wait("training to settle", lambda: all(
+    version = wait_until("training to settle", lambda: all(
         j["status"] not in ("queued", "running") for j in requests.get(
             f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10).json()["jobs"])
         and health()["model_version"], 240, logs)
