@@ -23,29 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backends import uncertainty  # noqa: E402  (the bench may use the Label Studio layer; text_cls may not)
+from tests import samples  # noqa: E402  (the TREC reader and class descriptions the tests use)
 from text_cls import ControlSpec, TextClassifier, get_encoder  # noqa: E402
 
-# The same short class descriptions the quality test uses: what a user would type into a labeling config.
-TREC_DESCRIPTIONS = {
-    "ABBR": ["abbreviation", "acronym", "what does an abbreviation stand for"],
-    "DESC": ["description", "definition", "what is the meaning of something", "why and how something happens"],
-    "ENTY": ["entity", "thing", "animal", "food", "color", "product", "sport", "object"],
-    "HUM": ["person", "who is someone", "group of people", "organization"],
-    "LOC": ["location", "place", "city", "country", "where is something"],
-    "NUM": ["number", "how many", "date", "when", "how much", "quantity", "year"],
-}
-SPEC = ControlSpec("question", list(TREC_DESCRIPTIONS), descriptions=TREC_DESCRIPTIONS)
+SPEC = ControlSpec("question", list(samples.TREC_DESCRIPTIONS), descriptions=samples.TREC_DESCRIPTIONS)
 
 
 def read_trec(path: Path) -> tuple[list[str], np.ndarray]:
     """Questions and coarse label indices (into SPEC.labels) from a TREC file."""
-    texts, labels = [], []
-    for line in path.read_text(encoding="latin-1").splitlines():
-        if line.strip():
-            label, question = line.split(" ", 1)
-            texts.append(question.strip())
-            labels.append(SPEC.labels.index(label.split(":")[0]))
-    return texts, np.array(labels)
+    texts, labels = samples.read_trec(path)
+    return texts, np.array([SPEC.labels.index(label) for label in labels])
 
 
 def accuracy(clf: TextClassifier, texts: list[str], y: np.ndarray) -> float:

@@ -1,7 +1,30 @@
-"""Small labeled samples shared by tests that train the text backend without Label Studio."""
+"""Labeled samples shared by the tests and the benchmarks."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from backends.base import LabeledTask
+
+# Short descriptions of the TREC-6 coarse classes, as a user would type them in a labeling config.
+TREC_DESCRIPTIONS = {
+    "ABBR": ["abbreviation", "acronym", "what does an abbreviation stand for"],
+    "DESC": ["description", "definition", "what is the meaning of something", "why and how something happens"],
+    "ENTY": ["entity", "thing", "animal", "food", "color", "product", "sport", "object"],
+    "HUM": ["person", "who is someone", "group of people", "organization"],
+    "LOC": ["location", "place", "city", "country", "where is something"],
+    "NUM": ["number", "how many", "date", "when", "how much", "quantity", "year"],
+}
+
+
+def read_trec(path: str | Path) -> tuple[list[str], list[str]]:
+    """Questions and coarse labels from a TREC file (`COARSE:fine question`, latin-1)."""
+    texts, labels = [], []
+    for line in Path(path).read_text(encoding="latin-1").splitlines():
+        if line.strip():
+            label, question = line.split(" ", 1)
+            texts.append(question.strip())
+            labels.append(label.split(":")[0])
+    return texts, labels
 
 POSITIVE = ["great food", "lovely staff", "wonderful evening", "best pizza in town", "friendly and fast",
             "delicious dessert", "superb wine list"]

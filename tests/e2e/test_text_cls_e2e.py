@@ -9,6 +9,7 @@ import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
+from tests.samples import read_trec
 from tests.services import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -21,8 +22,8 @@ USER, PASSWORD = "label-studio", "backend-pass-e2e"
 
 
 def _trec(datasets_dir, n_train: int, n_test: int):
-    lines = (datasets_dir / "text/trec/TREC_10.label").read_text(encoding="latin-1").splitlines()
-    rows = [(LABELS[ln.split(":", 1)[0]], ln.split(" ", 1)[1].strip()) for ln in lines if ln.strip()]
+    questions, coarse = read_trec(datasets_dir / "text/trec/TREC_10.label")
+    rows = [(LABELS[c], q) for q, c in zip(questions, coarse)]
     train, test, per_class = [], [], {}
     for label, q in rows:  # balanced training set: every class gets examples
         if per_class.get(label, 0) < n_train // len(LABELS):

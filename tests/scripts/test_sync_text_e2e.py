@@ -10,6 +10,7 @@ import os
 import pytest
 import requests
 
+from tests.samples import read_trec
 from tests.scripts.conftest import BACKEND_PASS, BACKEND_USER, write_config
 
 pytestmark = pytest.mark.e2e
@@ -24,12 +25,8 @@ def _backend_pass(monkeypatch):
 @pytest.fixture(scope="module")
 def trec(datasets_dir) -> list[tuple[str, str]]:
     """(label, question) pairs of the four classes above, from TREC's test set."""
-    rows = []
-    for line in (datasets_dir / "text/trec/TREC_10.label").read_text(encoding="latin-1").splitlines():
-        coarse = line.split(":", 1)[0]
-        if coarse in LABELS:
-            rows.append((LABELS[coarse], line.split(" ", 1)[1].strip()))
-    return rows
+    questions, coarse = read_trec(datasets_dir / "text/trec/TREC_10.label")
+    return [(LABELS[c], q) for q, c in zip(questions, coarse) if c in LABELS]
 
 
 def _state(sdk, project_id: int) -> dict:
