@@ -20,7 +20,7 @@ from .registry import ADAPTERS
 def _serve(args, settings: Settings) -> None:
     from .app import create_app
 
-    app = create_app(args.backend, settings)
+    app = create_app(args.backend, settings, warm=True)
     app.run(host=args.host, port=args.port or DEFAULT_PORT[args.backend], threaded=True, use_reloader=False)
 
 

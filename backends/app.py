@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from . import metrics
 from .auth import check_basic_auth
 from .base import Backend
 from .config import Settings
-from .exceptions import BadRequest, LabelloopError, Unauthorized
+from .exceptions import BadRequest, LabelloopError, ModelUnavailable, Unauthorized
 from .jobs import TrainingQueue
 from .logs import setup_logging
 from .ls_client import client_for, parse_project_id
@@ -39,19 +40,63 @@ class ModelServer:
     worker is served without a restart.
     """
 
+    RETRY_BASE_S = 60.0  # a base model that failed to load (weights missing) is tried again at most this often
+
     def __init__(self, backend: Backend, store: ModelStore, max_models: int = 8):
         self.backend, self.store, self.max_models = backend, store, max_models
         self._lock = threading.Lock()
         self._models: OrderedDict[int, tuple[str, Any]] = OrderedDict()
         self._base: Any = None
+        self._base_loaded = False
+        self._base_error: str | None = None
+        self._base_failed_at = 0.0
+        self._warm_pid: int | None = None
         self._broken: set[str] = set()
 
     def base(self) -> tuple[str, Any]:
-        if self._base is None:
+        """The base model, loaded once.
+
+        Raises:
+            ModelUnavailable: when it cannot be loaded (the reason is kept for /health).
+        """
+        if not self._base_loaded:
             with self._lock:
-                if self._base is None:
-                    self._base = self.backend.load_model(None)
+                if not self._base_loaded:
+                    if self._base_error and time.monotonic() - self._base_failed_at < self.RETRY_BASE_S:
+                        raise ModelUnavailable(self._base_error)
+                    try:
+                        self._base = self.backend.load_model(None)
+                    except Exception as e:
+                        self._base_error = f"the base model of {self.backend.name} cannot be loaded: {e}"
+                        self._base_failed_at = time.monotonic()
+                        log.error("%s", self._base_error)
+                        raise ModelUnavailable(self._base_error) from None
+                    self._base_loaded, self._base_error = True, None
         return self.backend.base_version(), self._base
+
+    def warm_up(self) -> None:
+        """Load the base model in the background, so the first request is not the slow one."""
+        self._warm_pid = os.getpid()
+
+        def load():
+            try:
+                self.base()
+            except ModelUnavailable:
+                pass
+
+        threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+    def base_state(self) -> tuple[str, str | None]:
+        """("ready" | "loading" | "failed" | "idle", reason) of the base model, for /health."""
+        if self._base_loaded:
+            return "ready", None
+        if self._base_error:
+            return "failed", self._base_error
+        if self._warm_pid is None:
+            return "idle", None
+        if self._warm_pid != os.getpid():  # a forked worker does not inherit the loading thread
+            self.warm_up()
+        return "loading", None
 
     def get(self, project_id: int | None) -> tuple[str, Any]:
         """(model_version, model) to serve for a project."""
@@ -101,12 +146,13 @@ def _extra_params(raw: Any) -> dict:
     return raw
 
 
-def create_app(backend: Backend | str, settings: Settings | None = None) -> Flask:
+def create_app(backend: Backend | str, settings: Settings | None = None, warm: bool = False) -> Flask:
     """The Flask app serving one backend.
 
     Args:
         backend: an adapter instance, or a backend name from the registry.
         settings: defaults to the environment.
+        warm: start loading the base model now, in the background (servers do; tests need not).
     """
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level, [settings.api_key, settings.basic_auth_pass])
@@ -115,6 +161,8 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
     store = ModelStore(settings.model_dir, backend.name, settings.keep_versions)
     queue = TrainingQueue(backend.name, settings)
     server = ModelServer(backend, store)
+    if warm:
+        server.warm_up()
     state = metrics.StateCollector(
         backend.name, queue.outcome_counts,
         lambda: [(p, v.model_version) for p in store.projects() if (v := store.current(p)) is not None])
@@ -173,7 +221,12 @@ def create_app(backend: Backend | str, settings: Settings | None = None) -> Flas
     @app.get("/")
     def health():
         project = request.args.get("project")
-        body: dict[str, Any] = {"status": "UP", "backend": backend.name, "model_version": backend.base_version()}
+        state, reason = server.base_state()
+        if state == "failed":
+            # 503 makes Label Studio refuse the connection and compose mark the container unhealthy
+            return jsonify({"status": "UNAVAILABLE", "backend": backend.name, "model": state, "reason": reason}), 503
+        body: dict[str, Any] = {"status": "UP", "backend": backend.name, "model": state,
+                                "model_version": backend.base_version()}
         if project:
             project_id = parse_project_id(project)
             current = store.current(project_id)

@@ -59,6 +59,12 @@ class TaskDataError(BadRequest):
     """A task lacks the data field the config points at, or holds an unusable value."""
 
 
+class ModelUnavailable(LabelloopError):
+    """The backend's model cannot be loaded (weights missing, download impossible)."""
+
+    status = 503
+
+
 class LabelStudioUnavailable(LabelloopError):
     """Label Studio could not be reached or refused our token."""
 

@@ -8,4 +8,4 @@ import os
 
 from .app import create_app
 
-app = create_app(os.environ.get("BACKEND", "text_cls"))
+app = create_app(os.environ.get("BACKEND", "text_cls"), warm=True)

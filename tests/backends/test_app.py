@@ -48,10 +48,33 @@ def _predict(client, tasks, config=CONFIG, project="7.1700000000", **kw):
 
 def test_health_and_setup(client):
     r = client.get("/health")
-    assert r.status_code == 200 and r.json == {"status": "UP", "backend": "text_cls", "model_version": "text_cls-base"}
+    assert r.status_code == 200 and r.json == {"status": "UP", "backend": "text_cls", "model": "idle",
+                                               "model_version": "text_cls-base"}
     r = client.post("/setup", json={"project": "7.1700000000", "schema": CONFIG, "hostname": "http://localhost:8080",
                                     "access_token": "tok", "extra_params": None})
     assert r.status_code == 200 and r.json == {"model_version": "text_cls-base"}
+
+
+def test_health_reports_the_warm_up_and_missing_weights(settings):
+    from backends.adapters.text_cls import TextClassificationBackend
+
+    app = create_app("text_cls", settings, warm=True)
+    c = app.test_client()
+    deadline = time.monotonic() + 60
+    while (state := c.get("/health").json["model"]) == "loading" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert state == "ready"
+
+    class NoWeights(TextClassificationBackend):
+        def load_model(self, version_dir):
+            raise FileNotFoundError("all-MiniLM-L6-v2 is not in /nowhere and downloads are off")
+
+    c = create_app(NoWeights(settings), settings).test_client()
+    r = _predict(c, _tasks("great food"))
+    assert r.status_code == 503 and "all-MiniLM-L6-v2 is not in /nowhere" in r.json["error"]
+    r = c.get("/health")
+    assert r.status_code == 503 and r.json["status"] == "UNAVAILABLE" and r.json["model"] == "failed"
+    assert "cannot be loaded" in r.json["reason"] and "/nowhere" in r.json["reason"]
 
 
 def test_setup_rejects_a_config_it_cannot_serve(client):

@@ -1,0 +1,1 @@
+"""YOLO detection and instance segmentation for pre-annotation and fine-tuning, without Label Studio."""
