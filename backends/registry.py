@@ -9,7 +9,7 @@ from .exceptions import UnknownBackend
 
 ADAPTERS: dict[str, str | None] = {
     "text_cls": "backends.adapters.text_cls:TextClassificationBackend",
-    "detection": None,
+    "detection": "backends.adapters.detection:DetectionBackend",
     "segmentation": None,
     "asr": "backends.adapters.asr:ASRBackend",
 }

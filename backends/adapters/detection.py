@@ -1,0 +1,446 @@
+"""Label Studio side of detection: `<Image>` with `<RectangleLabels>` (boxes) and/or `<PolygonLabels>` (instance
+outlines from a YOLO segmentation model).
+
+Per control tag: `model_path` (weights inside WEIGHTS_DIR or MODEL_DIR), `model_score_threshold`, and per label
+`predicted_values` (the model classes it stands for). Only labels of the config are predicted.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from detection.dataset import build_dataset, split
+from detection.evaluate import evaluate
+from detection.geometry import (outline_xyxy, points_to_polygon_value, region_outline, simplify_polygon,
+                                xyxy_to_rect_value)
+from detection.images import ImageError, image_size, load_image
+from detection.model import Detector, ModelLoadError
+from detection.train import TrainingError as YoloTrainingError
+from detection.train import TrainOptions, extend_classes, finetune
+from detection.types import Detection, Sample
+from detection.weights import DEFAULT_WEIGHTS, WeightsError, resolve_weights
+
+from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..exceptions import BadRequest, LabelloopError, NotEnoughData, TrainingError, UnsupportedConfig
+from ..labels import Control, LabelMap, find_controls, task_value
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "detection.json"
+DEFAULT_THRESHOLD = 0.5
+EVAL_CONF = 0.001  # mAP is computed over the whole precision-recall curve, as Ultralytics' val does
+
+
+@lru_cache(maxsize=64)
+def _controls(label_config: str) -> tuple[Control, ...]:
+    return tuple(find_controls(label_config, ("rectanglelabels", "polygonlabels"), ("image",), backend="detection"))
+
+
+def _task(control: Control) -> str:
+    return "segment" if control.tag == "polygonlabels" else "detect"
+
+
+def _threshold(control: Control, params: dict) -> float:
+    raw = control.attrs.get("model_score_threshold", params.get("model_score_threshold", DEFAULT_THRESHOLD))
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UnsupportedConfig(f"<{control.tag} name={control.name!r}> model_score_threshold={raw!r} is not a "
+                                "number") from None
+    if not 0.0 <= value <= 1.0:
+        raise UnsupportedConfig(f"<{control.tag} name={control.name!r}> model_score_threshold={raw!r} is not "
+                                "between 0 and 1")
+    return value
+
+
+_LABEL_MAPS: dict[tuple, LabelMap] = {}
+
+
+def label_map(control: Control, names: list[str]) -> LabelMap:
+    """`LabelMap` of a control onto a model's classes, built once, so that labels unknown to the model are
+    logged once rather than on every request."""
+    key = (control.name, control.tag, tuple(control.labels),
+           tuple(sorted((k, tuple(sorted(v.items()))) for k, v in control.label_attrs.items())), tuple(names))
+    found = _LABEL_MAPS.get(key)
+    if found is None:
+        if len(_LABEL_MAPS) > 512:
+            _LABEL_MAPS.clear()
+        found = _LABEL_MAPS[key] = LabelMap(control, names)
+    return found
+
+
+@dataclass
+class Plan:
+    """One model run for one control: which detector, which of its classes, and which config label each is."""
+
+    detector: Detector
+    labels: LabelMap
+    classes: list[str]
+    conf: float
+
+
+@dataclass
+class TrainedControl:
+    detector: Detector
+    weights: Path
+    classes: list[str]
+
+
+@dataclass
+class DetectionModel:
+    """A served version: the fine-tuned model of each control that has one."""
+
+    controls: dict[str, TrainedControl] = field(default_factory=dict)
+
+
+@dataclass
+class _Image:
+    path: Path
+    width: int
+    height: int
+    array: Any = None
+
+
+class DetectionBackend(Backend):
+    """Pre-annotates boxes and polygons with YOLO; fine-tunes on submitted regions, guarded by validation mAP."""
+
+    name = "detection"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._detectors: dict[str, Detector] = {}
+        self._lock = threading.Lock()
+
+    # -- weights ------------------------------------------------------------------------------------------
+    def _roots(self) -> list[Path]:
+        return [self.settings.model_dir]
+
+    def weights_for(self, control: Control | None, params: dict, task: str) -> str:
+        spec = (control.attrs.get("model_path") if control else None) or params.get("model_path") or None
+        try:
+            return resolve_weights(spec, task, self.settings.weights_dir, self._roots())
+        except WeightsError as e:
+            raise UnsupportedConfig(str(e)) from None
+
+    def detector(self, weights: str, task: str | None = None) -> Detector:
+        """A base detector, loaded once per process."""
+        with self._lock:
+            if weights not in self._detectors:
+                try:
+                    self._detectors[weights] = Detector.load(weights, task)
+                except ModelLoadError as e:
+                    raise LabelloopError(str(e)) from None
+            return self._detectors[weights]
+
+    # -- config -------------------------------------------------------------------------------------------
+    def check_config(self, label_config: str) -> None:
+        for c in _controls(label_config):
+            if not c.labels:
+                raise UnsupportedConfig(f"<{c.tag} name={c.name!r}> has no <Label> entries")
+            _threshold(c, {})
+            self.weights_for(c, {}, _task(c))
+
+    # -- serving ------------------------------------------------------------------------------------------
+    def load_model(self, version_dir: Path | None) -> DetectionModel:
+        if version_dir is None:
+            # the default box model now, so that missing weights show in /health before the first request
+            self.detector(self.weights_for(None, {}, "detect"), "detect")
+            return DetectionModel()
+        meta_path = Path(version_dir) / MODEL_FILE
+        if not meta_path.is_file():
+            raise LabelloopError(f"{version_dir} holds no detection model")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        model = DetectionModel()
+        for name, entry in meta["controls"].items():
+            weights = Path(version_dir) / entry["weights"]
+            try:
+                det = Detector.load(weights, entry["task"])
+            except ModelLoadError as e:
+                raise LabelloopError(str(e)) from None
+            model.controls[name] = TrainedControl(det, weights, list(entry["classes"]))
+        return model
+
+    def plans(self, model: DetectionModel | None, control: Control, params: dict) -> list[Plan]:
+        """The model runs that cover a control's labels: its fine-tuned model first, the base model for the
+        labels the fine-tuned one was not trained on."""
+        conf = _threshold(control, params)
+        task = _task(control)
+        plans: list[Plan] = []
+        covered: set[str] = set()
+        trained = model.controls.get(control.name) if model else None
+        if trained is not None:
+            lm = label_map(control, trained.detector.names)
+            if lm.model_classes:
+                plans.append(Plan(trained.detector, lm, lm.model_classes, conf))
+                covered = {lm.label(c) for c in lm.model_classes}
+        if len(covered) < len(control.labels):
+            base = self.detector(self.weights_for(control, params, task), task)
+            if task == "segment" and base.task != "segment":
+                raise UnsupportedConfig(f"<PolygonLabels name={control.name!r}> needs a segmentation model; "
+                                        f"{base.source} is a {base.task} model (use e.g. yolov8n-seg.pt)")
+            lm = label_map(control, base.names)
+            classes = [c for c in lm.model_classes if lm.label(c) not in covered]
+            if classes:
+                plans.append(Plan(base, lm, classes, conf))
+        return plans
+
+    def _load_images(self, tasks: list[dict], keys: set[str], media, decode: bool) -> tuple[list[dict], list]:
+        images: list[dict[str, _Image]] = []
+        errors: list[str | None] = []
+        for task in tasks:
+            tid = task.get("id", "?") if isinstance(task, dict) else "?"
+            try:
+                found = {key: self._image(task, key, media, decode) for key in keys}
+                images.append(found)
+                errors.append(None)
+            except (ImageError, LabelloopError) as e:
+                images.append({})
+                errors.append(f"task {tid}: {e}")
+        return images, errors
+
+    def _image(self, task: dict, key: str, media, decode: bool) -> _Image:
+        value = task_value(task, key)
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest(f"${key} is not an image URL or path")
+        if media is None:
+            raise LabelloopError(f"no media access configured to read ${key}")
+        path = Path(media.fetch(value))
+        if decode:
+            array = load_image(path, self.settings.max_image_pixels)
+            return _Image(path, array.shape[1], array.shape[0], array)
+        width, height = image_size(path)
+        if width * height > self.settings.max_image_pixels:
+            raise ImageError(f"image is {width}x{height}, over the limit of {self.settings.max_image_pixels} pixels")
+        return _Image(path, width, height)
+
+    def run(self, plans: list[Plan], arrays: list, params: dict, conf: float | None = None
+            ) -> list[list[tuple[str, Detection]]]:
+        """(config label, detection) per image, over all plans. A batch that fails is retried image by image, so
+        one bad image costs only itself; its entry is then an Exception."""
+        out: list[Any] = [[] for _ in arrays]
+        batch = int(params.get("batch_predict", 8))
+        imgsz = int(params["imgsz"]) if params.get("imgsz") else None
+        for plan in plans:
+            kw = dict(conf=plan.conf if conf is None else conf, classes=plan.classes, imgsz=imgsz, batch=batch)
+            try:
+                per_image = plan.detector.predict(arrays, **kw)
+            except Exception:
+                log.warning("batch prediction failed; retrying image by image", exc_info=True)
+                per_image = []
+                for a in arrays:
+                    try:
+                        per_image.append(plan.detector.predict([a], **kw)[0])
+                    except Exception as e:
+                        per_image.append(e)
+            for i, dets in enumerate(per_image):
+                if isinstance(out[i], Exception):
+                    continue
+                if isinstance(dets, Exception):
+                    out[i] = dets
+                    continue
+                out[i].extend((plan.labels.label(d.cls), d) for d in dets if plan.labels.label(d.cls))
+        return out
+
+    def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
+                params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
+        params = params or {}
+        controls = _controls(label_config)
+        images, errors = self._load_images(tasks, {c.value_key for c in controls}, media, decode=True)
+        results: list[list[dict]] = [[] for _ in tasks]
+        for control in controls:
+            plans = self.plans(model, control, params)
+            ok = [i for i, e in enumerate(errors) if e is None]
+            if not plans or not ok:
+                continue
+            found = self.run(plans, [images[i][control.value_key].array for i in ok], params)
+            for i, dets in zip(ok, found):
+                if isinstance(dets, Exception):
+                    errors[i] = f"task {tasks[i].get('id', '?')}: prediction failed ({type(dets).__name__}: {dets})"
+                    continue
+                img = images[i][control.value_key]
+                results[i].extend(r for label, d in dets
+                                  if (r := self.region(control, label, d, img.width, img.height)) is not None)
+        answers = []
+        for res, err in zip(results, errors):
+            if err is not None:
+                answers.append(TaskPrediction(error=err))
+                continue
+            # the image's confidence is the mean of its regions' scores; an image with nothing found is scored 0,
+            # i.e. as uncertain as it gets, so that it is looked at rather than trusted
+            scores = [r["score"] for r in res]
+            answers.append(TaskPrediction(result=res, score=sum(scores) / len(scores) if scores else 0.0))
+        return answers
+
+    @staticmethod
+    def region(control: Control, label: str, d: Detection, width: int, height: int) -> dict | None:
+        item = {"id": uuid.uuid4().hex[:10], "from_name": control.name, "to_name": control.to_name,
+                "type": control.tag, "original_width": width, "original_height": height, "image_rotation": 0,
+                "score": round(float(d.score), 4)}
+        if control.tag == "rectanglelabels":
+            value = xyxy_to_rect_value(d.xyxy, width, height)
+            if value["width"] <= 0 or value["height"] <= 0:
+                return None
+            return {**item, "value": {**value, "rectanglelabels": [label]}}
+        if d.polygon is None:
+            return None
+        points = simplify_polygon(d.polygon)
+        if points is None:
+            return None
+        return {**item, "value": {**points_to_polygon_value(points, width, height), "closed": True,
+                                  "polygonlabels": [label]}}
+
+    # -- training -----------------------------------------------------------------------------------------
+    def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
+            params: dict | None = None, media: Any = None) -> TrainResult:
+        params = params or {}
+        parent = parent if isinstance(parent, DetectionModel) else DetectionModel()
+        try:
+            opts = TrainOptions.from_params(params)
+        except ValueError as e:
+            raise BadRequest(f"training parameters: {e}") from None
+        min_images = int(params.get("min_train_images", 4))
+        controls = _controls(label_config)
+        tasks = [{"id": ex.task_id, "data": ex.data} for ex in examples]
+        images, errors = self._load_images(tasks, {c.value_key for c in controls}, media, decode=False)
+        for err in errors:
+            if err:
+                log.warning("training example skipped: %s", err)
+        out_dir = Path(out_dir)
+        meta: dict[str, Any] = {"controls": {}}
+        metrics: dict[str, Any] = {"skipped_images": sum(e is not None for e in errors)}
+        verdicts: list[str] = []
+        for k, control in enumerate(controls):
+            samples, unknown = self._samples(control, examples, images, errors, params)
+            if unknown:
+                metrics.setdefault("unknown_labels", {}).update(unknown)
+            if not any(s.boxes for s in samples):
+                continue
+            if len(samples) < min_images:
+                raise NotEnoughData(f"{control.name}: {len(samples)} annotated images, need {min_images} "
+                                    "(extra_params min_train_images)")
+            entry, m, better, why = self._fit_control(control, samples, parent, out_dir / f"control-{k}", opts,
+                                                      params)
+            meta["controls"][control.name] = {**entry, "weights": f"control-{k}/weights.pt"}
+            metrics[control.name] = m
+            if not better:
+                verdicts.append(f"{control.name}: {why}")
+        if not meta["controls"]:
+            raise NotEnoughData("no annotated regions for any RectangleLabels/PolygonLabels of the config")
+        first = metrics[next(iter(meta["controls"]))]
+        metrics.update({k: first[k] for k in ("map50", "map50_95", "served_map50", "served_map50_95")})
+        (out_dir / MODEL_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        n = sum(metrics[c]["train_images"] + metrics[c]["val_images"] for c in meta["controls"])
+        return TrainResult(n_examples=n, metrics=metrics, publish=not verdicts, reason="; ".join(verdicts))
+
+    def _class_of(self, control: Control, base_names: list[str]) -> dict[str, str]:
+        """Config label -> training class name: the base model's class when exactly one maps to the label (its
+        learned weights are kept), else the label itself (trained as a new class). Fine-tuned versions keep these
+        names, so every version maps back onto the config the same way."""
+        lm = label_map(control, base_names)
+        out = {}
+        for label in control.labels:
+            classes = [c for c in lm.model_classes if lm.label(c) == label]
+            out[label] = classes[0] if len(classes) == 1 else label
+        return out
+
+    def _start_weights(self, control: Control, parent: DetectionModel, params: dict) -> str:
+        trained = parent.controls.get(control.name)
+        if trained is not None and trained.weights.suffix == ".pt":
+            return str(trained.weights)
+        task = _task(control)
+        spec = params.get("train_from") or control.attrs.get("model_path") or params.get("model_path")
+        if not spec or not str(spec).endswith(".pt"):
+            spec = DEFAULT_WEIGHTS[task]  # exported formats (.onnx, ...) cannot be trained: start from the .pt
+        try:
+            return resolve_weights(spec, task, self.settings.weights_dir, self._roots())
+        except WeightsError as e:
+            raise BadRequest(str(e)) from None
+
+    def _base_names(self, control: Control, params: dict) -> list[str]:
+        task = _task(control)
+        return self.detector(self.weights_for(control, params, task), task).names
+
+    def _samples(self, control, examples, images, errors, params) -> tuple[list[Sample], dict]:
+        cls_of = self._class_of(control, self._base_names(control, params))
+        samples, unknown = [], {}
+        for ex, img, err in zip(examples, images, errors):
+            if err is not None:
+                continue
+            im = img[control.value_key]
+            sample = Sample(id=str(ex.task_id), image=im.path, width=im.width, height=im.height)
+            for item in ex.result:
+                if item.get("from_name") != control.name:
+                    continue
+                found = region_outline(item, im.width, im.height)
+                if found is None:
+                    continue
+                label, outline = found
+                if label not in control.labels:
+                    unknown[label] = unknown.get(label, 0) + 1
+                    log.warning("task %s: label %r is not in <%s name=%r> any more; region skipped", ex.task_id,
+                                label, control.tag, control.name)
+                    continue
+                sample.boxes.append((cls_of[label], outline_xyxy(outline, im.width, im.height)))
+                if control.tag == "polygonlabels":
+                    sample.polygons.append((cls_of[label], outline))
+            samples.append(sample)
+        return samples, unknown
+
+    def _fit_control(self, control: Control, samples: list[Sample], parent: DetectionModel, work: Path,
+                     opts: TrainOptions, params: dict) -> tuple[dict, dict, bool, str]:
+        task = _task(control)
+        served = self.plans(parent, control, params)
+        base_names = self._base_names(control, params)
+        cls_of = self._class_of(control, base_names)
+        used = {c for s in samples for c, _ in s.boxes}
+        class_names = [cls_of[lb] for lb in control.labels if cls_of[lb] in used]
+        work.mkdir(parents=True, exist_ok=True)
+        start = extend_classes(self._start_weights(control, parent, params), class_names, work / "start.pt")
+        data = build_dataset(samples, class_names, work / "dataset", task=task,
+                             val_fraction=float(params.get("val_fraction", 0.2)))
+        try:
+            report = finetune(start, data, work, opts, task)
+        except YoloTrainingError as e:
+            raise TrainingError(f"{control.name}: {e}") from None
+        finally:
+            Path(start).unlink(missing_ok=True)
+        _, val_ids = split([s.id for s in samples], float(params.get("val_fraction", 0.2)))
+        val = [s for s in samples if s.id in set(val_ids)]
+        new = Detector.load(report.weights, task)
+        new_plan = Plan(new, label_map(control, new.names), list(new.names), EVAL_CONF)
+        new_m = self._evaluate([new_plan], val, control, cls_of, class_names, params)
+        old_m = self._evaluate(served, val, control, cls_of, class_names, params)
+        metric = str(params.get("guard_metric", "map50_95"))
+        if metric not in ("map50", "map50_95"):
+            raise BadRequest(f"guard_metric must be map50 or map50_95, not {metric!r}")
+        gain = float(params.get("min_map_gain", 0.0))
+        better = new_m[metric] >= old_m[metric] + gain - 1e-9
+        why = (f"validation {metric} {new_m[metric]:.4f} is below the served model's {old_m[metric]:.4f}"
+               + (f" + {gain}" if gain else ""))
+        m = {"map50": new_m["map50"], "map50_95": new_m["map50_95"], "served_map50": old_m["map50"],
+             "served_map50_95": old_m["map50_95"], "per_class": new_m["per_class"],
+             "train_images": len(samples) - len(val), "val_images": len(val), "classes": class_names,
+             "new_classes": [c for c in class_names if c not in base_names],
+             "epochs": report.epochs_run,
+             "seconds_per_epoch": round(report.seconds / max(1, report.epochs_run), 2), "task": task}
+        entry = {"task": task, "classes": class_names}
+        return entry, m, better, why
+
+    def _evaluate(self, plans: list[Plan], val: list[Sample], control: Control, cls_of: dict[str, str],
+                  class_names: list[str], params: dict) -> dict:
+        if not val:
+            return {"map50": 0.0, "map50_95": 0.0, "per_class": {}}
+        arrays = [load_image(s.image, self.settings.max_image_pixels) for s in val]
+        found = self.run(plans, arrays, params, conf=EVAL_CONF)
+        predictions = []
+        for dets in found:
+            if isinstance(dets, Exception):
+                dets = []
+            predictions.append([Detection(cls_of.get(label, label), d.score, d.xyxy, d.polygon) for label, d in dets])
+        return evaluate(predictions, [s.boxes for s in val], class_names)

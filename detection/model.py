@@ -1,0 +1,114 @@
+"""A YOLO model behind one small interface: batches of RGB images in, `Detection`s in original pixels out."""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import runtime  # noqa: F401  (offline-safe Ultralytics settings, before ultralytics is imported)
+from .types import Detection
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """The weights could not be loaded (missing and not downloadable, or not a YOLO model)."""
+
+
+def _task_from_name(weights: str) -> str | None:
+    stem = Path(weights).name.lower()
+    return "segment" if "-seg" in stem or "_seg" in stem else None
+
+
+class Detector:
+    """A loaded YOLO detection or segmentation model.
+
+    Ultralytics' predictor keeps per-call state, so calls on one Detector are serialised.
+    """
+
+    def __init__(self, yolo, source: str):
+        self.yolo = yolo
+        self.source = source
+        self.task: str = yolo.task
+        names = yolo.names
+        self.names: list[str] = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, weights: str | Path, task: str | None = None) -> "Detector":
+        """Load `weights` (.pt, .onnx, OpenVINO folder, ...; a bare known name is downloaded by Ultralytics).
+
+        Args:
+            task: "detect" or "segment"; exported formats do not always say which, so it is guessed from a
+                "-seg" in the name when not given.
+
+        Raises:
+            ModelLoadError: saying which weights and why.
+        """
+        from ultralytics import YOLO
+
+        weights = str(weights)
+        try:
+            yolo = YOLO(weights, task=task or _task_from_name(weights))
+            if yolo.task not in ("detect", "segment"):
+                raise ModelLoadError(f"{weights} is a {yolo.task} model; detection needs detect or segment weights")
+            return cls(yolo, weights)
+        except ModelLoadError:
+            raise
+        except Exception as e:
+            raise ModelLoadError(f"cannot load YOLO weights {weights!r}: {type(e).__name__}: {e}") from None
+
+    def class_indices(self, classes: Sequence[str]) -> list[int]:
+        index = {n: i for i, n in enumerate(self.names)}
+        return [index[c] for c in classes if c in index]
+
+    def predict(self, images: Sequence[np.ndarray], conf: float = 0.25, classes: Sequence[str] | None = None,
+                imgsz: int | None = None, batch: int = 8, iou: float = 0.7,
+                max_det: int = 300) -> list[list[Detection]]:
+        """Detect objects in a batch of images.
+
+        Args:
+            images: RGB uint8 arrays (H, W, 3).
+            conf: minimum score.
+            classes: model class names to keep; None keeps all, an empty list keeps none.
+            imgsz: inference size; None uses the model's own (640 for .pt, the export size for .onnx).
+            batch: images per forward pass.
+
+        Returns:
+            Per image, its detections (highest score first) in pixels of that image; polygons for segment models.
+        """
+        if not images:
+            return []
+        if classes is not None and not classes:
+            return [[] for _ in images]
+        idx = None if classes is None else self.class_indices(classes)
+        if idx is not None and not idx:
+            return [[] for _ in images]
+        kwargs = dict(conf=conf, iou=iou, max_det=max_det, classes=idx, batch=max(1, batch), verbose=False)
+        if imgsz:
+            kwargs["imgsz"] = imgsz
+        # Ultralytics reads numpy images as OpenCV BGR
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
+        out: list[list[Detection]] = []
+        with self._lock:
+            for start in range(0, len(bgr), max(1, batch)):
+                for r in self.yolo.predict(bgr[start:start + batch], **kwargs):
+                    out.append(self._detections(r))
+        return out
+
+    def _detections(self, r) -> list[Detection]:
+        boxes = r.boxes
+        if boxes is None or len(boxes) == 0:
+            return []
+        xyxy = boxes.xyxy.cpu().numpy().astype(float)
+        scores = boxes.conf.cpu().numpy().astype(float)
+        cls = boxes.cls.cpu().numpy().astype(int)
+        polys = r.masks.xy if getattr(r, "masks", None) is not None else None
+        found = [Detection(cls=self.names[c], score=float(s), xyxy=tuple(float(v) for v in b),
+                           polygon=np.asarray(polys[i], dtype=float) if polys is not None else None)
+                 for i, (b, s, c) in enumerate(zip(xyxy, scores, cls))]
+        found.sort(key=lambda d: -d.score)
+        return found

@@ -1,0 +1,193 @@
+"""The detection backend through the HTTP protocol (Flask's test client) with the real COCO YOLOv8n weights:
+Ultralytics' bus.jpg, class selection, thresholds, polygons, exported weights, and bad input in one batch."""
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import struct
+import threading
+import zlib
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ultralytics
+from backends.app import create_app
+from backends.config import Settings
+
+BUS = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"  # 810x1080: a bus and four persons
+
+BOXES = """<View><Image name="image" value="$image"/>
+  <RectangleLabels name="label" toName="image">
+    <Label value="Person"/><Label value="Bus"/><Label value="Car"/>
+  </RectangleLabels></View>"""
+POLYGONS = """<View><Image name="image" value="$image"/>
+  <PolygonLabels name="outline" toName="image"><Label value="Person"/><Label value="Bus"/></PolygonLabels></View>"""
+
+
+@pytest.fixture
+def settings(tmp_path, weights_dir):
+    return Settings(model_dir=tmp_path / "models", weights_dir=weights_dir, media_cache_dir=tmp_path / "media",
+                    local_roots=(tmp_path, BUS.parent), allowed_hosts=("127.0.0.1",), max_image_pixels=50_000_000)
+
+
+@pytest.fixture
+def client(settings):
+    return create_app("detection", settings).test_client()
+
+
+def _predict(client, tasks, config=BOXES, project="5.1700000000"):
+    r = client.post("/predict", json={"tasks": tasks, "project": project, "label_config": config,
+                                      "params": {"context": None}})
+    assert r.status_code == 200, r.json
+    return r.json["results"]
+
+
+def _regions(answer, kind="rectanglelabels"):
+    return [(r["value"][kind][0], r) for r in answer["result"]]
+
+
+def test_setup_checks_the_config(client, tmp_path):
+    for config in (BOXES, POLYGONS):
+        assert client.post("/setup", json={"project": "5.1", "schema": config}).status_code == 200
+    text = '<View><Text name="t" value="$t"/><Choices name="c" toName="t"><Choice value="A"/></Choices></View>'
+    r = client.post("/setup", json={"project": "5.1", "schema": text})
+    assert r.status_code == 400 and "<RectangleLabels>" in r.json["error"] and "<Image>" in r.json["error"]
+    outside = BOXES.replace('toName="image"', 'toName="image" model_path="/etc/passwd"')
+    r = client.post("/setup", json={"project": "5.1", "schema": outside})
+    assert r.status_code == 400 and "outside the model roots" in r.json["error"]
+    escape = BOXES.replace('toName="image"', 'toName="image" model_path="../../../etc/passwd"')
+    assert client.post("/setup", json={"project": "5.1", "schema": escape}).status_code == 400
+    bad = BOXES.replace('toName="image"', 'toName="image" model_score_threshold="high"')
+    r = client.post("/setup", json={"project": "5.1", "schema": bad})
+    assert r.status_code == 400 and "model_score_threshold" in r.json["error"]
+
+
+def test_finds_the_bus_and_the_persons(client):
+    [answer] = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}])
+    found = _regions(answer)
+    labels = sorted(lb for lb, _ in found)
+    assert labels.count("Bus") == 1 and labels.count("Person") >= 3 and "Car" not in labels
+    bus = next(r for lb, r in found if lb == "Bus")
+    assert (bus["original_width"], bus["original_height"]) == (810, 1080) and bus["image_rotation"] == 0
+    v = bus["value"]
+    # the bus spans the width of the photo, in its upper-middle part
+    assert v["x"] < 5 and v["width"] > 90 and 15 < v["y"] < 30 and 40 < v["height"] < 60 and v["rotation"] == 0
+    for _, r in found:
+        assert 0 <= r["value"]["x"] <= 100 and 0 <= r["value"]["y"] <= 100 and 0.5 <= r["score"] <= 1
+        assert r["from_name"] == "label" and r["to_name"] == "image" and r["type"] == "rectanglelabels"
+    assert answer["score"] == pytest.approx(np.mean([r["score"] for _, r in found]), abs=1e-3)
+
+
+def test_class_selection_thresholds_and_predicted_values(client, caplog):
+    only_bus = BOXES.replace('<Label value="Person"/>', "")
+    [answer] = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}], only_bus)
+    assert [lb for lb, _ in _regions(answer)] == ["Bus"]
+
+    low = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}],
+                   BOXES.replace('toName="image"', 'toName="image" model_score_threshold="0.2"'))[0]
+    high = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}],
+                    BOXES.replace('toName="image"', 'toName="image" model_score_threshold="0.85"'))[0]
+    assert len(high["result"]) < len(low["result"])
+    assert all(r["score"] >= 0.85 for r in high["result"]) and min(r["score"] for r in low["result"]) < 0.5
+
+    mapped = """<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
+      <Label value="Vehicle" predicted_values="bus,car,truck"/><Label value="Human" predicted_values="person"/>
+      <Label value="Unicorn"/></RectangleLabels></View>"""
+    with caplog.at_level(logging.INFO):
+        for _ in range(2):
+            [answer] = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}], mapped)
+    labels = [lb for lb, _ in _regions(answer)]
+    assert labels.count("Vehicle") == 1 and labels.count("Human") >= 3
+    assert sum("Unicorn" in m for m in caplog.messages) == 1  # reported once, not an error
+
+
+def test_polygons_for_polygon_labels(client):
+    [answer] = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}], POLYGONS)
+    found = _regions(answer, "polygonlabels")
+    assert {lb for lb, _ in found} == {"Bus", "Person"}
+    for _, r in found:
+        pts = np.array(r["value"]["points"])
+        assert r["type"] == "polygonlabels" and 3 <= len(pts) <= 64 and r["value"]["closed"] is True
+        assert (pts >= 0).all() and (pts <= 100).all()
+    bus = np.array(next(r for lb, r in found if lb == "Bus")["value"]["points"])
+    assert bus[:, 0].max() - bus[:, 0].min() > 85  # the outline spans the bus
+
+
+def test_exported_weights_by_model_path(client):
+    onnx = BOXES.replace('toName="image"', 'toName="image" model_path="yolov8n_int8.onnx"')
+    [answer] = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}], onnx)
+    assert sorted({lb for lb, _ in _regions(answer)}) == ["Bus", "Person"]
+    seg = POLYGONS.replace('toName="image"', 'toName="image" model_path="yolov8n-seg_int8.onnx"')
+    [answer] = _predict(client, [{"id": 1, "data": {"image": str(BUS)}}], seg)
+    assert {lb for lb, _ in _regions(answer, "polygonlabels")} == {"Bus", "Person"}
+    boxes_for_polygons = POLYGONS.replace('toName="image"', 'toName="image" model_path="yolov8n.pt"')
+    r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": str(BUS)}}], "project": "5.1",
+                                      "label_config": boxes_for_polygons})
+    assert r.status_code == 400 and "needs a segmentation model" in r.json["error"]
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG that claims width x height but holds one row: a decompression bomb's header, cheaply."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_bad_input_gets_per_task_errors_and_the_rest_predictions(client, tmp_path, http_root):
+    bus = Image.open(BUS)
+    bus.convert("L").save(tmp_path / "gray.png")
+    bus.convert("RGBA").save(tmp_path / "rgba.png")
+    gray16 = (np.asarray(bus.convert("L"), dtype=np.uint16) * 257)
+    Image.fromarray(gray16).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode.startswith("I")
+    data = BUS.read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg at all" * 20)
+    _png_header_only(tmp_path / "bomb.png", 30000, 30000)
+    buf = io.BytesIO()
+    bus.save(buf, "JPEG")
+    (tmp_path / "served.jpg").write_bytes(buf.getvalue())
+    tasks = [{"id": 1, "data": {"image": str(tmp_path / "gray.png")}},
+             {"id": 2, "data": {"image": str(tmp_path / "truncated.jpg")}},
+             {"id": 3, "data": {"image": str(tmp_path / "rgba.png")}},
+             {"id": 4, "data": {"image": f"{http_root}/missing.jpg"}},
+             {"id": 5, "data": {"image": str(tmp_path / "bomb.png")}},
+             {"id": 6, "data": {"image": str(tmp_path / "gray16.png")}},
+             {"id": 7, "data": {"image": str(tmp_path / "corrupt.jpg")}},
+             {"id": 8, "data": {"picture": "x"}},
+             {"id": 9, "data": {"image": f"{http_root}/served.jpg"}}]
+    answers = _predict(client, tasks)
+    assert len(answers) == 9
+    errors = {t["id"]: a.get("error") for t, a in zip(tasks, answers)}
+    for ok in (1, 3, 6, 9):
+        assert errors[ok] is None and "Bus" in [lb for lb, _ in _regions(answers[ok - 1])], (ok, answers[ok - 1])
+    assert "truncated" in errors[2].lower() and errors[2].startswith("task 2:")
+    assert "404" in errors[4]
+    assert "900000000 pixels" in errors[5] or "30000x30000" in errors[5]
+    assert "not an image" in errors[7] or "cannot identify" in errors[7]
+    assert "no field 'image'" in errors[8]
+    for bad in (2, 4, 5, 7, 8):
+        assert "result" not in answers[bad - 1]
+
+
+def test_an_empty_image_is_uncertain(client, tmp_path):
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(tmp_path / "blank.png")
+    [answer] = _predict(client, [{"id": 1, "data": {"image": str(tmp_path / "blank.png")}}])
+    assert answer["result"] == [] and answer["score"] == 0.0
