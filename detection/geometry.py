@@ -236,11 +236,13 @@ def yolo_polygon_line(cls_index: int, points_px: np.ndarray, width: int, height:
         width, height: size of the image in pixels.
 
     Returns:
-        "c x1 y1 x2 y2 ..." normalized to 0..1 with 6 decimals, or None with fewer than 3 points.
+        "c x1 y1 x2 y2 ..." normalized to 0..1 with 6 decimals, or None with fewer than 3 points or no area.
     """
     _check_size(width, height)
     points = np.asarray(points_px, dtype=np.float64).reshape(-1, 2)
     if len(points) < 3 or not np.isfinite(points).all():
         return None
     points = np.clip(points / np.array([width, height], dtype=np.float64), 0.0, 1.0)
+    if _polygon_area(points) <= 0.0:  # all points on one line (or all clipped onto one edge): no object left
+        return None
     return f"{int(cls_index)} {_normalized(points.ravel())}"

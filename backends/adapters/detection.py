@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -410,6 +411,7 @@ class DetectionBackend(Backend):
             raise TrainingError(f"{control.name}: {e}") from None
         finally:
             Path(start).unlink(missing_ok=True)
+            shutil.rmtree(work / "dataset", ignore_errors=True)  # links to media-cache files: nothing to keep
         _, val_ids = split([s.id for s in samples], float(params.get("val_fraction", 0.2)))
         val = [s for s in samples if s.id in set(val_ids)]
         new = Detector.load(report.weights, task)
@@ -428,7 +430,8 @@ class DetectionBackend(Backend):
              "train_images": len(samples) - len(val), "val_images": len(val), "classes": class_names,
              "new_classes": [c for c in class_names if c not in base_names],
              "epochs": report.epochs_run,
-             "seconds_per_epoch": round(report.seconds / max(1, report.epochs_run), 2), "task": task}
+             "seconds_per_epoch": round(report.seconds_per_epoch, 2), "seconds": round(report.seconds, 1),
+             "task": task}
         entry = {"task": task, "classes": class_names}
         return entry, m, better, why
 

@@ -1,0 +1,497 @@
+"""Fine-tuning YOLO detection / segmentation checkpoints on a labelloop dataset.
+
+- `extend_classes` turns a pretrained checkpoint into one whose class list is the project's (known classes keep
+  their trained classification rows, new classes start fresh), so fine-tuning starts from a model that already
+  predicts the classes it knew.
+- `finetune` trains it with Ultralytics on a dataset written by `detection.dataset.build_dataset` and returns a
+  `TrainReport` (best weights, epochs run, timing, final validation metrics).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from copy import deepcopy
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import detection.runtime  # noqa: F401  (configures Ultralytics before it is imported)
+
+import torch
+from torch import nn
+from ultralytics import YOLO, __version__ as ULTRALYTICS_VERSION
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
+from ultralytics.nn.modules.head import Detect
+from ultralytics.nn.tasks import DetectionModel, SegmentationModel, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "weights.pt"
+RESULTS_FILE = "results.json"
+RUNS_DIR = "runs"
+TASK_MODELS = {"detect": DetectionModel, "segment": SegmentationModel}
+
+
+class TrainingError(RuntimeError):
+    """Fine-tuning failed; the message says why (the original exception is chained as __cause__)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# class list surgery
+
+
+def _model_names(model) -> list[str]:
+    names = model.names
+    if isinstance(names, dict):
+        return [str(names[i]) for i in range(len(names))]
+    return [str(n) for n in names]
+
+
+def _class_convs(head: nn.Module, nc: int) -> list[tuple[nn.Sequential, int]]:
+    """(branch, stride level) of every classification branch of a Detect/Segment head whose last layer is the
+    per-class 1x1 conv (`cv3`, and `one2one_cv3` of end-to-end heads)."""
+    found = []
+    for attr in ("cv3", "one2one_cv3"):
+        branches = getattr(head, attr, None)
+        if branches is None:
+            continue
+        for level, branch in enumerate(branches):
+            last = branch[-1]
+            if not (isinstance(last, nn.Conv2d) and last.out_channels == nc):
+                raise TypeError(f"unexpected classification layer {attr}[{level}][-1]: {last}")
+            found.append((attr, level))
+    return found
+
+
+def extend_classes(weights: str | Path, class_names: list[str], out: Path) -> Path:
+    """Write a trainable checkpoint at `out` whose classes are exactly `class_names`, starting from `weights`.
+
+    The new model is built from the base model's YAML (`DetectionModel` / `SegmentationModel`, nc=len(class_names))
+    and gets every base tensor unchanged, except the last 1x1 conv of each classification branch (`cv3[i][-1]`, also
+    `one2one_cv3` for end-to-end heads): a class the base model knows by the same name gets its output-channel row
+    (weight and bias) copied into its new index; a new class gets a freshly initialised row (PyTorch's default conv
+    init, bias from Ultralytics' `Detect.bias_init` prior). The classification branches keep the base model's
+    hidden width (Ultralytics sizes it from nc, so a fresh build for a different nc would be narrower or wider), so
+    known classes score exactly as they did in the base model. Fresh rows are deterministic (seeded).
+
+    When `class_names` equals the base model's names in order, the file is simply copied.
+
+    The checkpoint follows Ultralytics' format (``{"model": half-precision model, "train_args": ..., "epoch": -1,
+    ...}``) plus a ``"labelloop"`` entry recording the base file and which classes came from it: `YOLO(out)`
+    predicts with it and `.train()`s it.
+
+    Args:
+        weights: base .pt checkpoint (detect or segment).
+        class_names: the new class list, in index order; no duplicates.
+        out: file to write (its folder is created).
+
+    Returns:
+        `out`.
+    """
+    weights, out = Path(weights), Path(out)
+    names = [str(n) for n in class_names]
+    if not names:
+        raise ValueError("class_names is empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names has duplicates: {names}")
+    if weights.suffix.lower() != ".pt":
+        raise ValueError(f"extend_classes needs a trainable .pt checkpoint, got {weights}")
+    if not weights.is_file():
+        raise FileNotFoundError(weights)
+    base, ckpt = load_checkpoint(weights)  # FP32, eval mode
+    base_names = _model_names(base)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if names == base_names:
+        if weights.resolve() != out.resolve():
+            shutil.copyfile(weights, out)
+        return out
+
+    task = getattr(base, "task", None)
+    model_cls = TASK_MODELS.get(task)
+    if model_cls is None or type(base) is not model_cls:
+        raise ValueError(f"{weights}: only YOLO detect/segment checkpoints are supported (got {type(base).__name__}, "
+                         f"task {task!r})")
+    head_base = base.model[-1]
+    if not isinstance(head_base, Detect) or len(base_names) != head_base.nc:
+        raise ValueError(f"{weights}: unexpected head {type(head_base).__name__}")
+
+    nc = len(names)
+    lookup = {n: i for i, n in enumerate(base_names)}
+    source = [lookup.get(n, -1) for n in names]  # base index per new class, -1 for new classes
+    cfg = deepcopy(base.yaml)
+    new = model_cls(cfg=cfg, ch=cfg.get("channels", 3), nc=nc, verbose=False)
+    head_new = new.model[-1]
+    if type(head_new) is not type(head_base):
+        raise ValueError(f"{weights}: rebuilding from its YAML gave a {type(head_new).__name__} head, "
+                         f"not {type(head_base).__name__}")
+
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        replaced = set()
+        for attr, level in _class_convs(head_base, head_base.nc):
+            branch = deepcopy(getattr(head_base, attr)[level])  # hidden layers at the base width
+            old = branch[-1]
+            fresh = nn.Conv2d(old.in_channels, nc, 1).to(old.weight.dtype)
+            fresh.bias.fill_(math.log(5 / nc / (640 / float(head_new.stride[level])) ** 2))
+            for j, s in enumerate(source):
+                if s >= 0:
+                    fresh.weight[j] = old.weight[s]
+                    fresh.bias[j] = old.bias[s]
+            branch[-1] = fresh
+            getattr(head_new, attr)[level] = branch
+            replaced.update({f"model.{len(new.model) - 1}.{attr}.{level}.{len(branch) - 1}.{p}"
+                             for p in ("weight", "bias")})
+        base_sd = base.state_dict()
+        new_sd = new.state_dict()
+        keep = {k: v for k, v in base_sd.items() if k not in replaced}
+        bad = [k for k, v in keep.items() if k not in new_sd or new_sd[k].shape != v.shape]
+        if bad or set(new_sd) != set(base_sd):
+            raise ValueError(f"{weights}: its layers do not match a model rebuilt from its YAML "
+                             f"(mismatched: {bad[:5]}, keys differ: {sorted(set(new_sd) ^ set(base_sd))[:5]})")
+        new.load_state_dict(keep, strict=False)
+    new.names = dict(enumerate(names))
+    new.eval()
+
+    known = {n: lookup[n] for n in names if n in lookup}
+    train_args = {k: v for k, v in (ckpt.get("train_args") or {}).items() if k != "data"}
+    train_args["task"] = task
+    payload = {
+        "date": datetime.now().astimezone().isoformat(),
+        "version": ULTRALYTICS_VERSION,
+        "license": "AGPL-3.0 License (https://ultralytics.com/license)",
+        "docs": "https://docs.ultralytics.com",
+        "epoch": -1,
+        "best_fitness": None,
+        "model": new.half(),
+        "ema": None,
+        "updates": None,
+        "optimizer": None,
+        "train_args": train_args,
+        "train_metrics": {},
+        "train_results": {},
+        "labelloop": {"base": str(weights), "class_names": names, "from_base": known},
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, out)
+    log.info("extended %s to %d classes (%d from the base model, new: %s) -> %s", weights.name, nc, len(known),
+             [n for n in names if n not in lookup], out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# options
+
+
+def _default_workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+@dataclass
+class TrainOptions:
+    """Fine-tuning settings (a project's extra params can set them, see `from_params`).
+
+    Attributes:
+        epochs: training epochs (upper bound when early stopping triggers).
+        imgsz: square training / validation image size (Ultralytics rounds it to a multiple of 32).
+        batch: images per batch.
+        patience: stop after this many epochs without validation improvement (0 disables early stopping).
+        freeze: number of leading layers left untouched (10 = the whole YOLOv8/11 backbone; 0 = train everything).
+        freeze_bn: keep every BatchNorm's running statistics fixed during training (recommended for short
+            fine-tunes at small batch / image size: re-estimating them costs accuracy).
+        device: "cpu", "0", "cuda:0", ...; None picks "0" when CUDA is available, else "cpu".
+        workers: data loader processes (Ultralytics uses 0 on CPU whatever this says).
+        seed: random seed (training runs with deterministic=True).
+        lr0: initial learning rate; None lets Ultralytics choose optimizer and rate ("auto": AdamW with a rate fitted
+            to the class count for short runs). Setting it uses AdamW with that rate.
+    """
+
+    epochs: int = 30
+    imgsz: int = 640
+    batch: int = 8
+    patience: int = 10
+    freeze: int = 10
+    freeze_bn: bool = True
+    device: str | None = None
+    workers: int = field(default_factory=_default_workers)
+    seed: int = 0
+    lr0: float | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> TrainOptions:
+        """Options from a project's extra params: reads the keys named like the fields, ignores other keys.
+
+        Strings are converted ("20" -> 20, "false" -> False, "" / "auto" / None -> the default for device and lr0).
+
+        Raises:
+            ValueError: a value of the wrong type or out of range, naming the key.
+        """
+        params = dict(params or {})
+        opts = cls()
+        for f in fields(cls):
+            if f.name not in params:
+                continue
+            value = params[f.name]
+            conv = _CONVERTERS[f.name]
+            try:
+                setattr(opts, f.name, conv(value))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"invalid training parameter {f.name}={value!r}: {e}") from None
+        return opts
+
+    def resolved_device(self) -> str:
+        return self.device if self.device else ("0" if torch.cuda.is_available() else "cpu")
+
+
+def _to_int(minimum: int):
+    def conv(v: Any) -> int:
+        if isinstance(v, bool):
+            raise TypeError("expected an integer, got a boolean")
+        if isinstance(v, str):
+            v = v.strip()
+            n = int(float(v)) if v and float(v).is_integer() else int(v)
+        elif isinstance(v, float):
+            if not v.is_integer():
+                raise ValueError("expected a whole number")
+            n = int(v)
+        elif isinstance(v, int):
+            n = v
+        else:
+            raise TypeError(f"expected an integer, got {type(v).__name__}")
+        if n < minimum:
+            raise ValueError(f"must be >= {minimum}")
+        return n
+
+    return conv
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        return v.strip().lower() in {"1", "true", "yes", "on"}
+    raise ValueError("expected true or false")
+
+
+def _to_device(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise TypeError("expected a device name")
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError("a GPU index is >= 0")
+        return str(v)
+    if not isinstance(v, str):
+        raise TypeError(f"expected a device name, got {type(v).__name__}")
+    v = v.strip()
+    return None if v.lower() in {"", "auto"} else v
+
+
+def _to_lr(v: Any) -> float | None:
+    if v is None or (isinstance(v, str) and v.strip().lower() in {"", "auto", "none"}):
+        return None
+    if isinstance(v, bool):
+        raise TypeError("expected a number")
+    x = float(v)
+    if not (math.isfinite(x) and 0 < x < 1):
+        raise ValueError("must be within (0, 1)")
+    return x
+
+
+_CONVERTERS = {
+    "epochs": _to_int(1),
+    "imgsz": _to_int(32),
+    "batch": _to_int(1),
+    "patience": _to_int(0),
+    "freeze": _to_int(0),
+    "freeze_bn": _to_bool,
+    "device": _to_device,
+    "workers": _to_int(0),
+    "seed": _to_int(0),
+    "lr0": _to_lr,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# training
+
+
+class _FreezeBatchNorm:
+    """Trainer mixin: every BatchNorm2d keeps its running statistics (eval mode) while the rest trains."""
+
+    def _model_train(self):
+        super()._model_train()  # self.model.train(), then Ultralytics' own BN freeze for frozen layers
+        for m in self.model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+
+
+class FrozenBNDetectionTrainer(_FreezeBatchNorm, DetectionTrainer):
+    """DetectionTrainer that never updates BatchNorm running statistics."""
+
+
+class FrozenBNSegmentationTrainer(_FreezeBatchNorm, SegmentationTrainer):
+    """SegmentationTrainer that never updates BatchNorm running statistics."""
+
+
+_TRAINERS = {
+    ("detect", True): FrozenBNDetectionTrainer,
+    ("detect", False): DetectionTrainer,
+    ("segment", True): FrozenBNSegmentationTrainer,
+    ("segment", False): SegmentationTrainer,
+}
+
+
+@dataclass
+class TrainReport:
+    """What `finetune` produced.
+
+    Attributes:
+        weights: out_dir/weights.pt, the best epoch's checkpoint (by Ultralytics' fitness on the val split).
+        epochs_run: epochs actually trained (fewer than asked when early stopping triggered).
+        seconds: wall time of the whole run (setup, epochs, final validation).
+        epoch_seconds: wall time of each epoch (training + validation).
+        best_epoch: 1-based epoch of `weights`.
+        metrics: Ultralytics' final validation of `weights`, e.g. "metrics/mAP50(B)", "metrics/mAP50-95(B)" (and "(M)"
+            mask metrics for segmentation).
+    """
+
+    weights: Path
+    epochs_run: int
+    seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["weights"] = str(self.weights)
+        d["seconds_per_epoch"] = self.seconds_per_epoch
+        return d
+
+
+def _floats(d: Any) -> dict[str, float]:
+    out = {}
+    for k, v in (d or {}).items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def finetune(start: str | Path, data_yaml: Path, out_dir: Path, opts: TrainOptions | None = None,
+             task: str = "detect") -> TrainReport:
+    """Fine-tune `start` on `data_yaml` with Ultralytics and keep only the best weights.
+
+    Runs ``YOLO(start).train(...)`` in out_dir/runs (plots off, validation every epoch, AMP only on a GPU,
+    deterministic), with a trainer that freezes BatchNorm statistics when `opts.freeze_bn`. Afterwards
+    out_dir holds only ``weights.pt`` (the best epoch, stripped of optimizer state) and ``results.json`` (the
+    report as JSON plus the options used); the run folder with last.pt is deleted.
+
+    Args:
+        start: .pt checkpoint whose class list matches data.yaml's names (see `extend_classes`).
+        data_yaml: dataset from `detection.dataset.build_dataset` (in a writable folder).
+        out_dir: output folder (created).
+        opts: training settings; defaults to TrainOptions().
+        task: "detect" or "segment"; must be the checkpoint's task.
+
+    Returns:
+        A TrainReport; `report.weights` is out_dir/weights.pt.
+
+    Raises:
+        TrainingError: anything that stops training, with the cause chained.
+    """
+    opts = opts or TrainOptions()
+    if task not in TASK_MODELS:
+        raise ValueError(f"task must be one of {sorted(TASK_MODELS)}, got {task!r}")
+    start, data_yaml, out_dir = Path(start), Path(data_yaml), Path(out_dir).absolute()
+    if not start.is_file():
+        raise TrainingError(f"start weights not found: {start}")
+    if not data_yaml.is_file():
+        raise TrainingError(f"dataset not found: {data_yaml}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = out_dir / RUNS_DIR
+    device = opts.resolved_device()
+    t0 = time.time()
+    epoch_seconds: list[float] = []
+    started: list[float] = []
+
+    def on_epoch_start(trainer):
+        started[:] = [time.time()]
+
+    def on_epoch_end(trainer):  # also fired once by the final validation, when no epoch is open
+        if started:
+            epoch_seconds.append(time.time() - started.pop())
+
+    try:
+        model = YOLO(str(start))
+        if model.task != task:
+            raise TrainingError(f"{start} is a {model.task} model, not {task}")
+        model.add_callback("on_train_epoch_start", on_epoch_start)
+        model.add_callback("on_fit_epoch_end", on_epoch_end)
+        args: dict[str, Any] = dict(
+            data=str(data_yaml.absolute()),
+            epochs=opts.epochs,
+            imgsz=opts.imgsz,
+            batch=opts.batch,
+            patience=opts.patience,
+            freeze=opts.freeze if opts.freeze > 0 else None,
+            device=device,
+            workers=opts.workers,
+            seed=opts.seed,
+            deterministic=True,
+            project=str(runs),
+            name="train",
+            exist_ok=True,
+            plots=False,
+            val=True,
+            save=True,
+            amp=device.lower() not in {"cpu", "mps"},  # AMP only on a CUDA GPU
+            verbose=False,
+        )
+        if opts.lr0 is not None:
+            args.update(optimizer="AdamW", lr0=opts.lr0)
+        model.train(trainer=_TRAINERS[(task, opts.freeze_bn)], **args)
+        trainer = model.trainer
+        best = Path(trainer.best)
+        if not best.is_file():
+            best = Path(trainer.last)
+        if not best.is_file():
+            raise TrainingError("training finished without saving a checkpoint")
+        weights = out_dir / WEIGHTS_FILE
+        shutil.copyfile(best, weights)
+        report = TrainReport(
+            weights=weights,
+            epochs_run=int(trainer.epoch - trainer.start_epoch + 1),
+            seconds=time.time() - t0,
+            epoch_seconds=[round(s, 3) for s in epoch_seconds],
+            best_epoch=getattr(getattr(trainer, "stopper", None), "best_epoch", None),
+            metrics=_floats(trainer.metrics),
+        )
+    except TrainingError:
+        raise
+    except Exception as e:
+        raise TrainingError(f"fine-tuning {start.name} on {data_yaml} failed: {type(e).__name__}: {e}") from e
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
+    (out_dir / RESULTS_FILE).write_text(
+        json.dumps({**report.to_dict(), "options": asdict(opts), "device": device, "task": task}, indent=2),
+        encoding="utf-8",
+    )
+    log.info("fine-tuned %s: %d epochs in %.0f s (%.1f s/epoch), best epoch %s -> %s", start.name,
+             report.epochs_run, report.seconds, report.seconds_per_epoch, report.best_epoch, weights)
+    return report

@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from detection.dataset import build_dataset, safe_stem, split
+from detection.types import Sample
+
+
+def coco128_names(datasets_dir: Path) -> dict[int, str]:
+    return yaml.safe_load((datasets_dir / "coco128" / "coco128.yaml").read_text())["names"]
+
+
+def coco128_samples(datasets_dir: Path, n: int | None = None, remap: dict[str, str] | None = None) -> list[Sample]:
+    """coco128 images with their YOLO labels turned into pixel boxes (class names, optionally renamed by `remap`)."""
+    root = datasets_dir / "coco128"
+    names = coco128_names(datasets_dir)
+    samples = []
+    for img in sorted((root / "images" / "train2017").glob("*.jpg"))[:n]:
+        with Image.open(img) as im:
+            w, h = im.size
+        boxes = []
+        label = root / "labels" / "train2017" / f"{img.stem}.txt"
+        if label.exists():
+            for line in label.read_text().splitlines():
+                if not line.strip():
+                    continue
+                c, xc, yc, bw, bh = line.split()[:5]
+                name = names[int(c)]
+                name = (remap or {}).get(name, name)
+                xc, yc, bw, bh = (float(v) for v in (xc, yc, bw, bh))
+                boxes.append((name, ((xc - bw / 2) * w, (yc - bh / 2) * h, (xc + bw / 2) * w, (yc + bh / 2) * h)))
+        samples.append(Sample(id=img.stem, image=img, width=w, height=h, boxes=boxes))
+    return samples
+
+
+def read_labels(path: Path) -> list[list[float]]:
+    return [[float(v) for v in line.split()] for line in path.read_text().splitlines() if line.strip()]
+
+
+def same_lines(got: list[list[float]], expected: list[list[float]], tol: float = 1e-6) -> bool:
+    return len(got) == len(expected) and all(
+        len(g) == len(e) and np.allclose(g, e, atol=tol, rtol=0) for g, e in zip(got, expected))
+
+
+@pytest.fixture
+def image_file(tmp_path: Path):
+    def make(name: str, w: int = 200, h: int = 100) -> Path:
+        path = tmp_path / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.full((h, w, 3), 127, np.uint8))
+        return path
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------------------------- split
+
+
+def test_split_is_deterministic_and_independent_of_order_and_other_ids():
+    ids = [f"task-{i}" for i in range(500)]
+    train, val = split(ids, 0.2)
+    assert sorted(train + val) == sorted(ids) and not set(train) & set(val)
+    shuffled = ids[:]
+    random.Random(1).shuffle(shuffled)
+    train2, val2 = split(shuffled, 0.2)
+    assert set(train2) == set(train) and set(val2) == set(val)
+    # adding samples never moves an old one
+    train3, val3 = split(ids + [f"new-{i}" for i in range(300)], 0.2)
+    assert set(val) <= set(val3) and set(train) <= set(train3)
+    # a subset keeps its sides too
+    train4, val4 = split(ids[:50], 0.2)
+    assert set(val4) == set(val) & set(ids[:50])
+    # outputs keep the input order
+    assert train == [i for i in ids if i in set(train)]
+
+
+def test_split_fraction_is_roughly_respected():
+    ids = [str(i) for i in range(2000)]
+    for fraction in (0.1, 0.2, 0.5):
+        _, val = split(ids, fraction)
+        assert abs(len(val) / len(ids) - fraction) < 0.04
+
+
+def test_split_minimum_one_on_each_side():
+    assert split(["only"], 0.2) == (["only"], [])
+    assert split([], 0.2) == ([], [])
+    for fraction in (0.0, 0.01, 0.99, 1.0):
+        train, val = split(["a", "b"], fraction)
+        assert len(train) == 1 and len(val) == 1
+    # with no natural val id the lowest-hash one moves to val, deterministically
+    ids = [f"x{i}" for i in range(5)]
+    _, val = split(ids, 0.0)
+    assert len(val) == 1 and split(list(reversed(ids)), 0.0)[1] == val
+    train, _ = split(ids, 1.0)
+    assert len(train) == 1 and split(list(reversed(ids)), 1.0)[0] == train
+
+
+def test_split_rejects_bad_fraction():
+    with pytest.raises(ValueError):
+        split(["a", "b"], 1.5)
+    with pytest.raises(ValueError):
+        split(["a", "b"], -0.1)
+
+
+def test_safe_stem():
+    assert safe_stem("123") == "123"
+    assert safe_stem("a/b c.jpg") != safe_stem("a_b_c.jpg")
+    assert "/" not in safe_stem("a/b") and " " not in safe_stem("a b")
+    assert len(safe_stem("x" * 500)) < 100
+
+
+# -------------------------------------------------------------------------------------------------------- build_dataset
+
+
+def test_build_detect_dataset(tmp_path: Path, image_file, caplog):
+    a, b, c = image_file("a.png"), image_file("b.jpg", 100, 100), image_file("c.jpeg")
+    samples = [
+        Sample("1", a, 200, 100, boxes=[
+            ("cat", (20, 10, 60, 50)),
+            ("dog", (-10, 50, 50, 150)),  # clipped to the image
+            ("bird", (0, 0, 10, 10)),  # not a project class
+            ("cat", (30, 30, 30, 60)),  # zero width: dropped
+        ]),
+        Sample("2", b, 100, 100),  # background
+        Sample("folder/3", c, 200, 100, boxes=[("dog", (0, 0, 200, 100))]),
+    ]
+    with caplog.at_level(logging.WARNING, logger="detection.dataset"):
+        data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "ds", val_fraction=0.34)
+    assert "bird" in caplog.text and "1 objects" in caplog.text
+    data = yaml.safe_load(data_yaml.read_text())
+    assert data == {"path": str((tmp_path / "ds").absolute()), "train": "images/train", "val": "images/val",
+                    "names": {0: "cat", 1: "dog"}}
+    train, val = split(["1", "2", "folder/3"], 0.34)
+    where = {i: ("train" if i in train else "val") for i in ["1", "2", "folder/3"]}
+    root = tmp_path / "ds"
+    img1 = root / "images" / where["1"] / "1.png"
+    assert img1.is_symlink() and img1.resolve() == a.resolve()
+    assert same_lines(read_labels(root / "labels" / where["1"] / "1.txt"),
+                      [[0, 0.2, 0.3, 0.2, 0.4], [1, 0.125, 0.75, 0.25, 0.5]])
+    assert (root / "labels" / where["2"] / "2.txt").read_text() == ""
+    stem = safe_stem("folder/3")
+    assert (root / "images" / where["folder/3"] / f"{stem}.jpeg").exists()
+    assert read_labels(root / "labels" / where["folder/3"] / f"{stem}.txt") == [[1, 0.5, 0.5, 1.0, 1.0]]
+    assert len(list(root.glob("images/*/*"))) == 3 and len(list(root.glob("labels/*/*.txt"))) == 3
+
+    # rebuilding replaces the previous content
+    build_dataset(samples[:2], ["cat", "dog"], root, val_fraction=0.5)
+    assert len(list(root.glob("images/*/*"))) == 2
+
+
+def test_build_segment_dataset(tmp_path: Path, image_file):
+    a, b = image_file("a.png"), image_file("b.png")
+    tri = np.array([[20, 10], [60, 10], [40, 50]], float)
+    samples = [
+        Sample("s1", a, 200, 100,
+               boxes=[("cat", (20, 10, 60, 50)),  # the box of the triangle: same object, one polygon line
+                      ("dog", (100, 20, 140, 80))],  # box only: 4 corners
+               polygons=[("cat", tri),
+                         ("dog", np.array([[0, 0], [10, 0], [5, 0]], float))]),  # zero area: dropped
+        Sample("s2", b, 200, 100, polygons=[("dog", np.array([[0, 0], [300, 0], [300, 50], [0, 50]], float))]),
+    ]
+    data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "ds", task="segment", val_fraction=0.5)
+    root = data_yaml.parent
+    labels = {p.stem: read_labels(p) for p in root.glob("labels/*/*.txt")}
+    assert same_lines(labels["s1"], [
+        [1, 0.5, 0.2, 0.7, 0.2, 0.7, 0.8, 0.5, 0.8],
+        [0, 0.1, 0.1, 0.3, 0.1, 0.2, 0.5],
+    ])
+    assert same_lines(labels["s2"], [[1, 0, 0, 1, 0, 1, 0.5, 0, 0.5]])  # clipped
+
+    # the same samples for detection: the triangle and its box are one object; a polygon-only object gives its box
+    data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "det", task="detect", val_fraction=0.5)
+    labels = {p.stem: read_labels(p) for p in data_yaml.parent.glob("labels/*/*.txt")}
+    assert same_lines(labels["s1"], [[0, 0.2, 0.3, 0.2, 0.4], [1, 0.6, 0.5, 0.2, 0.6]])
+    assert same_lines(labels["s2"], [[1, 0.5, 0.25, 1.0, 0.5]])
+
+
+def test_build_dataset_rejects_bad_input(tmp_path: Path, image_file):
+    a = image_file("a.png")
+    with pytest.raises(ValueError, match="duplicate"):
+        build_dataset([Sample("1", a, 200, 100), Sample("1", a, 200, 100)], ["x"], tmp_path / "d1")
+    with pytest.raises(ValueError, match="duplicates"):
+        build_dataset([Sample("1", a, 200, 100)], ["x", "x"], tmp_path / "d2")
+    with pytest.raises(ValueError):
+        build_dataset([Sample("1", a, 200, 100)], ["x"], tmp_path / "d3", task="pose")
+    with pytest.raises(ValueError, match="readable"):
+        build_dataset([Sample("1", tmp_path / "missing.jpg", 10, 10)], ["x"], tmp_path / "d4")
+
+
+def test_single_sample_is_used_for_train_and_val(tmp_path: Path, image_file):
+    data_yaml = build_dataset([Sample("1", image_file("a.png"), 200, 100, boxes=[("x", (0, 0, 100, 50))])], ["x"],
+                              tmp_path / "ds")
+    root = data_yaml.parent
+    assert (root / "images/train/1.png").exists() and (root / "images/val/1.png").exists()
+
+
+def test_image_without_suffix_gets_one(tmp_path: Path, image_file):
+    src = image_file("a.png")
+    bare = tmp_path / "upload"
+    os.replace(src, bare)
+    data_yaml = build_dataset([Sample("7", bare, 200, 100), Sample("8", image_file("b.png"), 200, 100)], ["x"],
+                              tmp_path / "ds", val_fraction=0.5)
+    assert list(data_yaml.parent.glob("images/*/7.png"))
+
+
+def test_coco128_round_trip_and_ultralytics_reads_it(tmp_path: Path, datasets_dir: Path):
+    """Boxes converted from coco128's own YOLO labels are written back identically, and Ultralytics' dataset
+    loader reads the folder (through the symlinks) with the same labels."""
+    import detection.runtime  # noqa: F401
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    names = coco128_names(datasets_dir)
+    samples = coco128_samples(datasets_dir, 24)
+    data_yaml = build_dataset(samples, [names[i] for i in range(len(names))], tmp_path / "ds")
+    root = data_yaml.parent
+    n_objects = 0
+    for s in samples:
+        ours = list(root.glob(f"labels/*/{s.id}.txt"))
+        assert len(ours) == 1
+        original = datasets_dir / "coco128" / "labels" / "train2017" / f"{s.id}.txt"
+        expected = read_labels(original) if original.exists() else []
+        got = read_labels(ours[0])
+        assert same_lines(got, [e[:5] for e in expected], tol=2e-6), s.id
+        n_objects += len(got)
+
+    data = check_det_dataset(str(data_yaml))
+    assert data["nc"] == 80
+    loaded = 0
+    for part in ("train", "val"):
+        ds = YOLODataset(img_path=data[part], data=data, task="detect", imgsz=320, augment=False, cache=False)
+        loaded += sum(len(lb["cls"]) for lb in ds.labels)
+        assert all(Path(lb["im_file"]).parent.name == part for lb in ds.labels)
+    assert loaded == n_objects
+    assert (root / "labels" / "train.cache").exists()  # written in our folder, not in the read-only source
+
+
+def test_sample_without_size_is_skipped_only_when_it_has_objects(tmp_path: Path, image_file, caplog):
+    samples = [
+        Sample("sized", image_file("a.png"), 200, 100, boxes=[("x", (0, 0, 100, 50))]),
+        Sample("unsized-background", image_file("b.png"), 0, 0),
+        Sample("unsized-objects", image_file("c.png"), 0, 0, boxes=[("x", (0, 0, 100, 50))]),
+    ]
+    with caplog.at_level(logging.WARNING, logger="detection.dataset"):
+        data_yaml = build_dataset(samples, ["x"], tmp_path / "ds", val_fraction=0.5)
+    stems = sorted(p.stem for p in data_yaml.parent.glob("labels/*/*.txt"))
+    assert stems == ["sized", "unsized-background"]
+    assert "unsized-objects" in caplog.text
