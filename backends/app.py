@@ -226,7 +226,7 @@ def create_app(backend: Backend | str, settings: Settings | None = None, warm: b
             # 503 makes Label Studio refuse the connection and compose mark the container unhealthy
             return jsonify({"status": "UNAVAILABLE", "backend": backend.name, "model": state, "reason": reason}), 503
         body: dict[str, Any] = {"status": "UP", "backend": backend.name, "model": state,
-                                "model_version": backend.base_version()}
+                                "model_version": backend.base_version(), **backend.status()}
         if project:
             project_id = parse_project_id(project)
             current = store.current(project_id)

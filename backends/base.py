@@ -74,6 +74,10 @@ class Backend(ABC):
     def check_config(self, label_config: str) -> None:
         """Raise `UnsupportedConfig` saying why, if this backend cannot serve `label_config`."""
 
+    def status(self) -> dict[str, Any]:
+        """Extra facts for /health (e.g. an optional model that is missing); cheap, never loads anything."""
+        return {}
+
     def base_version(self) -> str:
         """The model version reported before any training."""
         return f"{self.name}-base"
