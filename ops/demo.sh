@@ -1,56 +1,45 @@
 #!/usr/bin/env bash
-# The demo: Label Studio with a "question topics" project pre-annotated by the text backend.
+# The demo: Label Studio with one project per labelloop backend, each pre-annotated by its backend.
 #
-#   bash ops/demo.sh        # start everything (again: starts only what is not running)
+#   bash ops/demo.sh        # start everything (again: starts only what is not running, adds no duplicates)
 #   bash ops/stop.sh        # stop everything this started
 #
-# Starts in the background (pids in var/run/, logs in var/log/):
-#   redis-server  127.0.0.1:6379 (or a free port when 6379 is taken)
-#   text backend  gunicorn backends.wsgi:app, BACKEND=text_cls, 127.0.0.1:9090
-#   RQ worker     training jobs (queue labelloop-train)
-#   Label Studio  127.0.0.1:8080, data kept in var/label-studio/
-# then creates the demo project (ops/demo_project.py) and prints the URL, login and token.
+# Starts in the background (pids in $VAR_DIR/run/, logs in $VAR_DIR/log/; VAR_DIR defaults to var/):
+#   redis-server   127.0.0.1:6379 (or a free port when 6379 is taken)
+#   backends       every backend of backends/registry.py under gunicorn (backends.wsgi:app) on its own port:
+#                  text_cls 9090, detection 9091, segmentation 9092, asr 9093 (a backend this version does not
+#                  have yet is reported and skipped)
+#   RQ worker      one, for the training jobs of all backends (queue labelloop-train)
+#   Label Studio   127.0.0.1:8080, data kept in $VAR_DIR/label-studio/
+# then waits until each backend's model is loaded and creates the demo projects (ops/demo_project.py): questions
+# (text_cls), photos with boxes (detection), photos with masks (segmentation), speech clips (asr). A backend that
+# cannot serve (weights missing: /health answers 503) is reported with the reason and its project skipped.
 #
-# Env: LABEL_STUDIO_PORT (8080), BACKEND_PORT (9090), REDIS_PORT (6379), WEIGHTS_DIR (../shared/models when
-# present), LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD / LABEL_STUDIO_USER_TOKEN (first run only: after that
-# the login lives in var/label-studio/), DEMO_TASKS (200), SKIP_SETUP=1 (do not run ops/setup.sh).
+# Env: VAR_DIR (var/), LABEL_STUDIO_PORT (8080), REDIS_PORT (6379), TEXT_CLS_PORT (9090), DETECTION_PORT (9091),
+# SEGMENTATION_PORT (9092), ASR_PORT (9093), DEMO_BACKENDS (all; e.g. "text_cls asr"), WEIGHTS_DIR
+# (../shared/models when present), DEMO_TASKS (200 questions), DEMO_IMAGES (20), DEMO_CLIPS (10),
+# DEMO_HEALTH_TIMEOUT (900 s for all models to load), BASIC_AUTH_USER / BASIC_AUTH_PASS (backends require them;
+# the projects are connected with them), LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD / LABEL_STUDIO_USER_TOKEN
+# (first run only: after that the login lives in $VAR_DIR/label-studio/), SKIP_SETUP=1 (do not run ops/setup.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 PY=$ROOT/.venv/bin/python
+# shellcheck source=ops/common.sh
+. "$ROOT/ops/common.sh"
 
 LS_PORT=${LABEL_STUDIO_PORT:-8080}
-BACKEND_PORT=${BACKEND_PORT:-9090}
 REDIS_PORT=${REDIS_PORT:-6379}
-RUN=$ROOT/var/run
-LOGS=$ROOT/var/log
-LS_DATA=$ROOT/var/label-studio
+LS_DATA=$VAR/label-studio
 CREDENTIALS=$LS_DATA/demo-credentials.env
 
 log() { printf '[demo] %s\n' "$*" >&2; }
 die() { printf '[demo] ERROR: %s\n[demo] (what did start keeps running: bash ops/stop.sh)\n' "$*" >&2; exit 1; }
 
 if [ -z "${SKIP_SETUP:-}" ]; then bash ops/setup.sh; fi
-mkdir -p "$RUN" "$LOGS" "$ROOT/var/models" "$ROOT/var/redis" "$LS_DATA"
+mkdir -p "$RUN" "$LOGS" "$VAR/models" "$VAR/redis" "$LS_DATA"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# running NAME: the pid in var/run/NAME.pid is alive
-running() { local f=$RUN/$1.pid; [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
-# wait_http URL SECONDS NAME: until URL answers 2xx, or fail with the tail of var/log/NAME.log
-wait_http() {
-    local url=$1 secs=$2 name=$3 i
-    for ((i = 0; i < secs * 4; i++)); do
-        if "$PY" - "$url" <<'PYEOF' 2>/dev/null; then return 0; fi
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-opener.open(sys.argv[1], timeout=2).read()
-PYEOF
-        if ! running "$name"; then break; fi
-        sleep 0.25
-    done
-    tail -n 40 "$LOGS/$name.log" >&2 || true
-    die "$name did not answer on $url (log: var/log/$name.log)"
-}
 
 # --- login: fixed on the first run (Label Studio keeps the user in its database) -----------------------------
 if [ ! -f "$CREDENTIALS" ]; then
@@ -66,14 +55,18 @@ fi
 # shellcheck disable=SC1090
 . "$CREDENTIALS"
 if [ -n "${LABEL_STUDIO_USER_TOKEN:-}" ] && [ "$LABEL_STUDIO_USER_TOKEN" != "$LS_TOKEN" ]; then
-    log "note: LABEL_STUDIO_USER_TOKEN is ignored: var/label-studio already has its user (token in $CREDENTIALS)"
+    log "note: LABEL_STUDIO_USER_TOKEN is ignored: $LS_DATA already has its user (token in $CREDENTIALS)"
 fi
 
-# --- weights and env shared by the backend and the worker ----------------------------------------------------
+# --- weights and env shared by the backends and the worker ---------------------------------------------------
 if [ -z "${WEIGHTS_DIR:-}" ] && [ -d "$ROOT/../shared/models" ]; then
     WEIGHTS_DIR=$(cd "$ROOT/../shared/models" && pwd)
 fi
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
+if [ -n "${WEIGHTS_DIR:-}" ]; then
+    # the YOLO weights are in WEIGHTS_DIR: Ultralytics must not go looking on the internet
+    export YOLO_OFFLINE=${YOLO_OFFLINE:-1}
+fi
 
 # --- redis-server --------------------------------------------------------------------------------------------
 if running redis; then
@@ -82,40 +75,75 @@ if running redis; then
 else
     if port_open "$REDIS_PORT"; then
         taken=$REDIS_PORT
-        REDIS_PORT=$("$PY" -c 'from tests.services import free_port; print(free_port())')
+        REDIS_PORT=$("$PY" -c 'from ops.services import free_port; print(free_port())')
         log "port $taken is taken: redis-server on $REDIS_PORT instead"
     fi
     command -v redis-server >/dev/null || die "redis-server is not installed (run ops/setup.sh)"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$ROOT/var/redis" \
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$VAR/redis" \
         --pidfile "$RUN/redis.pid" --logfile "$LOGS/redis.log" --save 60 1 --appendonly no
     REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
     echo "$REDIS_URL" > "$RUN/redis.url"
     for _ in $(seq 1 50); do port_open "$REDIS_PORT" && break; sleep 0.1; done
-    port_open "$REDIS_PORT" || die "redis-server did not start (log: var/log/redis.log)"
+    port_open "$REDIS_PORT" || die "redis-server did not start (log: $LOGS/redis.log)"
     log "redis-server on $REDIS_URL"
 fi
 
-backend_env=(REDIS_URL="$REDIS_URL" MODEL_DIR="$ROOT/var/models" MEDIA_CACHE_DIR="$ROOT/var/media-cache"
-             LABEL_STUDIO_URL="http://127.0.0.1:$LS_PORT" LABEL_STUDIO_API_KEY="$LS_TOKEN" BACKEND=text_cls
-             BIND="127.0.0.1:$BACKEND_PORT" PORT="$BACKEND_PORT")
-if [ -n "${WEIGHTS_DIR:-}" ]; then backend_env+=(WEIGHTS_DIR="$WEIGHTS_DIR"); fi
+common_env=(REDIS_URL="$REDIS_URL" MODEL_DIR="$VAR/models" MEDIA_CACHE_DIR="$VAR/media-cache"
+            LABEL_STUDIO_URL="http://127.0.0.1:$LS_PORT" LABEL_STUDIO_API_KEY="$LS_TOKEN")
+if [ -n "${WEIGHTS_DIR:-}" ]; then common_env+=(WEIGHTS_DIR="$WEIGHTS_DIR"); fi
 
-# --- text backend (gunicorn) ---------------------------------------------------------------------------------
-if running backend; then
-    log "text backend already running (pid $(cat "$RUN/backend.pid"))"
-else
-    port_open "$BACKEND_PORT" && die "port $BACKEND_PORT is taken by another program (set BACKEND_PORT)"
-    setsid env "${backend_env[@]}" "$ROOT/.venv/bin/gunicorn" -c backends/gunicorn_conf.py backends.wsgi:app \
-        >> "$LOGS/backend.log" 2>&1 < /dev/null &
-    echo $! > "$RUN/backend.pid"
-    log "text backend starting on 127.0.0.1:$BACKEND_PORT (pid $!)"
-fi
+# --- backends (gunicorn), one per registry entry -------------------------------------------------------------
+# "name default-port yes|no" for every backend name; "no": this version of labelloop does not have it yet
+catalog=$("$PY" -c '
+from backends.config import DEFAULT_PORT
+from backends.registry import ADAPTERS
+for name, target in ADAPTERS.items():
+    print(name, DEFAULT_PORT.get(name, 0), "yes" if target else "no")
+') || die "cannot read the backend registry (is .venv set up? run ops/setup.sh)"
+wanted=" $(echo "${DEMO_BACKENDS:-}" | tr ',' ' ') "
+backend_args=()   # --backend NAME=URL for each running backend, --skipped NAME=REASON for the others
+while read -r name default_port available; do
+    if [ -n "${DEMO_BACKENDS:-}" ] && [[ $wanted != *" $name "* ]]; then continue; fi
+    port_var=${name^^}_PORT
+    port=${!port_var:-$default_port}
+    if [ "$name" = text_cls ] && [ -z "${TEXT_CLS_PORT:-}" ] && [ -n "${BACKEND_PORT:-}" ]; then
+        port=$BACKEND_PORT  # the name this script used before there was more than one backend
+    fi
+    if [ "$available" != yes ]; then
+        reason="not available in this version of labelloop yet"
+        log "$name: skipped ($reason)"
+        backend_args+=(--skipped "$name=$reason")
+        continue
+    fi
+    if running "backend-$name"; then
+        url=$(cat "$RUN/backend-$name.url" 2>/dev/null || echo "http://127.0.0.1:$port")
+        log "$name backend already running (pid $(cat "$RUN/backend-$name.pid"), $url)"
+    elif [ "$name" = text_cls ] && running backend; then  # started by the demo.sh of one backend only
+        url=http://127.0.0.1:$port
+        log "$name backend already running (pid $(cat "$RUN/backend.pid"), $url)"
+    elif port_open "$port"; then
+        reason="port $port is taken by another program (set $port_var)"
+        log "$name: skipped ($reason)"
+        backend_args+=(--skipped "$name=$reason")
+        continue
+    else
+        url=http://127.0.0.1:$port
+        # PROMETHEUS_MULTIPROC_DIR is left to gunicorn_conf.py: one folder per backend, not a shared one
+        setsid env -u PROMETHEUS_MULTIPROC_DIR -u CONTROL_SOCKET "${common_env[@]}" BACKEND="$name" \
+            BIND="127.0.0.1:$port" PORT="$port" "$ROOT/.venv/bin/gunicorn" -c backends/gunicorn_conf.py \
+            backends.wsgi:app >> "$LOGS/backend-$name.log" 2>&1 < /dev/null &
+        echo $! > "$RUN/backend-$name.pid"
+        echo "$url" > "$RUN/backend-$name.url"
+        log "$name backend starting on $url (pid $!, log $LOGS/backend-$name.log)"
+    fi
+    backend_args+=(--backend "$name=$url")
+done <<< "$catalog"
 
-# --- RQ worker for training jobs -----------------------------------------------------------------------------
+# --- one RQ worker for the training jobs of every backend (each job names its backend) -----------------------
 if running worker; then
     log "RQ worker already running (pid $(cat "$RUN/worker.pid"))"
 else
-    setsid env "${backend_env[@]}" "$ROOT/.venv/bin/rq" worker --url "$REDIS_URL" labelloop-train \
+    setsid env "${common_env[@]}" "$ROOT/.venv/bin/rq" worker --url "$REDIS_URL" labelloop-train \
         >> "$LOGS/worker.log" 2>&1 < /dev/null &
     echo $! > "$RUN/worker.pid"
     log "RQ worker started (pid $!)"
@@ -129,17 +157,18 @@ if running label-studio; then
 else
     port_open "$LS_PORT" && die "port $LS_PORT is taken by another program (set LABEL_STUDIO_PORT)"
     log "starting Label Studio on 127.0.0.1:$LS_PORT (a first run builds its database: about a minute)"
-    "$PY" -m tests.services label-studio --port "$LS_PORT" --data-dir "$LS_DATA" --log "$LOGS/label-studio.log" \
+    "$PY" -m ops.services label-studio --port "$LS_PORT" --data-dir "$LS_DATA" --log "$LOGS/label-studio.log" \
         --pid-file "$RUN/label-studio.pid" --username "$LS_USERNAME" --password "$LS_PASSWORD" --token "$LS_TOKEN" \
-        >&2 || die "Label Studio did not start (log: var/log/label-studio.log)"
+        >&2 || die "Label Studio did not start (log: $LOGS/label-studio.log)"
 fi
 
-wait_http "http://127.0.0.1:$BACKEND_PORT/health" 300 backend
-log "text backend answers on http://127.0.0.1:$BACKEND_PORT"
-
-# --- the demo project ----------------------------------------------------------------------------------------
+# --- the demo projects: wait for each model, then create, import and pre-annotate ----------------------------
 "$PY" ops/demo_project.py --url "http://127.0.0.1:$LS_PORT" --token "$LS_TOKEN" \
-    --backend-url "http://127.0.0.1:$BACKEND_PORT" --tasks "${DEMO_TASKS:-200}" \
-    --username "$LS_USERNAME" --password "$LS_PASSWORD"
+    --username "$LS_USERNAME" --password "$LS_PASSWORD" --var-dir "$VAR" \
+    --tasks "${DEMO_TASKS:-200}" --images "${DEMO_IMAGES:-20}" --clips "${DEMO_CLIPS:-10}" \
+    --health-timeout "${DEMO_HEALTH_TIMEOUT:-900}" "${backend_args[@]}" \
+    || die "the demo projects were not all created (see above)"
+stop_cmd="bash ops/stop.sh"
+if [ "$VAR" != "$ROOT/var" ]; then stop_cmd="VAR_DIR=$VAR $stop_cmd"; fi
 echo
-echo "Logs in var/log/, pids in var/run/. Stop everything with: bash ops/stop.sh"
+echo "Logs in $LOGS/, pids in $RUN/. Stop everything with: $stop_cmd"

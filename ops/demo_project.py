@@ -1,68 +1,248 @@
-"""Create (idempotently) the demo project in a running Label Studio, connect the text backend and ask Label Studio
-to fetch predictions for every task.
+"""Create the demo projects in a running Label Studio: one per backend that is up, each pre-annotated by it.
 
-    .venv/bin/python ops/demo_project.py --url http://127.0.0.1:8080 --token TOKEN [--backend-url http://127.0.0.1:9090]
+    .venv/bin/python ops/demo_project.py --url http://127.0.0.1:8080 --token TOKEN \\
+        --backend text_cls=http://127.0.0.1:9090 --backend asr=http://127.0.0.1:9093 \\
+        [--skipped detection="not available in this version of labelloop yet"]
 
-Run by ops/demo.sh. Running it again reuses the project, its tasks and its ML backend connection.
+Run by ops/demo.sh once it has started the services. For each backend it waits until /health says the model is
+loaded (a 503 means it cannot serve: the reason is reported and its project skipped; so is a backend whose process
+exited), then with scripts/labelloop_sync (what `sync.py setup`, `import` and `predict` do): creates or updates the
+project (found by its title) with the backend connected, its webhook and the Data Manager tabs; imports the demo
+data (records by their text, files by their SHA-256: nothing twice); writes the backend's predictions with their
+scores into Label Studio and sets the project's model version, so sorting by "Prediction score" puts the least
+confident tasks first. Running it again adds nothing that is already there.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
-TREC_FILE = SHARED / "datasets" / "text" / "trec" / "TREC_10.label"
-FALLBACK_FILE = ROOT / "examples" / "demo_questions.jsonl"
+for _path in (str(ROOT), str(ROOT / "scripts")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-PROJECT_TITLE = "Demo: question topics"
-BACKEND_TITLE = "labelloop text_cls"
 # TREC coarse classes, with readable names
 TREC_CLASSES = {"ABBR": "Abbreviation", "ENTY": "Entity", "DESC": "Description", "HUM": "Human",
                 "LOC": "Location", "NUM": "Numeric"}
-LABEL_CONFIG = (
-    '<View>\n'
-    '  <Header value="What is the question asking for?"/>\n'
-    '  <Text name="text" value="$text"/>\n'
-    '  <Choices name="topic" toName="text" choice="single" showInline="true">\n'
-    + "".join(f'    <Choice value="{name}"/>\n' for name in TREC_CLASSES.values())
-    + '  </Choices>\n'
-    '</View>\n'
-)
+IMAGE_LABELS = ["Person", "Car", "Bus", "Truck", "Bicycle", "Dog", "Cat"]
 
 
-def _detokenize(text: str) -> str:
-    """TREC questions are tokenized ("Who was Galileo ?"): make them read normally."""
-    for a, b in ((" ?", "?"), (" ,", ","), (" 's", "'s"), (" n't", "n't"), ("`` ", '"'), (" ''", '"'),
-                 (" .", "."), (" :", ":"), (" ;", ";"), ("( ", "("), (" )", ")")):
-        text = text.replace(a, b)
-    return text.strip()
+def _labels(tag: str) -> str:
+    return "".join(f'\n    <{tag} value="{label}"/>' for label in IMAGE_LABELS)
 
 
-def demo_tasks(limit: int) -> tuple[list[dict], str]:
-    """The demo questions: the first `limit` TREC test questions when shared/ is there, else the committed file."""
-    if TREC_FILE.is_file():
-        tasks = []
-        for line in TREC_FILE.read_text(encoding="latin-1").splitlines():
-            label, _, question = line.partition(" ")
-            if question.strip():
-                tasks.append({"text": _detokenize(question)})
-            if len(tasks) >= limit:
-                break
-        return tasks, str(TREC_FILE)
-    tasks = [json.loads(line) for line in FALLBACK_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return tasks[:limit], str(FALLBACK_FILE)
+@dataclass(frozen=True)
+class Demo:
+    title: str
+    description: str
+    label_config: str
+    data: str  # "questions", "images" or "clips"
+    interactive: bool = False  # Label Studio sends the smart tools' clicks and boxes to the backend
 
 
-def find_project(client):
-    for project in client.projects.list():
-        if project.title == PROJECT_TITLE:
-            return project
-    return None
+DEMOS: dict[str, Demo] = {
+    "text_cls": Demo(
+        "Demo: question topics", "labelloop demo: TREC question types, pre-annotated by the text_cls backend",
+        '<View>\n'
+        '  <Header value="What is the question asking for?"/>\n'
+        '  <Text name="text" value="$text"/>\n'
+        '  <Choices name="topic" toName="text" choice="single" showInline="true">\n'
+        + "".join(f'    <Choice value="{name}"/>\n' for name in TREC_CLASSES.values())
+        + '  </Choices>\n'
+        '</View>\n', "questions"),
+    "detection": Demo(
+        "Demo: objects in photos", "labelloop demo: boxes pre-annotated by the detection backend (YOLO)",
+        f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n'
+        f'  <RectangleLabels name="label" toName="image">{_labels("Label")}\n  </RectangleLabels>\n</View>\n',
+        "images"),
+    "segmentation": Demo(
+        "Demo: object masks", "labelloop demo: masks pre-annotated by the segmentation backend; click a point or "
+                              "draw a box with the smart tools for a Segment Anything mask",
+        f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n'
+        f'  <BrushLabels name="mask" toName="image">{_labels("Label")}\n  </BrushLabels>\n'
+        f'  <KeyPointLabels name="point" toName="image" smart="true">{_labels("Label")}\n  </KeyPointLabels>\n'
+        f'  <RectangleLabels name="box" toName="image" smart="true">{_labels("Label")}\n  </RectangleLabels>\n'
+        f'</View>\n', "images", interactive=True),
+    "asr": Demo(
+        "Demo: speech transcripts", "labelloop demo: transcripts pre-written by the asr backend (Whisper)",
+        '<View>\n  <Audio name="audio" value="$audio"/>\n'
+        '  <TextArea name="transcription" toName="audio" editable="true" rows="4"/>\n</View>\n', "clips"),
+}
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# waiting for the backends
+# --------------------------------------------------------------------------------------------------------------
+
+def _pid_alive(pid_file: Path) -> bool | None:
+    """Whether the process of a pid file runs (None: no pid file)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Unavailable|UnknownBackend)\w*): (.+)$")
+
+
+def exit_reason(log_path: Path) -> str:
+    """Why a backend process exited, from the end of its log."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()[-200:]
+    except OSError:
+        return "the process exited"
+    for line in reversed(lines):
+        m = _ERROR_LINE.match(line.strip())
+        if m:
+            return f"the process exited: {m.group(2)} ({m.group(1)}; log {log_path})"
+    return f"the process exited (log {log_path})"
+
+
+def probe(session, url: str) -> tuple[str, Any]:
+    """("ready" | "loading" | "failed" | "down", detail) of a backend from its /health."""
+    import requests
+
+    try:
+        r = session.get(url + "/health", timeout=10)
+    except requests.RequestException:
+        return "down", None
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if r.status_code == 503:
+        return "failed", body.get("reason") or body.get("error") or "its /health answers 503"
+    if r.status_code != 200:
+        return "loading", f"/health answered {r.status_code}"
+    model = body.get("model", "ready")
+    # "idle": the model loads on the first request (a server started without warm-up)
+    return ("ready", body) if model in ("ready", "idle") else ("loading", model)
+
+
+def wait_for_backends(backends: dict[str, str], timeout: float, run_dir: Path | None,
+                      log_dir: Path | None) -> dict[str, tuple[bool, Any]]:
+    """Per backend (True, /health body) once its model is loaded, or (False, reason) when it cannot serve."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    pending, out = dict(backends), {}
+    started = time.monotonic()
+    next_note = started + 20
+    last: dict[str, Any] = {}
+    while pending:
+        for name, url in list(pending.items()):
+            state, detail = probe(session, url)
+            last[name] = state
+            if state == "ready":
+                out[name] = (True, detail)
+                say(f"{name}: ready at {url} (model version {detail.get('model_version')}, "
+                    f"{time.monotonic() - started:.0f}s)")
+            elif state == "failed":
+                out[name] = (False, detail)
+            elif state == "down" and run_dir is not None and _pid_alive(run_dir / f"backend-{name}.pid") is False:
+                log = (log_dir or run_dir) / f"backend-{name}.log"
+                out[name] = (False, exit_reason(log))
+            else:
+                continue
+            del pending[name]
+        if not pending:
+            break
+        now = time.monotonic()
+        if now - started > timeout:
+            for name in pending:
+                out[name] = (False, f"not ready after {timeout:.0f}s (last state: {last.get(name)}); see its log")
+            break
+        if now > next_note:
+            say("waiting for the models to load: " + ", ".join(f"{n} ({last.get(n)})" for n in pending))
+            next_note = now + 30
+        time.sleep(1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the projects
+# --------------------------------------------------------------------------------------------------------------
+
+def _auth() -> tuple[str, str] | None:
+    user = os.environ.get("BASIC_AUTH_USER", "")
+    return (user, os.environ.get("BASIC_AUTH_PASS", "")) if user else None
+
+
+def project_config(name: str, url: str):
+    """The sync.py project file of a backend's demo project, as parsed settings."""
+    from labelloop_sync import config
+
+    demo = DEMOS[name]
+    backend: dict[str, Any] = {"url": url, "title": f"labelloop {name}", "interactive": demo.interactive}
+    auth = _auth()
+    if auth:
+        backend["auth"] = {"user": auth[0], "password": auth[1]}
+    return config.parse({
+        "title": demo.title, "description": demo.description, "label_config": demo.label_config,
+        "predictions": {"show": True, "model_version": "auto"}, "ml_backends": [backend],
+        "views": {"most_uncertain": True, "tiers": {"hard_below": 0.5, "easy_from": 0.8}},
+    })
+
+
+def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path) -> dict[str, Any]:
+    """Set up, import and pre-annotate one demo project; returns what was done."""
+    from labelloop_sync import importing, predict
+    from labelloop_sync.backend import Backend
+    from labelloop_sync.context import Context
+    from labelloop_sync.project import setup
+    from ops import demo_data
+
+    demo = DEMOS[name]
+    cfg = project_config(name, url)
+    # The tasks go in before the backend is connected: Label Studio asks a connected backend for predictions of
+    # every uploaded file during the upload, one request per file; predict.run below sends them in batches.
+    project_id, changes, _ = setup(ls, dataclasses.replace(cfg, backends=[]))
+    with ls.errors(f"reading project {project_id}"):
+        label_config = ls.sdk.projects.get(id=project_id).label_config or cfg.label_config
+    ctx = Context(ls, project_id, cfg.title, label_config, Backend(url, _auth()), cfg)
+    if demo.data == "questions":
+        tasks, source = demo_data.questions(sizes["questions"])
+        imported, _ = importing.import_records(ctx, [{"data": t} for t in tasks], "text")
+    else:
+        folder = data_dir / demo.data
+        maker = demo_data.images if demo.data == "images" else demo_data.clips
+        source = maker(folder, sizes[demo.data])
+        imported = importing.import_folder(ctx, folder)["imported"]
+    changes += setup(ls, cfg)[1]
+    say(f"{name}: project {project_id} {demo.title!r}" + (f" ({'; '.join(changes)})" if changes else " (unchanged)"))
+    say(f"{name}: {imported} new tasks from {source}")
+    t0 = time.monotonic()
+    result = predict.run(ctx, batch_size=8 if demo.data == "questions" else 4)
+    if result["errors"]:
+        say(f"{name}: {len(result['errors'])} tasks not predicted, first: {result['errors'][0]}")
+    if not (result["predicted"] or result["already"]):
+        raise RuntimeError(f"no task could be pre-annotated: {result['errors'][:1]}")
+    say(f"{name}: {result['predicted']} tasks pre-annotated by {result['model_version']} "
+        f"({time.monotonic() - t0:.1f}s), {result['already']} already were")
+    return {"project": project_id, **result}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,70 +250,78 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"))
     parser.add_argument("--token", default=os.environ.get("LABEL_STUDIO_API_KEY", ""),
                         help="Label Studio API token (legacy token)")
-    parser.add_argument("--backend-url", default=os.environ.get("BACKEND_URL", "http://127.0.0.1:9090"))
-    parser.add_argument("--no-backend", action="store_true", help="only the project and its tasks")
-    parser.add_argument("--tasks", type=int, default=200, help="how many questions to import (default 200)")
-    parser.add_argument("--username", default=os.environ.get("LABEL_STUDIO_USERNAME", ""),
-                        help="only printed")
-    parser.add_argument("--password", default=os.environ.get("LABEL_STUDIO_PASSWORD", ""),
-                        help="only printed")
+    parser.add_argument("--backend", action="append", default=[], metavar="NAME=URL",
+                        help="a running backend (repeat for each)")
+    parser.add_argument("--skipped", action="append", default=[], metavar="NAME=REASON",
+                        help="a backend that was not started, reported in the summary")
+    parser.add_argument("--var-dir", type=Path, default=ROOT / "var",
+                        help="the demo's folder: run/ (pids: a backend that exited is not waited for), log/, "
+                             "demo-data/")
+    parser.add_argument("--tasks", type=int, default=200, help="questions for the text project (default 200)")
+    parser.add_argument("--images", type=int, default=20, help="photos for the image projects (default 20)")
+    parser.add_argument("--clips", type=int, default=10, help="speech clips for the asr project (default 10)")
+    parser.add_argument("--health-timeout", type=float, default=900,
+                        help="seconds to wait for all models to load (default 900)")
+    parser.add_argument("--username", default="", help="only printed")
+    parser.add_argument("--password", default="", help="only printed")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("no token: pass --token or set LABEL_STUDIO_API_KEY")
     url = args.url.rstrip("/")
 
-    from label_studio_sdk import LabelStudio
-    from label_studio_sdk.actions import PrepareParamsRequestRequestSelectedItemsExcluded
+    def pairs(items: list[str], what: str) -> dict[str, str]:
+        out = {}
+        for item in items:
+            name, sep, value = item.partition("=")
+            if not sep or name not in DEMOS:
+                parser.error(f"{what} takes NAME=VALUE with NAME one of {', '.join(DEMOS)}: {item!r}")
+            out[name] = value.rstrip("/")
+        return out
 
-    client = LabelStudio(base_url=url, api_key=args.token, timeout=300)
+    backends, skipped = pairs(args.backend, "--backend"), pairs(args.skipped, "--skipped")
 
-    project = find_project(client)
-    if project is None:
-        project = client.projects.create(title=PROJECT_TITLE, label_config=LABEL_CONFIG,
-                                         description="labelloop demo: TREC question types, pre-annotated by the "
-                                                     "text_cls backend")
-        print(f"created project {project.id} {PROJECT_TITLE!r}")
-    else:
-        print(f"using project {project.id} {PROJECT_TITLE!r}")
+    from labelloop_sync.connection import LS
+    from labelloop_sync.errors import SyncError
 
-    n_tasks = client.projects.get(project.id).task_number or 0
-    if n_tasks == 0:
-        tasks, source = demo_tasks(args.tasks)
-        result = client.projects.import_tasks(project.id, request=tasks)
-        n_tasks = result.task_count
-        print(f"imported {n_tasks} tasks from {source}")
-    else:
-        print(f"project already has {n_tasks} tasks")
+    try:
+        ls = LS(url, args.token, timeout=300)
+        ls.check()
+    except SyncError as e:
+        say(f"ERROR: {e}")
+        return 1
 
-    if not args.no_backend:
-        backend_url = args.backend_url.rstrip("/")
-        ml = next((m for m in client.ml.list(project=project.id) if (m.url or "").rstrip("/") == backend_url), None)
-        if ml is None:
-            ml = client.ml.create(url=backend_url, project=project.id, title=BACKEND_TITLE, is_interactive=False)
-            print(f"connected ML backend {ml.id} at {backend_url}")
-        else:
-            print(f"ML backend {ml.id} at {backend_url} already connected")
-        client.projects.update(project.id, show_collab_predictions=True)
-        t0 = time.monotonic()
-        client.actions.create(id="retrieve_tasks_predictions", project=project.id,
-                              selected_items=PrepareParamsRequestRequestSelectedItemsExcluded(all_=True, excluded=[]))
-        total = client.projects.get(project.id).total_predictions_number
-        print(f"asked Label Studio for predictions of all tasks ({time.monotonic() - t0:.1f}s): "
-              f"project has {total} predictions")
-        # The Data Manager sorts by "Prediction score" only over predictions of the project's model version: point
-        # it at the version the backend serves now (it reports it to /setup, which Label Studio just called).
-        served = client.ml.get(ml.id).model_version
-        if served:
-            client.projects.update(project.id, model_version=served)
-            print(f"project model version: {served} (sort by Prediction score, ascending: least confident first)")
+    status = wait_for_backends(backends, args.health_timeout, args.var_dir / "run", args.var_dir / "log")
+    sizes = {"questions": args.tasks, "images": args.images, "clips": args.clips}
+    lines: dict[str, str] = {name: f"skipped: {reason}" for name, reason in skipped.items()}
+    failed = False
+    for name, backend_url in backends.items():
+        ok, detail = status[name]
+        if not ok:
+            say(f"{name}: skipped: {detail}")
+            lines[name] = f"skipped: {detail}"
+            continue
+        try:
+            done = build_project(ls, name, backend_url, sizes, args.var_dir / "demo-data")
+        except Exception as e:  # noqa: BLE001 - one project failing must not stop the others
+            if not isinstance(e, (SyncError, RuntimeError, OSError)):
+                e = f"{type(e).__name__}: {e}"  # type: ignore[assignment]
+            say(f"{name}: ERROR: the demo project failed: {e}")
+            lines[name] = f"{backend_url}  ERROR: {e}"
+            failed = True
+            continue
+        lines[name] = (f"{backend_url}  {url}/projects/{done['project']}/data  "
+                       f"({DEMOS[name].title}; predictions of {done['model_version']})")
 
     print()
     print(f"Label Studio:  {url}")
     if args.username:
         print(f"  login:       {args.username} / {args.password or '(your password)'}")
     print(f"  API token:   {args.token}")
-    print(f"Demo project:  {url}/projects/{project.id}/data")
-    return 0
+    print("Backends and their demo projects (sort by Prediction score, ascending: least confident first):")
+    for name in DEMOS:
+        if name in lines:
+            print(f"  {name:<13} {lines[name]}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -83,6 +83,6 @@ LS_HASH=$({ py_id; echo "label-studio==$LS_VERSION"; } | sha256sum | cut -d' ' -
 ensure_venv "$LS_VENV" "$LS_HASH" "label-studio==$LS_VERSION"
 
 # --- migrated Label Studio database (about a minute the first time, then cached per version) -----------------
-LABEL_STUDIO_VENV=$LS_VENV "$ROOT/.venv/bin/python" -m tests.services ls-template >&2
+LABEL_STUDIO_VENV=$LS_VENV "$ROOT/.venv/bin/python" -m ops.services ls-template >&2
 
 log "done"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, CI): set-up, then the whole test suite against real services.
-# The tests start their own redis-server and Label Studio (tests/services.py), on free local ports.
+# The tests start their own redis-server and Label Studio (ops/services.py), on free local ports.
 # Extra arguments go to pytest, e.g.  bash ops/test.sh -k label_studio_server -x
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import LabelStudioServer, RedisServer, ServiceUnavailable
+from ops.services import LabelStudioServer, RedisServer, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))

@@ -82,8 +82,9 @@ def _connect_backend(ls: LS, project_id: int, b: BackendConfig, update_auth: boo
     if not existing:
         # Label Studio calls the backend's /health and /setup here (3 s timeout by default: ML_TIMEOUT_SETUP)
         with ls.errors(f"connecting the ML backend {b.url}"):
-            ml = ls.sdk.ml.create(project=project_id, url=b.url, basic_auth_pass=b.password if b.user else None,
-                                  **wanted)
+            # no basic_auth_pass at all for a backend without auth: Label Studio 1.23 answers a null one with a 500
+            secret = {"basic_auth_pass": b.password} if b.user else {}
+            ml = ls.sdk.ml.create(project=project_id, url=b.url, **secret, **wanted)
         changes.append(f"connected ML backend {ml.id} {b.title!r} at {b.url}")
         return ml
     ml = existing[0]

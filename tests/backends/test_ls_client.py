@@ -11,7 +11,7 @@ import pytest
 from backends.config import Settings
 from backends.exceptions import BadRequest, LabelStudioUnavailable
 from backends.ls_client import LabelStudioClient, client_for, parse_project_id, select_annotation
-from tests.services import free_port
+from ops.services import free_port
 
 TOKEN = "legacy-token-abcdef0123456789"
 

@@ -13,7 +13,7 @@ import pytest
 from backends.config import Settings
 from backends.exceptions import MediaError, MediaNotAllowed, MediaTooLarge
 from backends.media import MediaFetcher, redact_url
-from tests.services import free_port
+from ops.services import free_port
 
 TOKEN = "secret-token-0123456789"
 LIMIT = 1000

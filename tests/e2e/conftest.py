@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services import ROOT, free_port, wait_for_port
+from ops.services import ROOT, free_port, wait_for_port
 
 
 class Process:

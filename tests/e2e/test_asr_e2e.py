@@ -12,7 +12,7 @@ from asr.metrics import wer
 from tests.asr.conftest import speak
 from tests.asr.test_adapt import NEW, TRAIN
 from tests.backends.test_asr_adapter import SEGMENTS, WHOLE
-from tests.services import wait_until
+from ops.services import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

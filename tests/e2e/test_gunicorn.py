@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backends.config import Settings
 from tests.samples import sentiment_examples
 from backends.versions import ModelStore
-from tests.services import ROOT, free_port, wait_for_port
+from ops.services import ROOT, free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
 

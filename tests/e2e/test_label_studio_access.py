@@ -15,7 +15,7 @@ from backends.config import Settings
 from backends.exceptions import LabelStudioUnavailable, MediaError, MediaNotAllowed
 from backends.ls_client import LabelStudioClient
 from backends.media import MediaFetcher
-from tests.services import free_port
+from ops.services import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from tests.samples import read_trec
-from tests.services import wait_until
+from ops.services import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -184,7 +184,7 @@ def test_asr_manifest_with_audio_copied(sync, sdk, label_studio, datasets_dir, t
 @pytest.fixture
 def local_files_ls(tmp_path):
     """A Label Studio of its own that serves local files from tmp_path/root (the session's one does not)."""
-    from tests.services import LabelStudioServer
+    from ops.services import LabelStudioServer
 
     root = (tmp_path / "root").resolve()
     root.mkdir()

@@ -13,7 +13,7 @@ from labelloop_sync.cli import build_parser, main
 from labelloop_sync.errors import ConfigError
 from labelloop_sync.export import audio_duration
 from labelloop_sync.rank import kcenter_order
-from tests.services import ROOT, free_port
+from ops.services import ROOT, free_port
 
 SYNC = [sys.executable, str(ROOT / "scripts" / "sync.py")]
 COMMANDS = ["setup", "import", "predict", "rank", "retrain", "export", "status"]

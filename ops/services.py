@@ -1,4 +1,8 @@
-"""Real services for the tests and the demo: redis-server and Label Studio, started on free local ports."""
+"""Real services for the demo and the tests: redis-server and Label Studio, started on free local ports.
+
+Used by ops/demo.sh and ops/setup.sh (`python -m ops.services ...`, see `main`) and by the test fixtures
+(tests/conftest.py). Needs only the standard library at import time.
+"""
 from __future__ import annotations
 
 import os
@@ -322,12 +326,12 @@ def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """For ops/ scripts: `python -m tests.services ls-template` builds the cached template database;
-    `python -m tests.services label-studio --port 8080 --data-dir DIR --pid-file F --log F` starts a Label Studio
+    """For ops/ scripts: `python -m ops.services ls-template` builds the cached template database;
+    `python -m ops.services label-studio --port 8080 --data-dir DIR --pid-file F --log F` starts a Label Studio
     that keeps running after this command returns (stop it by its pid)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tests.services")
+    parser = argparse.ArgumentParser(prog="python -m ops.services")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("ls-template", help="build the cached migrated Label Studio database if missing")
     ls = sub.add_parser("label-studio", help="start a detached Label Studio")
