@@ -10,7 +10,7 @@ from .exceptions import UnknownBackend
 ADAPTERS: dict[str, str | None] = {
     "text_cls": "backends.adapters.text_cls:TextClassificationBackend",
     "detection": "backends.adapters.detection:DetectionBackend",
-    "segmentation": None,
+    "segmentation": "backends.adapters.segmentation:SegmentationBackend",
     "asr": "backends.adapters.asr:ASRBackend",
 }
 

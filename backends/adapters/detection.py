@@ -44,7 +44,8 @@ def _controls(label_config: str) -> tuple[Control, ...]:
 
 
 def _task(control: Control) -> str:
-    return "segment" if control.tag == "polygonlabels" else "detect"
+    """The YOLO task a control needs: outlines and masks come from a segmentation model."""
+    return "segment" if control.tag in ("polygonlabels", "brushlabels") else "detect"
 
 
 def _threshold(control: Control, params: dict) -> float:
@@ -183,7 +184,7 @@ class DetectionBackend(Backend):
         if len(covered) < len(control.labels):
             base = self.detector(self.weights_for(control, params, task), task)
             if task == "segment" and base.task != "segment":
-                raise UnsupportedConfig(f"<PolygonLabels name={control.name!r}> needs a segmentation model; "
+                raise UnsupportedConfig(f"<{control.tag} name={control.name!r}> needs a segmentation model; "
                                         f"{base.source} is a {base.task} model (use e.g. yolov8n-seg.pt)")
             lm = label_map(control, base.names)
             classes = [c for c in lm.model_classes if lm.label(c) not in covered]
@@ -191,7 +192,7 @@ class DetectionBackend(Backend):
                 plans.append(Plan(base, lm, classes, conf))
         return plans
 
-    def _load_images(self, tasks: list[dict], keys: set[str], media, decode: bool) -> tuple[list[dict], list]:
+    def load_images(self, tasks: list[dict], keys: set[str], media, decode: bool) -> tuple[list[dict], list]:
         images: list[dict[str, _Image]] = []
         errors: list[str | None] = []
         for task in tasks:
@@ -252,7 +253,7 @@ class DetectionBackend(Backend):
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
         controls = _controls(label_config)
-        images, errors = self._load_images(tasks, {c.value_key for c in controls}, media, decode=True)
+        images, errors = self.load_images(tasks, {c.value_key for c in controls}, media, decode=True)
         results: list[list[dict]] = [[] for _ in tasks]
         for control in controls:
             plans = self.plans(model, control, params)
@@ -308,7 +309,7 @@ class DetectionBackend(Backend):
         min_images = int(params.get("min_train_images", 4))
         controls = _controls(label_config)
         tasks = [{"id": ex.task_id, "data": ex.data} for ex in examples]
-        images, errors = self._load_images(tasks, {c.value_key for c in controls}, media, decode=False)
+        images, errors = self.load_images(tasks, {c.value_key for c in controls}, media, decode=False)
         for err in errors:
             if err:
                 log.warning("training example skipped: %s", err)
