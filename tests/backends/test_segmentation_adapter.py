@@ -40,15 +40,19 @@ def click(x, y, label="Bus", positive=True, width=810, height=1080):
             "value": {"x": x, "y": y, "width": 0.5, "keypointlabels": [label]}}
 
 
-@pytest.fixture(scope="module")
-def sam_weights(tmp_path_factory, weights_dir):
+def random_sam_weights(folder: Path, weights_dir: Path) -> Path:
     """A weights folder with the real YOLO weights and a random-weight MobileSAM checkpoint."""
-    folder = tmp_path_factory.mktemp("weights")
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("yolov8n.pt", "yolov8n-seg.pt"):
         (folder / name).symlink_to(weights_dir / name)
     torch.manual_seed(0)
     torch.save(load_sam("vit_t", None, device="cpu", random_init=True).state_dict(), folder / "mobile_sam.pt")
     return folder
+
+
+@pytest.fixture(scope="module")
+def sam_weights(tmp_path_factory, weights_dir):
+    return random_sam_weights(tmp_path_factory.mktemp("weights"), weights_dir)
 
 
 def _settings(tmp_path, weights, roots=()):
