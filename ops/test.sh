@@ -15,6 +15,9 @@ if [ -n "${WEIGHTS_DIR:-}" ]; then export WEIGHTS_DIR; fi
 export LABELLOOP_REQUIRE_SERVICES=1
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
+# Ultralytics must not reach for GitHub (fonts, weights, pip) during the tests; detection/runtime.py gives it a
+# settings folder of its own
+export YOLO_OFFLINE=1
 
 set +e
 "$ROOT/.venv/bin/python" -m pytest "$@"
