@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from . import runtime  # noqa: F401  (offline-safe Ultralytics settings, before ultralytics is imported)
@@ -90,8 +91,8 @@ class Detector:
         kwargs = dict(conf=conf, iou=iou, max_det=max_det, classes=idx, batch=max(1, batch), verbose=False)
         if imgsz:
             kwargs["imgsz"] = imgsz
-        # Ultralytics reads numpy images as OpenCV BGR
-        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
+        # Ultralytics reads numpy images as OpenCV BGR (cvtColor: ~20x faster than a reversed-axis copy)
+        bgr = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2BGR) for im in images]
         out: list[list[Detection]] = []
         with self._lock:
             for start in range(0, len(bgr), max(1, batch)):
