@@ -77,6 +77,22 @@ def label_map(control: Control, names: list[str]) -> LabelMap:
     return found
 
 
+def image_answers(results: list[list[dict]], errors: list[str | None]) -> list[TaskPrediction]:
+    """One answer per image: its error, or its regions scored with the image's confidence.
+
+    The image's confidence is the mean of its regions' scores; an image with nothing found is scored 0, i.e. as
+    uncertain as it gets, so that it is looked at rather than trusted.
+    """
+    answers = []
+    for res, err in zip(results, errors):
+        if err is not None:
+            answers.append(TaskPrediction(error=err))
+            continue
+        scores = [r["score"] for r in res]
+        answers.append(TaskPrediction(result=res, score=sum(scores) / len(scores) if scores else 0.0))
+    return answers
+
+
 @dataclass
 class Plan:
     """One model run for one control: which detector, which of its classes, and which config label each is."""
@@ -268,16 +284,7 @@ class DetectionBackend(Backend):
                 img = images[i][control.value_key]
                 results[i].extend(r for label, d in dets
                                   if (r := self.region(control, label, d, img.width, img.height)) is not None)
-        answers = []
-        for res, err in zip(results, errors):
-            if err is not None:
-                answers.append(TaskPrediction(error=err))
-                continue
-            # the image's confidence is the mean of its regions' scores; an image with nothing found is scored 0,
-            # i.e. as uncertain as it gets, so that it is looked at rather than trusted
-            scores = [r["score"] for r in res]
-            answers.append(TaskPrediction(result=res, score=sum(scores) / len(scores) if scores else 0.0))
-        return answers
+        return image_answers(results, errors)
 
     @staticmethod
     def region(control: Control, label: str, d: Detection, width: int, height: int) -> dict | None:

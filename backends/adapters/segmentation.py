@@ -39,7 +39,7 @@ from segmentation.prompts import parse_context
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, TrainingError
 from ..labels import Control, find_controls, task_value
-from .detection import DetectionBackend
+from .detection import DetectionBackend, image_answers
 
 log = logging.getLogger(__name__)
 
@@ -267,15 +267,7 @@ class SegmentationBackend(Backend):
                 except Exception as e:  # a SAM failure on one image must not cost the batch
                     log.exception("task %s: masks failed", tasks[i].get("id", "?"))
                     errors[i] = f"task {tasks[i].get('id', '?')}: masks failed ({type(e).__name__}: {e})"
-        answers = []
-        for res, err in zip(results, errors):
-            if err is not None:
-                answers.append(TaskPrediction(error=err))
-                continue
-            # as in detection: the mean confidence of the objects found, 0 (review first) when none was
-            scores = [r["score"] for r in res]
-            answers.append(TaskPrediction(result=res, score=sum(scores) / len(scores) if scores else 0.0))
-        return answers
+        return image_answers(results, errors)
 
     def _instances(self, control: Control, dets: list, img, segmenter: Segmenter | None) -> list[dict]:
         if not dets:

@@ -13,6 +13,7 @@ from tests.asr.conftest import speak
 from tests.asr.test_adapt import NEW, TRAIN
 from tests.backends.test_asr_adapter import SEGMENTS, WHOLE
 from ops.services import wait_until
+from tests.e2e.label_studio import retrieve_predictions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -23,14 +24,6 @@ def _upload(label_studio, project_id: int, files: dict[str, bytes]) -> None:
                       files={f"file{i}": (name, data, "audio/wav") for i, (name, data) in enumerate(files.items())},
                       timeout=120)
     assert r.status_code == 201, r.text
-
-
-def _retrieve_predictions(label_studio, project_id: int) -> None:
-    r = requests.post(f"{label_studio.url}/api/dm/actions",
-                      params={"id": "retrieve_tasks_predictions", "project": project_id},
-                      json={"selectedItems": {"all": True, "excluded": []}},
-                      headers={"Authorization": f"Token {label_studio.token}"}, timeout=300)
-    assert r.ok, r.text
 
 
 def _tasks(client: LabelStudio, project_id: int) -> dict[str, dict]:
@@ -58,7 +51,7 @@ def test_label_studio_drives_the_asr_backend(label_studio, start_backend, tmp_pa
     assert client.ml.get(ml.id).state == "CO", backend.log()[-3000:]
 
     # Transcripts of every uploaded file, fetched by the backend from Label Studio with the API key.
-    _retrieve_predictions(label_studio, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
     tasks = _tasks(client, project.id)
     for name, task in tasks.items():
         assert len(task["predictions"]) == 1, (name, task, backend.log()[-3000:])
@@ -88,7 +81,7 @@ def test_label_studio_drives_the_asr_backend(label_studio, start_backend, tmp_pa
     assert health()["model_version"] == "asr-v1"
 
     # The new version is served: Label Studio asks again and gets adapted transcripts of the unseen files.
-    _retrieve_predictions(label_studio, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
     tasks = _tasks(client, project.id)
     adapted = {}
     for name in ("new0.wav", "new1.wav"):
@@ -111,7 +104,7 @@ def test_segment_level_predictions_are_accepted_by_label_studio(label_studio, st
                       files={"file": (clip.name, clip.read_bytes(), "audio/flac")}, timeout=60)
     assert r.status_code == 201, r.text
     client.ml.create(project=project.id, url=backend.url, title="labelloop asr", is_interactive=False)
-    _retrieve_predictions(label_studio, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
     (task,) = list(client.tasks.list(project=project.id, fields="all"))
     (pred,) = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
     by_type = {}

@@ -10,25 +10,12 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from ops.services import wait_until
+from tests.e2e.label_studio import predictions, retrieve_predictions
 from tests.backends.test_detection_training import CONFIG, coco128_tasks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 N_TRAIN, N_NEW = 12, 6
-
-
-def _predictions(client: LabelStudio, project_id: int) -> dict[int, list]:
-    def plain(p):
-        return p if isinstance(p, dict) else p.model_dump()
-
-    return {t.id: [plain(p) for p in t.predictions or []] for t in client.tasks.list(project=project_id, fields="all")}
-
-
-def _retrieve_predictions(ls_url: str, token: str, project_id: int) -> None:
-    r = requests.post(f"{ls_url}/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": project_id},
-                      json={"selectedItems": {"all": True, "excluded": []}},
-                      headers={"Authorization": f"Token {token}"}, timeout=300)
-    assert r.ok, r.text
 
 
 def test_label_studio_drives_the_detection_backend(label_studio, redis_server, start_backend, datasets_dir):
@@ -51,8 +38,8 @@ def test_label_studio_drives_the_detection_backend(label_studio, redis_server, s
     client.ml.create(project=project.id, url=backend.url, title="labelloop detection", is_interactive=False,
                      extra_params={"epochs": 3, "imgsz": 320, "batch": 8, "min_train_images": 4,
                                    "min_map_gain": -1.0})
-    _retrieve_predictions(label_studio.url, label_studio.token, project.id)
-    preds = _predictions(client, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
+    preds = predictions(client, project.id)
     assert all(len(p) == 1 for p in preds.values()), (preds, logs()[-3000:])
     items = [i for p in preds.values() for i in p[0]["result"]]
     assert {i["value"]["rectanglelabels"][0] for i in items} == {"Person"}  # the COCO model has no "Vehicle"
@@ -78,9 +65,9 @@ def test_label_studio_drives_the_detection_backend(label_studio, redis_server, s
     assert version == "detection-v1"
 
     # the new version is served and Label Studio orders unlabeled tasks by the image's confidence
-    _retrieve_predictions(label_studio.url, label_studio.token, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
     client.projects.update(project.id, model_version=version)
-    preds = _predictions(client, project.id)
+    preds = predictions(client, project.id)
     unlabeled = [by_name[ex.data["image"].rsplit("/", 1)[-1]] for ex in examples[N_TRAIN:]]
     newest = {tid: next(p for p in preds[tid] if p["model_version"] == version) for tid in unlabeled}
     query = {"ordering": ["tasks:predictions_score"],

@@ -10,6 +10,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from backends.adapters.segmentation import rle_to_mask
+from tests.e2e.label_studio import retrieve_predictions
 from tests.backends.test_segmentation_adapter import BUS, CONFIG, click, random_sam_weights
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -30,10 +31,7 @@ def test_a_smart_keypoint_returns_a_brush_mask(label_studio, start_backend, weig
     assert client.ml.get(ml.id).state == "CO", backend.log()[-3000:]
 
     # opening the task: automatic masks of the bus and the persons, from YOLO-seg refined by (random) SAM boxes
-    r = requests.post(f"{label_studio.url}/api/dm/actions", params={"id": "retrieve_tasks_predictions",
-                                                                     "project": project.id},
-                      json={"selectedItems": {"all": True, "excluded": []}}, headers=headers, timeout=120)
-    assert r.ok, r.text
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
     (task,) = list(client.tasks.list(project=project.id, fields="all"))
     (pred,) = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
     assert {i["value"]["brushlabels"][0] for i in pred["result"]} == {"Bus", "Person"}, backend.log()[-3000:]

@@ -11,6 +11,7 @@ from label_studio_sdk import LabelStudio
 
 from tests.samples import read_trec
 from ops.services import wait_until
+from tests.e2e.label_studio import predictions, retrieve_predictions
 
 pytestmark = pytest.mark.e2e
 
@@ -32,20 +33,6 @@ def _trec(datasets_dir, n_train: int, n_test: int):
         elif len(test) < n_test:
             test.append((label, q))
     return train, test
-
-
-def _predictions(client: LabelStudio, project_id: int) -> dict[int, list]:
-    def plain(p):
-        return p if isinstance(p, dict) else p.model_dump()
-
-    return {t.id: [plain(p) for p in t.predictions or []] for t in client.tasks.list(project=project_id, fields="all")}
-
-
-def _retrieve_predictions(ls_url: str, token: str, project_id: int) -> None:
-    r = requests.post(f"{ls_url}/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": project_id},
-                      json={"selectedItems": {"all": True, "excluded": []}},
-                      headers={"Authorization": f"Token {token}"}, timeout=300)
-    assert r.ok, r.text
 
 
 def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_backend, datasets_dir):
@@ -76,8 +63,8 @@ def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_
         client.webhooks.update(hook.id, headers={"Authorization": auth})
 
     # Pre-annotations from the first task, before any label exists (zero-shot).
-    _retrieve_predictions(label_studio.url, label_studio.token, project.id)
-    preds = _predictions(client, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
+    preds = predictions(client, project.id)
     assert all(len(p) == 1 for p in preds.values()), preds
     first = next(iter(preds.values()))[0]
     assert first["model_version"] == "text_cls-base" and 0 <= first["score"] <= 1
@@ -107,10 +94,10 @@ def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_
 
     # The new version is served: Label Studio picks it up (through /setup) and predicts the tasks again. Sorting by
     # score counts only predictions of the project's model version, which can be set once predictions of it exist.
-    _retrieve_predictions(label_studio.url, label_studio.token, project.id)
+    retrieve_predictions(label_studio.url, label_studio.token, project.id)
     client.projects.update(project.id, model_version=version)
     unlabeled = {tasks[q]: label for label, q in test}
-    preds = _predictions(client, project.id)
+    preds = predictions(client, project.id)
     newest = {tid: next(p for p in preds[tid] if p["model_version"] == version) for tid in unlabeled}
     accuracy = sum(p["result"][0]["value"]["choices"][0] == unlabeled[tid] for tid, p in newest.items()) / len(newest)
     assert accuracy >= 0.5, accuracy

@@ -1,0 +1,21 @@
+"""Label Studio calls the end-to-end tests share."""
+from __future__ import annotations
+
+import requests
+from label_studio_sdk import LabelStudio
+
+
+def predictions(client: LabelStudio, project_id: int) -> dict[int, list[dict]]:
+    """Every task's predictions, by task id."""
+    def plain(p):
+        return p if isinstance(p, dict) else p.model_dump()
+
+    return {t.id: [plain(p) for p in t.predictions or []] for t in client.tasks.list(project=project_id, fields="all")}
+
+
+def retrieve_predictions(ls_url: str, token: str, project_id: int) -> None:
+    """The Data Manager's "Retrieve predictions" on all tasks: Label Studio asks the connected backend."""
+    r = requests.post(f"{ls_url}/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": project_id},
+                      json={"selectedItems": {"all": True, "excluded": []}},
+                      headers={"Authorization": f"Token {token}"}, timeout=300)
+    assert r.ok, r.text
