@@ -112,7 +112,6 @@ def test_coco_export_opens_with_pycocotools(sync, image_project, annotated, tmp_
 
 
 def test_yolo_export_structure(sync, image_project, annotated, tmp_path):
-    # Ultralytics is not installed here: the files are parsed and checked against the YOLO layout instead
     out = tmp_path / "yolo"
     code, stdout, _ = sync("export", "--config", image_project["config"], "--format", "yolo", "--out", out,
                            "--copy-media")
@@ -130,6 +129,18 @@ def test_yolo_export_structure(sync, image_project, annotated, tmp_path):
     giraffe = next(r for r in rows if r[0] == "1")
     assert [float(v) for v in giraffe[1:]] == pytest.approx([0.7, 0.5, 0.4, 0.8], abs=1e-5)
     assert "names:" in (out / "data.yaml").read_text()
+
+    # and Ultralytics' own data-set loader reads the same boxes from it
+    import detection.runtime  # noqa: F401  (offline Ultralytics settings)
+    from ultralytics.data import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    data = check_det_dataset(str(out / "data.yaml"))
+    assert data["nc"] == 3 and list(data["names"].values()) == classes
+    dataset = YOLODataset(img_path=data["train"], data=data, imgsz=320, augment=False, cache=False)
+    boxes = [b.tolist() for lb in dataset.labels for b in lb["bboxes"]]
+    assert len(dataset.labels) == 2 and len(boxes) == 3
+    assert any(b == pytest.approx([0.7, 0.5, 0.4, 0.8], abs=1e-5) for b in boxes)
 
 
 def test_voc_export(sync, image_project, annotated, tmp_path):
