@@ -1,0 +1,37 @@
+"""Interactive Segment Anything (SAM / MobileSAM) masks for Label Studio smart tools, without Label Studio.
+
+`engines` finds and loads a model, `cache` keeps image embeddings (in memory, shared through Redis), `predictor`
+turns clicks and boxes into masks, `prompts` reads Label Studio contexts, `finetune` retrains the mask decoder.
+Pure ML: this package never imports `backends` (the Label Studio layer builds on it, not the other way round).
+"""
+from __future__ import annotations
+
+from .cache import EmbeddingCache, Entry
+from .engines import CHECKPOINTS, DEFAULT_KIND, KINDS, load_sam, model_id, resolve_checkpoint
+from .errors import EngineError, NotEnoughMasks, PromptError
+from .finetune import FinetuneReport, finetune_decoder, load_decoder, save_decoder
+from .predictor import MaskResult, Segmenter
+from .prompts import Prompt, mask_prompts, parse_context
+
+__all__ = [
+    "CHECKPOINTS",
+    "DEFAULT_KIND",
+    "KINDS",
+    "EmbeddingCache",
+    "EngineError",
+    "Entry",
+    "FinetuneReport",
+    "MaskResult",
+    "NotEnoughMasks",
+    "Prompt",
+    "PromptError",
+    "Segmenter",
+    "finetune_decoder",
+    "load_decoder",
+    "load_sam",
+    "mask_prompts",
+    "model_id",
+    "parse_context",
+    "resolve_checkpoint",
+    "save_decoder",
+]
