@@ -35,6 +35,15 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="labelloop-prom-")
 
 
+def post_fork(server, worker):
+    # PyTorch sizes its thread pool to every core in each process; several workers on the same cores then fight
+    # over them (a cached SAM click went from ~130 ms to ~900 ms with one other busy process)
+    import torch
+
+    n = int(os.environ.get("TORCH_THREADS", "0") or 0) or max(1, (os.cpu_count() or 1) // max(1, workers))
+    torch.set_num_threads(n)
+
+
 def on_exit(server):
     if _OWN_METRICS_DIR:
         import shutil
