@@ -21,7 +21,8 @@ from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 import requests
 
 from .config import Settings
-from .exceptions import MediaError, MediaNotAllowed, MediaTooLarge
+from .exceptions import LabelloopError, MediaError, MediaNotAllowed, MediaTooLarge, TaskDataError
+from .labels import task_value
 
 _MAX_REDIRECTS = 5
 _CHUNK = 1 << 16
@@ -390,3 +391,21 @@ class MediaFetcher:
             # urllib3 raises when the body ends before its Content-Length
             raise MediaError(f"could not fetch {redact_url(url)}: the download broke off after {n} bytes "
                              f"({_reason(e)})") from None
+
+
+def task_media(task: dict, key: str, media: MediaFetcher | None, what: str = "a media") -> Path:
+    """The local file behind a task's `$key` (fetched and cached by `media`).
+
+    Args:
+        what: how the error names the expected value, e.g. "an image".
+
+    Raises:
+        TaskDataError: no such field, or a value that is not a URL or path.
+        LabelloopError: no media access configured; `MediaError`s of the fetch.
+    """
+    value = task_value(task, key)
+    if not isinstance(value, str) or not value.strip():
+        raise TaskDataError(f"${key} is not {what} URL or path")
+    if media is None:
+        raise LabelloopError(f"no media access configured to read ${key}")
+    return Path(media.fetch(value))

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .geometry import yolo_box_line, yolo_polygon_line
+from .geometry import outline_xyxy, yolo_box_line, yolo_polygon_line
 from .types import Sample
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,6 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _polygon_box(points) -> tuple[float, float, float, float]:
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
-
-
 def _match_boxes_to_polygons(sample: Sample) -> tuple[set[int], set[int]]:
     """(indices of boxes, indices of polygons) that describe the same object: same class and the polygon's bounding
     box overlapping the box at IoU >= SAME_OBJECT_IOU, matched greedily one to one."""
@@ -131,7 +126,7 @@ def _match_boxes_to_polygons(sample: Sample) -> tuple[set[int], set[int]]:
     for bi, (bc, box) in enumerate(sample.boxes):
         for pi, (pc, poly) in enumerate(sample.polygons):
             if bc == pc and len(np.asarray(poly).reshape(-1)) >= 4:
-                iou = _iou(tuple(float(v) for v in box), _polygon_box(poly))
+                iou = _iou(tuple(float(v) for v in box), outline_xyxy(poly, sample.width, sample.height))
                 if iou >= SAME_OBJECT_IOU:
                     pairs.append((iou, bi, pi))
     boxes, polys = set(), set()
@@ -192,7 +187,7 @@ def label_lines(sample: Sample, class_index: dict[str, int], task: str = "detect
         if c is None:
             continue
         if task == "detect":
-            line = yolo_box_line(c, _polygon_box(poly), w, h) if len(np.asarray(poly).reshape(-1)) >= 4 else None
+            line = yolo_box_line(c, outline_xyxy(poly, w, h), w, h) if len(np.asarray(poly).reshape(-1)) >= 4 else None
         else:
             line = yolo_polygon_line(c, poly, w, h)
         if line:

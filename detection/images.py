@@ -112,11 +112,12 @@ def _image_errors(max_pixels: int) -> Iterator[None]:
         raise ImageError(f"corrupt image: {exc!r}") from exc
 
 
-def image_size(source: str | Path | bytes) -> tuple[int, int]:
+def image_size(source: str | Path | bytes, max_pixels: int | None = None) -> tuple[int, int]:
     """Size of an image as displayed, from its header without decoding the pixels.
 
     Args:
         source: a file path or the file's bytes.
+        max_pixels: refuse larger images as `load_image` would (None: only Pillow's own bomb limit).
 
     Returns:
         (width, height) after EXIF orientation: orientations 5 to 8 swap the two.
@@ -125,7 +126,9 @@ def image_size(source: str | Path | bytes) -> tuple[int, int]:
         ImageError: not an image, a corrupt header, or so large that Pillow refuses to open it.
         FileNotFoundError: no file at the path.
     """
-    with _image_errors(DEFAULT_MAX_PIXELS), _open(source) as img:
+    with _image_errors(max_pixels or DEFAULT_MAX_PIXELS), _open(source) as img:
+        if max_pixels is not None:
+            _check_pixels(img, max_pixels)
         width, height = img.size
         if _orientation(img) in _SWAPS_AXES:
             width, height = height, width

@@ -18,7 +18,8 @@ from asr.models import ModelError
 
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
-from ..labels import Control, find_controls, task_value
+from ..labels import Control, find_controls
+from ..media import task_media
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,6 @@ class ASRBackend(Backend):
                              initial_prompt=params.get("initial_prompt") or None,
                              chunk_s=float(params.get("chunk_s", DEFAULT_CHUNK_S)))
 
-    def _audio(self, task: dict, key: str, media) -> Path:
-        value = task_value(task, key)
-        if not isinstance(value, str) or not value.strip():
-            raise LabelloopError(f"task {task.get('id', '?')}: ${key} is not an audio URL or path")
-        if media is None:
-            raise LabelloopError(f"task {task.get('id', '?')}: no media access configured to read ${key}")
-        return media.fetch(value)
-
     def _model_for(self, model: ASRModel | None, params: dict) -> ASRModel:
         if params.get("model"):  # a project asking for another base model (extra_params), not adapted
             wanted = self.transcriber(params["model"])
@@ -133,7 +126,7 @@ class ASRBackend(Backend):
         for task in tasks:
             tid = task.get("id", "?") if isinstance(task, dict) else "?"
             try:
-                transcript = model.transcribe(self._audio(task, layout.textarea.value_key, media), opts)
+                transcript = model.transcribe(task_media(task, layout.textarea.value_key, media, "an audio"), opts)
             except (AudioError, LabelloopError) as e:
                 answers.append(TaskPrediction(error=f"task {tid}: {e}"))
                 continue
@@ -184,9 +177,9 @@ class ASRBackend(Backend):
                 skipped += 1
                 continue
             try:
-                path = self._audio({"id": ex.task_id, "data": ex.data}, layout.textarea.value_key, media)
+                path = task_media({"id": ex.task_id, "data": ex.data}, layout.textarea.value_key, media, "an audio")
             except LabelloopError as e:
-                log.warning("training example skipped: %s", e)
+                log.warning("training example skipped: task %s: %s", ex.task_id, e)
                 skipped += 1
                 continue
             samples.append(Sample(str(ex.task_id), path, ref))

@@ -29,7 +29,8 @@ from detection.weights import DEFAULT_WEIGHTS, WeightsError, resolve_weights
 
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, NotEnoughData, TrainingError, UnsupportedConfig
-from ..labels import Control, LabelMap, find_controls, task_value
+from ..labels import Control, LabelMap, find_controls
+from ..media import task_media
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,6 @@ class Plan:
 class TrainedControl:
     detector: Detector
     weights: Path
-    classes: list[str]
 
 
 @dataclass
@@ -181,7 +181,7 @@ class DetectionBackend(Backend):
                 det = Detector.load(weights, entry["task"])
             except ModelLoadError as e:
                 raise LabelloopError(str(e)) from None
-            model.controls[name] = TrainedControl(det, weights, list(entry["classes"]))
+            model.controls[name] = TrainedControl(det, weights)
         return model
 
     def plans(self, model: DetectionModel | None, control: Control, params: dict) -> list[Plan]:
@@ -223,19 +223,11 @@ class DetectionBackend(Backend):
         return images, errors
 
     def _image(self, task: dict, key: str, media, decode: bool) -> _Image:
-        value = task_value(task, key)
-        if not isinstance(value, str) or not value.strip():
-            raise BadRequest(f"${key} is not an image URL or path")
-        if media is None:
-            raise LabelloopError(f"no media access configured to read ${key}")
-        path = Path(media.fetch(value))
+        path = task_media(task, key, media, "an image")
         if decode:
             array = load_image(path, self.settings.max_image_pixels)
             return _Image(path, array.shape[1], array.shape[0], array)
-        width, height = image_size(path)
-        if width * height > self.settings.max_image_pixels:
-            raise ImageError(f"image is {width}x{height}, over the limit of {self.settings.max_image_pixels} pixels")
-        return _Image(path, width, height)
+        return _Image(path, *image_size(path, self.settings.max_image_pixels))
 
     def run(self, plans: list[Plan], arrays: list, params: dict, conf: float | None = None
             ) -> list[list[tuple[str, Detection]]]:

@@ -38,7 +38,8 @@ from segmentation.prompts import parse_context
 
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, TrainingError
-from ..labels import Control, find_controls, task_value
+from ..labels import Control, find_controls
+from ..media import task_media
 from .detection import DetectionBackend, image_answers
 
 log = logging.getLogger(__name__)
@@ -192,12 +193,7 @@ class SegmentationBackend(Backend):
         return self._automatic(tasks, controls, label_config, params, media)
 
     def _load(self, task: dict, key: str, media) -> np.ndarray:
-        value = task_value(task, key)
-        if not isinstance(value, str) or not value.strip():
-            raise BadRequest(f"${key} is not an image URL or path")
-        if media is None:
-            raise LabelloopError(f"no media access configured to read ${key}")
-        return load_image(media.fetch(value), self.settings.max_image_pixels)
+        return load_image(task_media(task, key, media, "an image"), self.settings.max_image_pixels)
 
     def _interactive(self, model: SegmentationModel, task: dict, controls, context: dict, media) -> TaskPrediction:
         tid = task.get("id", "?") if isinstance(task, dict) else "?"
