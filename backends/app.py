@@ -20,6 +20,7 @@ from .base import Backend
 from .config import Settings
 from .exceptions import BadRequest, LabelloopError, ModelUnavailable, Unauthorized
 from .jobs import TrainingQueue
+from .lazy import Lazy
 from .logs import setup_logging
 from .ls_client import client_for, parse_project_id
 from .media import MediaFetcher
@@ -40,16 +41,11 @@ class ModelServer:
     worker is served without a restart.
     """
 
-    RETRY_BASE_S = 60.0  # a base model that failed to load (weights missing) is tried again at most this often
-
     def __init__(self, backend: Backend, store: ModelStore, max_models: int = 8):
         self.backend, self.store, self.max_models = backend, store, max_models
         self._lock = threading.Lock()
         self._models: OrderedDict[int, tuple[str, Any]] = OrderedDict()
-        self._base: Any = None
-        self._base_loaded = False
-        self._base_error: str | None = None
-        self._base_failed_at = 0.0
+        self._base = Lazy(lambda: backend.load_model(None), f"the base model of {backend.name} cannot be loaded")
         self._warm_pid: int | None = None
         self._broken: set[str] = set()
 
@@ -59,20 +55,7 @@ class ModelServer:
         Raises:
             ModelUnavailable: when it cannot be loaded (the reason is kept for /health).
         """
-        if not self._base_loaded:
-            with self._lock:
-                if not self._base_loaded:
-                    if self._base_error and time.monotonic() - self._base_failed_at < self.RETRY_BASE_S:
-                        raise ModelUnavailable(self._base_error)
-                    try:
-                        self._base = self.backend.load_model(None)
-                    except Exception as e:
-                        self._base_error = f"the base model of {self.backend.name} cannot be loaded: {e}"
-                        self._base_failed_at = time.monotonic()
-                        log.error("%s", self._base_error)
-                        raise ModelUnavailable(self._base_error) from None
-                    self._base_loaded, self._base_error = True, None
-        return self.backend.base_version(), self._base
+        return self.backend.base_version(), self._base.get()
 
     def warm_up(self) -> None:
         """Load the base model in the background, so the first request is not the slow one."""
@@ -88,10 +71,10 @@ class ModelServer:
 
     def base_state(self) -> tuple[str, str | None]:
         """("ready" | "loading" | "failed" | "idle", reason) of the base model, for /health."""
-        if self._base_loaded:
+        if self._base.loaded:
             return "ready", None
-        if self._base_error:
-            return "failed", self._base_error
+        if self._base.error:
+            return "failed", self._base.error
         if self._warm_pid is None:
             return "idle", None
         if self._warm_pid != os.getpid():  # a forked worker does not inherit the loading thread

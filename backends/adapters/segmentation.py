@@ -15,8 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +38,7 @@ from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, TrainingError
 from ..labels import Control, find_controls
 from ..media import task_media
+from ..lazy import Lazy
 from .detection import DetectionBackend, image_answers
 
 log = logging.getLogger(__name__)
@@ -119,41 +118,29 @@ class SegmentationBackend(Backend):
         self.checkpoint_spec = os.environ.get("SAM_CHECKPOINT", "").strip() or None
         cache_bytes = int(os.environ.get("SAM_CACHE_BYTES", "").strip() or 512 << 20)
         self.cache = EmbeddingCache(cache_bytes, redis_url=settings.redis_url or None)
-        self._segmenter: Segmenter | None = None
-        self._sam_error: str | None = None
-        self._sam_failed_at = 0.0
-        self._lock = threading.Lock()
+        self._segmenter = Lazy(self._load_segmenter, f"SAM ({self.kind}) is not available", (EngineError,),
+                               RETRY_SAM_S)
 
-    # -- SAM ----------------------------------------------------------------------------------------------
     def segmenter(self) -> Segmenter:
         """The SAM segmenter, loaded once.
 
         Raises:
             ModelUnavailable: no SAM weights (the reason says where they were looked for).
         """
-        if self._segmenter is not None:
-            return self._segmenter
-        with self._lock:
-            if self._segmenter is None:
-                if self._sam_error and time.monotonic() - self._sam_failed_at < RETRY_SAM_S:
-                    raise ModelUnavailable(self._sam_error)
-                try:
-                    checkpoint = resolve_checkpoint(self.checkpoint_spec, self.kind, self.settings.weights_dir,
-                                                    [self.settings.model_dir])
-                    sam = load_sam(self.kind, checkpoint)
-                    self._segmenter = Segmenter(sam, model_id(self.kind, checkpoint, sam), self.cache)
-                    self._sam_error = None
-                except EngineError as e:
-                    self._sam_error = f"SAM ({self.kind}) is not available: {e}"
-                    self._sam_failed_at = time.monotonic()
-                    raise ModelUnavailable(self._sam_error) from None
-        return self._segmenter
+        return self._segmenter.get()
+
+    def _load_segmenter(self) -> Segmenter:
+        checkpoint = resolve_checkpoint(self.checkpoint_spec, self.kind, self.settings.weights_dir,
+                                        [self.settings.model_dir])
+        sam = load_sam(self.kind, checkpoint)
+        return Segmenter(sam, model_id(self.kind, checkpoint, sam), self.cache)
 
     def status(self) -> dict[str, Any]:
-        state = "ready" if self._segmenter is not None else "unavailable" if self._sam_error else "not loaded"
+        sam = self._segmenter
+        state = "ready" if sam.loaded else "unavailable" if sam.error else "not loaded"
         body: dict[str, Any] = {"sam": {"model": self.kind, "state": state}, "cache": self.cache.stats()}
-        if self._sam_error:
-            body["sam"]["reason"] = self._sam_error + " (interactive masks are off; automatic masks still work)"
+        if sam.error:
+            body["sam"]["reason"] = sam.error + " (interactive masks are off; automatic masks still work)"
         return body
 
     # -- config and versions ------------------------------------------------------------------------------
@@ -169,8 +156,8 @@ class SegmentationBackend(Backend):
             self.det.detector(self.det.weights_for(None, {}, "segment"), "segment")
             try:
                 self.segmenter()
-            except ModelUnavailable as e:
-                log.warning("%s", e)
+            except ModelUnavailable:
+                pass  # logged once by the loader; automatic masks work without SAM
             return SegmentationModel()
         path = Path(version_dir) / DECODER_FILE
         if not path.is_file():
