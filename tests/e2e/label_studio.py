@@ -1,6 +1,9 @@
 """Label Studio calls the end-to-end tests share."""
 from __future__ import annotations
 
+import mimetypes
+from pathlib import Path
+
 import requests
 from label_studio_sdk import LabelStudio
 
@@ -19,3 +22,14 @@ def retrieve_predictions(ls_url: str, token: str, project_id: int) -> None:
                       json={"selectedItems": {"all": True, "excluded": []}},
                       headers={"Authorization": f"Token {token}"}, timeout=300)
     assert r.ok, r.text
+
+
+def upload(label_studio, project_id: int, files: dict[str, bytes | Path]) -> None:
+    """Upload files (name -> bytes or a path) into a project, one task each, as the import page does."""
+    parts = {}
+    for i, (name, data) in enumerate(files.items()):
+        body = Path(data).read_bytes() if isinstance(data, Path) else data
+        parts[f"file{i}"] = (name, body, mimetypes.guess_type(name)[0] or "application/octet-stream")
+    r = requests.post(f"{label_studio.url}/api/projects/{project_id}/import", files=parts,
+                      headers={"Authorization": f"Token {label_studio.token}"}, timeout=120)
+    assert r.status_code == 201, r.text

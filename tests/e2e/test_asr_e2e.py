@@ -13,17 +13,9 @@ from tests.asr.conftest import speak
 from tests.asr.test_adapt import NEW, TRAIN
 from tests.backends.test_asr_adapter import SEGMENTS, WHOLE
 from ops.services import wait_until
-from tests.e2e.label_studio import retrieve_predictions
+from tests.e2e.label_studio import retrieve_predictions, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _upload(label_studio, project_id: int, files: dict[str, bytes]) -> None:
-    r = requests.post(f"{label_studio.url}/api/projects/{project_id}/import",
-                      headers={"Authorization": f"Token {label_studio.token}"},
-                      files={f"file{i}": (name, data, "audio/wav") for i, (name, data) in enumerate(files.items())},
-                      timeout=120)
-    assert r.status_code == 201, r.text
 
 
 def _tasks(client: LabelStudio, project_id: int) -> dict[str, dict]:
@@ -43,7 +35,7 @@ def test_label_studio_drives_the_asr_backend(label_studio, start_backend, tmp_pa
     project = client.projects.create(title="e2e asr", label_config=WHOLE)
     files = {f"train{i}.wav": speak(s, tmp_path / f"train{i}.wav").read_bytes() for i, s in enumerate(TRAIN)}
     files.update({f"new{i}.wav": speak(s, tmp_path / f"new{i}.wav").read_bytes() for i, s in enumerate(NEW[:2])})
-    _upload(label_studio, project.id, files)
+    upload(label_studio, project.id, files)
     tasks = _tasks(client, project.id)
     assert set(tasks) == set(files) and all(t["audio"].startswith("/data/upload/") for t in tasks.values())
 
@@ -99,10 +91,7 @@ def test_segment_level_predictions_are_accepted_by_label_studio(label_studio, st
     client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     project = client.projects.create(title="e2e asr segments", label_config=SEGMENTS)
     clip = datasets_dir / "speech" / "ljspeech" / "wavs" / "LJ001-0001.flac"
-    r = requests.post(f"{label_studio.url}/api/projects/{project.id}/import",
-                      headers={"Authorization": f"Token {label_studio.token}"},
-                      files={"file": (clip.name, clip.read_bytes(), "audio/flac")}, timeout=60)
-    assert r.status_code == 201, r.text
+    upload(label_studio, project.id, {clip.name: clip})
     client.ml.create(project=project.id, url=backend.url, title="labelloop asr", is_interactive=False)
     retrieve_predictions(label_studio.url, label_studio.token, project.id)
     (task,) = list(client.tasks.list(project=project.id, fields="all"))

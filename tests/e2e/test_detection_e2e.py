@@ -4,13 +4,14 @@ served back, and unlabeled tasks ordered by the image's confidence."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
 from ops.services import wait_until
-from tests.e2e.label_studio import predictions, retrieve_predictions
+from tests.e2e.label_studio import predictions, retrieve_predictions, upload
 from tests.backends.test_detection_training import CONFIG, coco128_tasks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -25,11 +26,7 @@ def test_label_studio_drives_the_detection_backend(label_studio, redis_server, s
     client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     examples = coco128_tasks(datasets_dir, N_TRAIN + N_NEW)
     project = client.projects.create(title="e2e detection", label_config=CONFIG)
-    files = {f"file{i}": (ex.data["image"].rsplit("/", 1)[-1], open(ex.data["image"], "rb").read(), "image/jpeg")
-             for i, ex in enumerate(examples)}
-    r = requests.post(f"{label_studio.url}/api/projects/{project.id}/import", files=files,
-                      headers={"Authorization": f"Token {label_studio.token}"}, timeout=120)
-    assert r.status_code == 201, r.text
+    upload(label_studio, project.id, {Path(ex.data["image"]).name: Path(ex.data["image"]) for ex in examples})
     by_name = {t.data["image"].rsplit("/", 1)[-1].split("-", 1)[-1]: t.id for t in client.tasks.list(project=project.id)}
     assert len(by_name) == len(examples)
 

@@ -10,7 +10,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from backends.adapters.segmentation import rle_to_mask
-from tests.e2e.label_studio import retrieve_predictions
+from tests.e2e.label_studio import retrieve_predictions, upload
 from tests.backends.test_segmentation_adapter import BUS, CONFIG, click, random_sam_weights
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -22,10 +22,8 @@ def test_a_smart_keypoint_returns_a_brush_mask(label_studio, start_backend, weig
                             LABEL_STUDIO_API_KEY=label_studio.token)
     client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     project = client.projects.create(title="e2e segmentation", label_config=CONFIG)
+    upload(label_studio, project.id, {"bus.jpg": BUS})
     headers = {"Authorization": f"Token {label_studio.token}"}
-    r = requests.post(f"{label_studio.url}/api/projects/{project.id}/import", headers=headers,
-                      files={"file": ("bus.jpg", BUS.read_bytes(), "image/jpeg")}, timeout=60)
-    assert r.status_code == 201, r.text
     (task,) = list(client.tasks.list(project=project.id))
     ml = client.ml.create(project=project.id, url=backend.url, title="labelloop segmentation", is_interactive=True)
     assert client.ml.get(ml.id).state == "CO", backend.log()[-3000:]
