@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 QUEUE_NAME = "labelloop-train"
 KEY_PREFIX = "labelloop:"
 HISTORY = 50  # job records kept per (backend, project)
+JOINED_KEPT = 20  # reasons of joining requests kept on a queued job (a burst of annotations adds one each)
 FINAL = frozenset({"succeeded", "failed", "deferred"})
 RESULT_TTL = 24 * 3600  # how long RQ keeps its own copy of a finished job
 LOCK_MARGIN = 60  # a lock outlives the job timeout a little, so a killed job's lock still expires
@@ -380,13 +381,14 @@ def _submit(store: JobStore, enqueue: Enqueue, project_id: int, reason: str, for
     job_id = uuid.uuid4().hex
     existing = store.claim_queued(project_id, job_id, ttl)
     if existing is not None:
-        if force:
-            # The queued job reads `force` from its record when it starts, so it can still be upgraded.
-            store.update(existing, force=True)
+        # Keep who joined on the record, so /jobs shows that e.g. a "Start training" press was taken up.
+        joined = ((store.get(existing) or {}).get("joined") or [])[-(JOINED_KEPT - 1):] + [reason]
+        # The queued job reads `force` from its record when it starts, so it can still be upgraded.
+        store.update(existing, joined=joined, **({"force": True} if force else {}))
         return {"status": "coalesced", "job_id": existing}
     store.save({"id": job_id, "backend": store.backend, "project_id": int(project_id), "reason": reason,
                 "force": bool(force), "status": "queued", "created": _now(), "started": None,
-                "finished": None, "result": None, "error": None, "follow_up": None})
+                "finished": None, "result": None, "error": None, "follow_up": None, "joined": []})
     try:
         enqueue(int(project_id), job_id, bool(force))
     except Exception as e:
@@ -620,7 +622,7 @@ class TrainingQueue:
 
         Returns:
             Records: id, backend, project_id, reason, force, status, created, started, finished, result,
-            error, follow_up.
+            error, follow_up, joined (reasons of later requests that joined the job while it was queued).
         """
         if limit <= 0:
             return []

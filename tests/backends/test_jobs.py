@@ -265,6 +265,8 @@ def test_queued_job_absorbs_later_requests(harness):
     # One run, and the force asked for while it waited reached it.
     assert _calls(harness.dir, project_id=2) == ["start 2 force=True"]
     assert len([j for j in q.jobs(2) if j["reason"].startswith("again")]) == 0
+    # The requests that joined are listed on the job they joined.
+    assert q.job(queued["job_id"])["joined"] == [f"again {i}" for i in range(5)]
     # Once it has started, a new request queues a new job.
     assert q.submit(2, "later")["status"] == "queued"
 
