@@ -148,7 +148,8 @@ def create_app(backend: Backend | str, settings: Settings | None = None, warm: b
         server.warm_up()
     state = metrics.StateCollector(
         backend.name, queue.outcome_counts,
-        lambda: [(p, v.model_version) for p in store.projects() if (v := store.current(p)) is not None])
+        lambda: [(p, v.model_version) for p in store.projects() if (v := store.current(p)) is not None],
+        queue.result_counts)
     media_cache: dict[tuple[str, str], MediaFetcher] = {}
 
     app = Flask(__name__)

@@ -34,6 +34,7 @@ QUEUE_NAME = "labelloop-train"
 KEY_PREFIX = "labelloop:"
 HISTORY = 50  # job records kept per (backend, project)
 JOINED_KEPT = 20  # reasons of joining requests kept on a queued job (a burst of annotations adds one each)
+RESULT_PREFIX = "result:"  # outcome totals under this prefix count what succeeded jobs did with their model
 FINAL = frozenset({"succeeded", "failed", "deferred"})
 RESULT_TTL = 24 * 3600  # how long RQ keeps its own copy of a finished job
 LOCK_MARGIN = 60  # a lock outlives the job timeout a little, so a killed job's lock still expires
@@ -373,6 +374,9 @@ class RedisStore(JobStore):
 def _finish(store: JobStore, job_id: str, status: str, **fields: Any) -> dict:
     store.update(job_id, status=status, finished=_now(), **fields)
     store.count_outcome(status)
+    result = fields.get("result")
+    if status == "succeeded" and isinstance(result, dict) and result.get("status"):
+        store.count_outcome(f"{RESULT_PREFIX}{result['status']}")
     return store.get(job_id) or {"id": job_id, "status": status, **fields}
 
 
@@ -629,12 +633,21 @@ class TrainingQueue:
         return self.store.records(None if project_id is None else int(project_id), limit)
 
     def last_failure(self, project_id: int) -> dict | None:
-        """The newest failed job of a project among those kept, or None."""
-        return next((r for r in self.store.records(int(project_id), HISTORY) if r["status"] == "failed"), None)
+        """The newest failed job of a project, or None when none is kept or a later run has succeeded since."""
+        for record in self.store.records(int(project_id), HISTORY):
+            if record["status"] == "succeeded":
+                return None
+            if record["status"] == "failed":
+                return record
+        return None
 
     def outcome_counts(self) -> dict[str, int]:
         """Totals of finished jobs per final status (succeeded, failed, deferred) for this backend."""
-        return self.store.outcomes()
+        return {k: v for k, v in self.store.outcomes().items() if not k.startswith(RESULT_PREFIX)}
+
+    def result_counts(self) -> dict[str, int]:
+        """Totals of succeeded jobs per training result (published, rejected, skipped) for this backend."""
+        return {k[len(RESULT_PREFIX):]: v for k, v in self.store.outcomes().items() if k.startswith(RESULT_PREFIX)}
 
     def wait(self, job_id: str, timeout: float = 30.0, poll: float = 0.02) -> dict:
         """Poll a job until it is final.

@@ -25,8 +25,9 @@ class StateCollector(Collector):
     """Training job outcomes and served model versions, read when scraped."""
 
     def __init__(self, backend: str, outcomes: Callable[[], dict[str, int]],
-                 versions: Callable[[], Iterable[tuple[int, str]]]):
-        self.backend, self.outcomes, self.versions = backend, outcomes, versions
+                 versions: Callable[[], Iterable[tuple[int, str]]],
+                 results: Callable[[], dict[str, int]] = dict):
+        self.backend, self.outcomes, self.versions, self.results = backend, outcomes, versions, results
 
     def collect(self):
         jobs = CounterMetricFamily("labelloop_training_jobs", "Training jobs by final outcome",
@@ -34,6 +35,11 @@ class StateCollector(Collector):
         for outcome, count in sorted(self.outcomes().items()):
             jobs.add_metric([self.backend, outcome], count)
         yield jobs
+        results = CounterMetricFamily("labelloop_training_results", "Succeeded training jobs by what became of "
+                                      "the trained model (published, rejected, skipped)", labels=["backend", "result"])
+        for result, count in sorted(self.results().items()):
+            results.add_metric([self.backend, result], count)
+        yield results
         served = GaugeMetricFamily("labelloop_served_model_version", "1 for the model version served per project",
                                    labels=["backend", "project", "model_version"])
         for project, version in self.versions():

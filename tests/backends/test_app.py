@@ -213,6 +213,7 @@ def test_webhooks_count_and_training_failure_keeps_served_model(client):
     metrics = client.get("/metrics").data.decode()
     assert 'labelloop_http_requests_total{backend="text_cls",endpoint="/webhook",status="201"}' in metrics
     assert 'labelloop_training_jobs_total{backend="text_cls",outcome="failed"}' in metrics
+    assert "# TYPE labelloop_training_results_total counter" in metrics
     assert "labelloop_http_request_duration_seconds_bucket" in metrics
 
 

@@ -58,6 +58,14 @@ def failing_job(backend: str, project_id: int, force: bool) -> dict:
     raise RuntimeError("boom: bad data in task 3")
 
 
+def flaky_job(backend: str, project_id: int, force: bool) -> dict:
+    """Fails while the test's "broken" file exists, then publishes."""
+    _log(f"start {project_id} force={force}")
+    if (_dir() / "broken").exists():
+        raise RuntimeError("boom: the media server is down")
+    return {"status": "rejected", "model_version": f"{backend}-v1", "metrics": {}}
+
+
 def _calls(d: Path, kind: str = "start", project_id: int | None = None) -> list[str]:
     path = d / "calls.log"
     lines = path.read_text().splitlines() if path.exists() else []
@@ -174,6 +182,7 @@ def test_one_run_at_a_time_per_project(harness):
     assert len(_calls(harness.dir, project_id=1)) == 2
     assert _calls(harness.dir, "overlap") == []
     assert q.outcome_counts() == {"succeeded": 3, "deferred": 1}
+    assert q.result_counts() == {"published": 3}
 
 
 def test_burst_during_a_run_gives_exactly_one_follow_up(harness):
@@ -220,6 +229,20 @@ def test_failing_job_is_recorded_and_counted(harness):
     assert _calls(harness.dir, project_id=5) == ["start 5 force=False", "start 5 force=True"]
     assert q.last_failure(5)["id"] == again["job_id"]
     assert q.outcome_counts() == {"failed": 2}
+    assert q.result_counts() == {}
+
+
+def test_a_later_success_clears_the_reported_failure(harness):
+    q = harness.queue("flaky_job")
+    harness.start_workers(1)
+    (harness.dir / "broken").touch()
+    failed = q.wait(q.submit(5, "first")["job_id"], 10)
+    assert failed["status"] == "failed" and q.last_failure(5)["id"] == failed["id"]
+    (harness.dir / "broken").unlink()
+    assert q.wait(q.submit(5, "second")["job_id"], 10)["status"] == "succeeded"
+    assert q.last_failure(5) is None
+    assert q.outcome_counts() == {"failed": 1, "succeeded": 1}
+    assert q.result_counts() == {"rejected": 1}
 
 
 def test_annotation_events_trigger_every_n(harness):
