@@ -31,6 +31,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from xml.sax.saxutils import quoteattr  # noqa: E402
 
@@ -44,12 +45,12 @@ import backends.adapters.detection as adapter_module  # noqa: E402
 from backends.adapters.detection import DetectionBackend  # noqa: E402
 from backends.app import create_app  # noqa: E402
 from backends.config import Settings  # noqa: E402
-from detection.dataset import build_dataset, split  # noqa: E402
+from detection.dataset import build_dataset  # noqa: E402
 from detection.evaluate import evaluate  # noqa: E402
 from detection.images import image_size, load_image  # noqa: E402
 from detection.model import Detector  # noqa: E402
 from detection.train import TrainOptions, extend_classes, finetune  # noqa: E402
-from detection.types import Sample  # noqa: E402
+from detection.types import LabeledObject, Sample  # noqa: E402
 
 VEHICLES = {2, 3, 5, 7}  # COCO car, motorcycle, bus, truck -> one new class "Vehicle" (as in the training test)
 PARTS = ("latency", "throughput", "training", "map")
@@ -75,7 +76,7 @@ def coco128(root: Path) -> tuple[list[str], list[Sample]]:
                 continue
             c, xc, yc, bw, bh = line.split()[:5]
             xc, yc, bw, bh = float(xc) * w, float(yc) * h, float(bw) * w, float(bh) * h
-            s.boxes.append((names[int(c)], (xc - bw / 2, yc - bh / 2, xc + bw / 2, yc + bh / 2)))
+            s.objects.append(LabeledObject(names[int(c)], (xc - bw / 2, yc - bh / 2, xc + bw / 2, yc + bh / 2)))
         samples.append(s)
     return names, samples
 
@@ -362,22 +363,21 @@ def bench_training(samples: list[Sample], weights: Path, work: Path, configs: li
     train_samples = []
     for s in samples:
         t = Sample(id=s.id, image=s.image, width=s.width, height=s.height)
-        for c, box in s.boxes:
-            if c == "person":
-                t.boxes.append(("person", box))
-            elif c in {"car", "motorcycle", "bus", "truck"}:
-                t.boxes.append(("Vehicle", box))
+        for o in s.objects:
+            if o.cls == "person":
+                t.objects.append(replace(o, cls="person"))
+            elif o.cls in {"car", "motorcycle", "bus", "truck"}:
+                t.objects.append(replace(o, cls="Vehicle"))
         train_samples.append(t)
     start = extend_classes(weights, names, work / "start.pt")
     data = build_dataset(train_samples, names, work / "dataset", val_fraction=val_fraction)
-    train_ids, val_ids = split([s.id for s in train_samples], val_fraction)
-    n_train, n_val = len(train_ids), len(val_ids)
+    n_train, n_val = len(data.train_ids), len(data.val_ids)
     rows = []
     for imgsz, batch in configs:
         opts = TrainOptions(epochs=epochs, imgsz=imgsz, batch=batch, patience=0, freeze=10, device="cpu")
         with PhaseClock() as clock:
             t = time.perf_counter()
-            report = finetune(start, data, work / f"run-{imgsz}", opts)
+            report = finetune(start, data.data_yaml, work / f"run-{imgsz}", opts)
             wall = time.perf_counter() - t
         ph = clock.phases()
         ep = ph["epochs"]
@@ -453,7 +453,7 @@ def bench_map(weights_list: list[Path], names: list[str], samples: list[Sample],
         import yaml
         from ultralytics import YOLO
 
-        data = build_dataset(samples, names, work / "coco128", val_fraction=1.0)
+        data = build_dataset(samples, names, work / "coco128", val_fraction=1.0).data_yaml
         spec = yaml.safe_load(data.read_text(encoding="utf-8"))
         spec["val"] = ["images/val", "images/train"]
         data.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")

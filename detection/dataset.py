@@ -11,8 +11,12 @@ Ultralytics finds a label file by replacing the last ``/images/`` of an image pa
 suffix with ``.txt``; it writes ``labels/<split>.cache`` next to them, so ``out_dir`` must be writable (never point
 training at a read-only shared dataset).
 
+Each `Sample` lists its objects (`LabeledObject`: class, box and, when outlined, polygon) once, so a label line is
+written per object without having to pair boxes with outlines.
+
 The train/validation split depends only on each sample's id (`split`), so a project that grows keeps every old
-sample on the side it was on.
+sample on the side it was on. `build_dataset` returns the ids it actually put on each side (`YoloDataset`): only
+samples with a readable image take part, so callers should use those rather than split all their samples again.
 """
 from __future__ import annotations
 
@@ -23,12 +27,13 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from .geometry import outline_xyxy, yolo_box_line, yolo_polygon_line
+from .geometry import yolo_box_line, yolo_polygon_line
 from .types import Sample
 
 log = logging.getLogger(__name__)
@@ -38,9 +43,6 @@ IMG_SUFFIXES = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "
                           "webp"})
 # PIL format name -> suffix, for image files stored without a usable suffix (e.g. uploads named by hash).
 _PIL_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tiff", "WEBP": ".webp", "MPO": ".jpg"}
-# A box and a polygon of the same class describe the same object when the polygon's bounding box overlaps the box
-# at least this much (IoU).
-SAME_OBJECT_IOU = 0.9
 TASKS = ("detect", "segment")
 
 
@@ -111,98 +113,70 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _match_boxes_to_polygons(sample: Sample) -> tuple[set[int], set[int]]:
-    """(indices of boxes, indices of polygons) that describe the same object: same class and the polygon's bounding
-    box overlapping the box at IoU >= SAME_OBJECT_IOU, matched greedily one to one."""
-    pairs = []
-    for bi, (bc, box) in enumerate(sample.boxes):
-        for pi, (pc, poly) in enumerate(sample.polygons):
-            if bc == pc and len(np.asarray(poly).reshape(-1)) >= 4:
-                iou = _iou(tuple(float(v) for v in box), outline_xyxy(poly, sample.width, sample.height))
-                if iou >= SAME_OBJECT_IOU:
-                    pairs.append((iou, bi, pi))
-    boxes, polys = set(), set()
-    for _, bi, pi in sorted(pairs, reverse=True):
-        if bi not in boxes and pi not in polys:
-            boxes.add(bi)
-            polys.add(pi)
-    return boxes, polys
-
-
 def label_lines(sample: Sample, class_index: dict[str, int], task: str = "detect",
                 skipped: Counter | None = None) -> list[str]:
-    """YOLO label lines for one sample.
+    """YOLO label lines for one sample: one line per object of `sample.objects`, in their order.
 
-    Objects are the sample's boxes plus its polygons; a box and a polygon of the same class whose bounding box
-    matches it (IoU >= 0.9) count as one object, whether the caller lists an outlined object in both lists or only
-    in `polygons`.
-
-    - "detect": one ``c xc yc w h`` line per object (a polygon-only object uses its bounding box).
-    - "segment": one ``c x1 y1 x2 y2 ...`` polygon line per object; a box-only object uses the box's 4 corners.
+    - "detect": one ``c xc yc w h`` line per object, from its box (`xyxy`).
+    - "segment": one ``c x1 y1 x2 y2 ...`` polygon line per object, from its outline when it has one with at least
+      3 points, else from the 4 corners of its box.
 
     Coordinates are normalised by the sample's width/height and clipped to the image; zero-area objects are
     dropped. Classes missing from `class_index` are counted in `skipped` (by name) and dropped.
+
+    Raises:
+        ValueError: `task` is unknown, or the sample has objects but no image size.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if not sample.boxes and not sample.polygons:
+    if not sample.objects:
         return []
     w, h = int(sample.width), int(sample.height)
     if w <= 0 or h <= 0:
         raise ValueError(f"sample {sample.id!r} has objects but no image size ({sample.width}x{sample.height})")
-    matched_boxes, matched_polys = _match_boxes_to_polygons(sample)
     lines: list[str] = []
-
-    def known(name: str) -> int | None:
-        c = class_index.get(name)
-        if c is None and skipped is not None:
-            skipped[name] += 1
-        return c
-
-    for bi, (name, box) in enumerate(sample.boxes):
-        if task == "segment" and bi in matched_boxes:
-            continue  # its polygon is written below
-        c = known(name)
+    for obj in sample.objects:
+        c = class_index.get(obj.cls)
         if c is None:
+            if skipped is not None:
+                skipped[obj.cls] += 1
             continue
         if task == "detect":
-            line = yolo_box_line(c, box, w, h)
+            line = yolo_box_line(c, obj.xyxy, w, h)
+        elif obj.polygon is not None and len(np.asarray(obj.polygon).reshape(-1, 2)) >= 3:
+            line = yolo_polygon_line(c, obj.polygon, w, h)
         else:
-            x1, y1, x2, y2 = (float(v) for v in box)
+            x1, y1, x2, y2 = (float(v) for v in obj.xyxy)
             line = yolo_polygon_line(c, [(x1, y1), (x2, y1), (x2, y2), (x1, y2)], w, h)
-        if line:
-            lines.append(line)
-    for pi, (name, poly) in enumerate(sample.polygons):
-        if task == "detect" and pi in matched_polys:
-            continue  # its box was written above
-        c = known(name)
-        if c is None:
-            continue
-        if task == "detect":
-            line = yolo_box_line(c, outline_xyxy(poly, w, h), w, h) if len(np.asarray(poly).reshape(-1)) >= 4 else None
-        else:
-            line = yolo_polygon_line(c, poly, w, h)
         if line:
             lines.append(line)
     return lines
 
 
-def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Path, task: str = "detect",
-                  val_fraction: float = 0.2) -> Path:
-    """Write an Ultralytics dataset for `samples` under `out_dir` and return the path of its data.yaml.
+@dataclass(frozen=True)
+class YoloDataset:
+    """What `build_dataset` wrote.
 
-    The split comes from `split` over the sample ids. Samples with no (known) objects stay as background images
-    with an empty label file. Samples whose image is missing or of an unknown format, or that have objects but no
-    size, are skipped with a warning. When there is a single usable sample it is used for both train and val
-    (Ultralytics needs a non-empty val folder). Existing ``images/``, ``labels/`` and ``data.yaml`` under `out_dir`
+    Attributes:
+        data_yaml: out_dir/data.yaml, the path to train on (`detection.train.finetune`).
+        train_ids: ids of the samples written under images/train, in the order of the samples.
+        val_ids: ids of the samples written under images/val, in the order of the samples. Both hold only usable
+            samples (skipped ones are in neither); when a single sample is usable, its id is in both.
+    """
+
+    data_yaml: Path
+    train_ids: list[str]
+    val_ids: list[str]
+
+
+def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Path, task: str = "detect",
+                  val_fraction: float = 0.2) -> YoloDataset:
+    """Write an Ultralytics dataset for `samples` under `out_dir`.
+
+    The split comes from `split` over the ids of the usable samples. Samples with no (known) objects stay as
+    background images with an empty label file. Samples whose image is missing or of an unknown format, or that
+    have objects but no size, are skipped with a warning. When there is a single usable sample it is used for both
+    train and val (Ultralytics needs a non-empty val folder), and its id is in both `train_ids` and `val_ids`. Existing ``images/``, ``labels/`` and ``data.yaml`` under `out_dir`
     are replaced.
 
     Args:
@@ -213,7 +187,8 @@ def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Pa
         val_fraction: see `split`.
 
     Returns:
-        out_dir/data.yaml
+        A `YoloDataset`: the path of out_dir/data.yaml and the ids written into each part. Use its `val_ids` to
+        find the validation samples rather than calling `split` again: skipped samples change the split's input.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -262,14 +237,15 @@ def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Pa
     if not usable:
         raise ValueError("no sample has a readable image")
     train_ids, val_ids = split([str(s.id) for s, _, _ in usable], val_fraction)
-    val_set = set(val_ids)
     if not val_ids:
         log.warning("only one usable sample: it is used for both training and validation")
+        val_ids = list(train_ids)
+    val_set, train_set = set(val_ids), set(train_ids)
 
     counts = Counter()
     for s, stem, suffix in usable:
         lines = lines_of[str(s.id)]
-        parts = ["val"] if str(s.id) in val_set else (["train", "val"] if not val_ids else ["train"])
+        parts = [p for p, ids in (("train", train_set), ("val", val_set)) if str(s.id) in ids]
         for part in parts:
             _link(Path(s.image), out_dir / "images" / part / f"{stem}{suffix}")
             (out_dir / "labels" / part / f"{stem}.txt").write_text("".join(f"{ln}\n" for ln in lines),
@@ -289,4 +265,4 @@ def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Pa
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     log.info("dataset %s: %d train images (%d objects), %d val images (%d objects), %d skipped images",
              out_dir, counts["train"], counts["train_objects"], counts["val"], counts["val_objects"], missing)
-    return data_yaml
+    return YoloDataset(data_yaml, list(train_ids), list(val_ids))

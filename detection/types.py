@@ -25,6 +25,21 @@ class Detection:
 
 
 @dataclass
+class LabeledObject:
+    """One annotated object, in pixels of the original image.
+
+    Attributes:
+        cls: the training class name.
+        xyxy: box corners (x1, y1, x2, y2).
+        polygon: (N, 2) outline of the object, or None for a box-only object (e.g. a rectangle).
+    """
+
+    cls: str
+    xyxy: tuple[float, float, float, float]
+    polygon: np.ndarray | None = None
+
+
+@dataclass
 class Sample:
     """One annotated image for training or evaluation, in pixels of the original image.
 
@@ -32,13 +47,17 @@ class Sample:
         id: a stable identifier (the task id): it decides the train/validation split.
         image: path of the image file.
         width, height: size of the image as annotated (after EXIF rotation).
-        boxes: (class name, (x1, y1, x2, y2)) per object.
-        polygons: (class name, (N, 2) array) per object outline; a box-only object has no polygon.
+        objects: one `LabeledObject` per annotated object, its box and (when outlined) its polygon together.
+        boxes: read-only, (class name, (x1, y1, x2, y2)) per object: the ground truth `detection.evaluate.evaluate`
+            takes per image.
     """
 
     id: str
     image: Path
     width: int
     height: int
-    boxes: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
-    polygons: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    objects: list[LabeledObject] = field(default_factory=list)
+
+    @property
+    def boxes(self) -> list[tuple[str, tuple[float, float, float, float]]]:
+        return [(o.cls, o.xyxy) for o in self.objects]

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from detection.dataset import build_dataset, split
+from detection.dataset import build_dataset
 from detection.evaluate import evaluate
 from detection.geometry import (outline_xyxy, points_to_polygon_value, region_outline, simplify_polygon,
                                 xyxy_to_rect_value)
@@ -24,7 +24,7 @@ from detection.images import ImageError, image_size, load_image
 from detection.model import Detector, ModelLoadError
 from detection.train import TrainingError as YoloTrainingError
 from detection.train import TrainOptions, extend_classes, finetune
-from detection.types import Detection, Sample
+from detection.types import Detection, LabeledObject, Sample
 from detection.weights import DEFAULT_WEIGHTS, WeightsError, resolve_weights
 
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
@@ -320,7 +320,7 @@ class DetectionBackend(Backend):
             samples, unknown = self._samples(control, examples, images, errors, params)
             if unknown:
                 metrics.setdefault("unknown_labels", {}).update(unknown)
-            if not any(s.boxes for s in samples):
+            if not any(s.objects for s in samples):
                 continue
             if len(samples) < min_images:
                 raise NotEnoughData(f"{control.name}: {len(samples)} annotated images, need {min_images} "
@@ -387,9 +387,9 @@ class DetectionBackend(Backend):
                     log.warning("task %s: label %r is not in <%s name=%r> any more; region skipped", ex.task_id,
                                 label, control.tag, control.name)
                     continue
-                sample.boxes.append((cls_of[label], outline_xyxy(outline, im.width, im.height)))
-                if control.tag == "polygonlabels":
-                    sample.polygons.append((cls_of[label], outline))
+                xyxy = outline_xyxy(outline, im.width, im.height)
+                polygon = outline if control.tag == "polygonlabels" else None
+                sample.objects.append(LabeledObject(cls_of[label], xyxy, polygon))
             samples.append(sample)
         return samples, unknown
 
@@ -399,21 +399,21 @@ class DetectionBackend(Backend):
         served = self.plans(parent, control, params)
         base_names = self._base_names(control, params)
         cls_of = self._class_of(control, base_names)
-        used = {c for s in samples for c, _ in s.boxes}
+        used = {o.cls for s in samples for o in s.objects}
         class_names = [cls_of[lb] for lb in control.labels if cls_of[lb] in used]
         work.mkdir(parents=True, exist_ok=True)
         start = extend_classes(self._start_weights(control, parent, params), class_names, work / "start.pt")
         data = build_dataset(samples, class_names, work / "dataset", task=task,
                              val_fraction=float(params.get("val_fraction", 0.2)))
         try:
-            report = finetune(start, data, work, opts, task)
+            report = finetune(start, data.data_yaml, work, opts, task)
         except YoloTrainingError as e:
             raise TrainingError(f"{control.name}: {e}") from None
         finally:
             Path(start).unlink(missing_ok=True)
             shutil.rmtree(work / "dataset", ignore_errors=True)  # links to media-cache files: nothing to keep
-        _, val_ids = split([s.id for s in samples], float(params.get("val_fraction", 0.2)))
-        val = [s for s in samples if s.id in set(val_ids)]
+        val_ids = set(data.val_ids)  # the images validation ran on: build_dataset skips unreadable ones
+        val = [s for s in samples if str(s.id) in val_ids]
         new = Detector.load(report.weights, task)
         new_plan = Plan(new, label_map(control, new.names), list(new.names), EVAL_CONF)
         new_m = self._evaluate([new_plan], val, control, cls_of, class_names, params)
@@ -427,7 +427,7 @@ class DetectionBackend(Backend):
                + (f" + {gain}" if gain else ""))
         m = {"map50": new_m["map50"], "map50_95": new_m["map50_95"], "served_map50": old_m["map50"],
              "served_map50_95": old_m["map50_95"], "per_class": new_m["per_class"],
-             "train_images": len(samples) - len(val), "val_images": len(val), "classes": class_names,
+             "train_images": len(data.train_ids), "val_images": len(val), "classes": class_names,
              "new_classes": [c for c in class_names if c not in base_names],
              "epochs": report.epochs_run,
              "seconds_per_epoch": round(report.seconds_per_epoch, 2), "seconds": round(report.seconds, 1),

@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from detection.dataset import build_dataset, safe_stem, split
-from detection.types import Sample
+from detection.types import LabeledObject, Sample
 
 
 def coco128_names(datasets_dir: Path) -> dict[int, str]:
@@ -27,7 +27,7 @@ def coco128_samples(datasets_dir: Path, n: int | None = None, remap: dict[str, s
     for img in sorted((root / "images" / "train2017").glob("*.jpg"))[:n]:
         with Image.open(img) as im:
             w, h = im.size
-        boxes = []
+        objects = []
         label = root / "labels" / "train2017" / f"{img.stem}.txt"
         if label.exists():
             for line in label.read_text().splitlines():
@@ -37,8 +37,9 @@ def coco128_samples(datasets_dir: Path, n: int | None = None, remap: dict[str, s
                 name = names[int(c)]
                 name = (remap or {}).get(name, name)
                 xc, yc, bw, bh = (float(v) for v in (xc, yc, bw, bh))
-                boxes.append((name, ((xc - bw / 2) * w, (yc - bh / 2) * h, (xc + bw / 2) * w, (yc + bh / 2) * h)))
-        samples.append(Sample(id=img.stem, image=img, width=w, height=h, boxes=boxes))
+                objects.append(LabeledObject(name, ((xc - bw / 2) * w, (yc - bh / 2) * h, (xc + bw / 2) * w,
+                                                    (yc + bh / 2) * h)))
+        samples.append(Sample(id=img.stem, image=img, width=w, height=h, objects=objects))
     return samples
 
 
@@ -124,22 +125,24 @@ def test_safe_stem():
 def test_build_detect_dataset(tmp_path: Path, image_file, caplog):
     a, b, c = image_file("a.png"), image_file("b.jpg", 100, 100), image_file("c.jpeg")
     samples = [
-        Sample("1", a, 200, 100, boxes=[
-            ("cat", (20, 10, 60, 50)),
-            ("dog", (-10, 50, 50, 150)),  # clipped to the image
-            ("bird", (0, 0, 10, 10)),  # not a project class
-            ("cat", (30, 30, 30, 60)),  # zero width: dropped
+        Sample("1", a, 200, 100, objects=[
+            LabeledObject("cat", (20, 10, 60, 50)),
+            LabeledObject("dog", (-10, 50, 50, 150)),  # clipped to the image
+            LabeledObject("bird", (0, 0, 10, 10)),  # not a project class
+            LabeledObject("cat", (30, 30, 30, 60)),  # zero width: dropped
         ]),
         Sample("2", b, 100, 100),  # background
-        Sample("folder/3", c, 200, 100, boxes=[("dog", (0, 0, 200, 100))]),
+        Sample("folder/3", c, 200, 100, objects=[LabeledObject("dog", (0, 0, 200, 100))]),
     ]
     with caplog.at_level(logging.WARNING, logger="detection.dataset"):
-        data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "ds", val_fraction=0.34)
+        ds = build_dataset(samples, ["cat", "dog"], tmp_path / "ds", val_fraction=0.34)
+    data_yaml = ds.data_yaml
     assert "bird" in caplog.text and "1 objects" in caplog.text
     data = yaml.safe_load(data_yaml.read_text())
     assert data == {"path": str((tmp_path / "ds").absolute()), "train": "images/train", "val": "images/val",
                     "names": {0: "cat", 1: "dog"}}
     train, val = split(["1", "2", "folder/3"], 0.34)
+    assert (ds.train_ids, ds.val_ids) == (train, val)
     where = {i: ("train" if i in train else "val") for i in ["1", "2", "folder/3"]}
     root = tmp_path / "ds"
     img1 = root / "images" / where["1"] / "1.png"
@@ -161,26 +164,28 @@ def test_build_segment_dataset(tmp_path: Path, image_file):
     a, b = image_file("a.png"), image_file("b.png")
     tri = np.array([[20, 10], [60, 10], [40, 50]], float)
     samples = [
-        Sample("s1", a, 200, 100,
-               boxes=[("cat", (20, 10, 60, 50)),  # the box of the triangle: same object, one polygon line
-                      ("dog", (100, 20, 140, 80))],  # box only: 4 corners
-               polygons=[("cat", tri),
-                         ("dog", np.array([[0, 0], [10, 0], [5, 0]], float))]),  # zero area: dropped
-        Sample("s2", b, 200, 100, polygons=[("dog", np.array([[0, 0], [300, 0], [300, 50], [0, 50]], float))]),
+        Sample("s1", a, 200, 100, objects=[
+            LabeledObject("cat", (20, 10, 60, 50), tri),  # the triangle and its box: one object, one line
+            LabeledObject("dog", (100, 20, 140, 80)),  # box only: 4 corners
+            LabeledObject("dog", (0, 0, 10, 0), np.array([[0, 0], [10, 0], [5, 0]], float)),  # zero area: dropped
+        ]),
+        Sample("s2", b, 200, 100, objects=[
+            LabeledObject("dog", (0, 0, 300, 50), np.array([[0, 0], [300, 0], [300, 50], [0, 50]], float))]),
     ]
-    data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "ds", task="segment", val_fraction=0.5)
+    data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "ds", task="segment", val_fraction=0.5).data_yaml
     root = data_yaml.parent
     labels = {p.stem: read_labels(p) for p in root.glob("labels/*/*.txt")}
-    assert same_lines(labels["s1"], [
+    # lines follow the order of `objects`; compared sorted, as the old two-list layout wrote them in another order
+    assert same_lines(sorted(labels["s1"]), sorted([
         [1, 0.5, 0.2, 0.7, 0.2, 0.7, 0.8, 0.5, 0.8],
         [0, 0.1, 0.1, 0.3, 0.1, 0.2, 0.5],
-    ])
+    ]))
     assert same_lines(labels["s2"], [[1, 0, 0, 1, 0, 1, 0.5, 0, 0.5]])  # clipped
 
-    # the same samples for detection: the triangle and its box are one object; a polygon-only object gives its box
-    data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "det", task="detect", val_fraction=0.5)
+    # the same samples for detection: the triangle and its box are one object; an outlined object gives its box
+    data_yaml = build_dataset(samples, ["cat", "dog"], tmp_path / "det", task="detect", val_fraction=0.5).data_yaml
     labels = {p.stem: read_labels(p) for p in data_yaml.parent.glob("labels/*/*.txt")}
-    assert same_lines(labels["s1"], [[0, 0.2, 0.3, 0.2, 0.4], [1, 0.6, 0.5, 0.2, 0.6]])
+    assert same_lines(sorted(labels["s1"]), sorted([[0, 0.2, 0.3, 0.2, 0.4], [1, 0.6, 0.5, 0.2, 0.6]]))
     assert same_lines(labels["s2"], [[1, 0.5, 0.25, 1.0, 0.5]])
 
 
@@ -197,10 +202,11 @@ def test_build_dataset_rejects_bad_input(tmp_path: Path, image_file):
 
 
 def test_single_sample_is_used_for_train_and_val(tmp_path: Path, image_file):
-    data_yaml = build_dataset([Sample("1", image_file("a.png"), 200, 100, boxes=[("x", (0, 0, 100, 50))])], ["x"],
-                              tmp_path / "ds")
-    root = data_yaml.parent
+    ds = build_dataset([Sample("1", image_file("a.png"), 200, 100, objects=[LabeledObject("x", (0, 0, 100, 50))])],
+                       ["x"], tmp_path / "ds")
+    root = ds.data_yaml.parent
     assert (root / "images/train/1.png").exists() and (root / "images/val/1.png").exists()
+    assert ds.train_ids == ["1"] and ds.val_ids == ["1"]
 
 
 def test_image_without_suffix_gets_one(tmp_path: Path, image_file):
@@ -208,7 +214,7 @@ def test_image_without_suffix_gets_one(tmp_path: Path, image_file):
     bare = tmp_path / "upload"
     os.replace(src, bare)
     data_yaml = build_dataset([Sample("7", bare, 200, 100), Sample("8", image_file("b.png"), 200, 100)], ["x"],
-                              tmp_path / "ds", val_fraction=0.5)
+                              tmp_path / "ds", val_fraction=0.5).data_yaml
     assert list(data_yaml.parent.glob("images/*/7.png"))
 
 
@@ -221,7 +227,7 @@ def test_coco128_round_trip_and_ultralytics_reads_it(tmp_path: Path, datasets_di
 
     names = coco128_names(datasets_dir)
     samples = coco128_samples(datasets_dir, 24)
-    data_yaml = build_dataset(samples, [names[i] for i in range(len(names))], tmp_path / "ds")
+    data_yaml = build_dataset(samples, [names[i] for i in range(len(names))], tmp_path / "ds").data_yaml
     root = data_yaml.parent
     n_objects = 0
     for s in samples:
@@ -246,12 +252,71 @@ def test_coco128_round_trip_and_ultralytics_reads_it(tmp_path: Path, datasets_di
 
 def test_sample_without_size_is_skipped_only_when_it_has_objects(tmp_path: Path, image_file, caplog):
     samples = [
-        Sample("sized", image_file("a.png"), 200, 100, boxes=[("x", (0, 0, 100, 50))]),
+        Sample("sized", image_file("a.png"), 200, 100, objects=[LabeledObject("x", (0, 0, 100, 50))]),
         Sample("unsized-background", image_file("b.png"), 0, 0),
-        Sample("unsized-objects", image_file("c.png"), 0, 0, boxes=[("x", (0, 0, 100, 50))]),
+        Sample("unsized-objects", image_file("c.png"), 0, 0, objects=[LabeledObject("x", (0, 0, 100, 50))]),
     ]
     with caplog.at_level(logging.WARNING, logger="detection.dataset"):
-        data_yaml = build_dataset(samples, ["x"], tmp_path / "ds", val_fraction=0.5)
+        data_yaml = build_dataset(samples, ["x"], tmp_path / "ds", val_fraction=0.5).data_yaml
     stems = sorted(p.stem for p in data_yaml.parent.glob("labels/*/*.txt"))
     assert stems == ["sized", "unsized-background"]
     assert "unsized-objects" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------ one line per object
+
+
+def test_overlapping_outlined_objects_of_one_class_stay_two(tmp_path: Path, image_file):
+    """Two nearly identical outlines of the same class are two objects: two box lines and two polygon lines (pairing
+    boxes with polygons by IoU could merge or swap them)."""
+    first = np.array([[20, 10], [60, 10], [60, 50], [20, 50]], float)
+    second = first + [1, 0]
+    sample = Sample("s", image_file("a.png"), 200, 100, objects=[
+        LabeledObject("cat", (20, 10, 60, 50), first),
+        LabeledObject("cat", (21, 10, 61, 50), second),
+    ])
+    det = build_dataset([sample], ["cat"], tmp_path / "det", task="detect").data_yaml
+    assert same_lines(read_labels(det.parent / "labels/train/s.txt"),
+                      [[0, 0.2, 0.3, 0.2, 0.4], [0, 0.205, 0.3, 0.2, 0.4]])
+    seg = build_dataset([sample], ["cat"], tmp_path / "seg", task="segment").data_yaml
+    assert same_lines(read_labels(seg.parent / "labels/train/s.txt"), [
+        [0, 0.1, 0.1, 0.3, 0.1, 0.3, 0.5, 0.1, 0.5],
+        [0, 0.105, 0.1, 0.305, 0.1, 0.305, 0.5, 0.105, 0.5],
+    ])
+
+
+def test_box_only_object_in_segment_and_outlined_object_in_detect(tmp_path: Path, image_file):
+    box_only = Sample("b", image_file("a.png"), 200, 100, objects=[LabeledObject("x", (100, 20, 140, 80))])
+    seg = build_dataset([box_only], ["x"], tmp_path / "seg", task="segment").data_yaml
+    assert same_lines(read_labels(seg.parent / "labels/val/b.txt"), [[0, 0.5, 0.2, 0.7, 0.2, 0.7, 0.8, 0.5, 0.8]])
+
+    # the detect line comes from `xyxy`, not from the outline's bounds
+    tri = np.array([[20, 10], [60, 10], [40, 50]], float)
+    outlined = Sample("o", image_file("b.png"), 200, 100, objects=[LabeledObject("x", (10, 10, 70, 60), tri)])
+    det = build_dataset([outlined], ["x"], tmp_path / "det", task="detect").data_yaml
+    assert same_lines(read_labels(det.parent / "labels/val/o.txt"), [[0, 0.2, 0.35, 0.3, 0.5]])
+    # too short an outline falls back to the box's corners in "segment"
+    short = Sample("p", image_file("c.png"), 200, 100,
+                   objects=[LabeledObject("x", (100, 20, 140, 80), np.array([[100, 20], [140, 80]], float))])
+    seg = build_dataset([short], ["x"], tmp_path / "short", task="segment").data_yaml
+    assert same_lines(read_labels(seg.parent / "labels/val/p.txt"), [[0, 0.5, 0.2, 0.7, 0.2, 0.7, 0.8, 0.5, 0.8]])
+
+
+def test_build_dataset_returns_the_split_of_usable_samples(tmp_path: Path, image_file):
+    """The returned ids are the ones written into each part, split over the usable samples only: here the missing
+    image's id is the only one `split` would put in validation, so splitting all ids again would give no usable
+    validation image, while build_dataset moved another one there."""
+    ids = ["a", "b", "c", "d"]
+    samples = [Sample(i, image_file(f"{i}.png"), 200, 100, objects=[LabeledObject("x", (0, 0, 100, 50))])
+               for i in ids]
+    samples.insert(2, Sample("gone-7", tmp_path / "missing.png", 200, 100,
+                             objects=[LabeledObject("x", (0, 0, 10, 10))]))
+    assert split([s.id for s in samples], 0.2)[1] == ["gone-7"]  # what re-splitting all samples would say
+    ds = build_dataset(samples, ["x"], tmp_path / "ds", val_fraction=0.2)
+    assert (ds.train_ids, ds.val_ids) == split(ids, 0.2) == (["a", "b", "c"], ["d"])
+    root = ds.data_yaml.parent
+    assert sorted(p.stem for p in (root / "images" / "train").iterdir()) == ds.train_ids
+    assert sorted(p.stem for p in (root / "images" / "val").iterdir()) == ds.val_ids
+    assert sorted(p.stem for p in root.glob("labels/*/*.txt")) == ids
+    with pytest.raises(AttributeError):  # frozen
+        ds.val_ids = []

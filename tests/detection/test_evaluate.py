@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import detection.runtime  # noqa: F401
-from detection.dataset import build_dataset, split
+from detection.dataset import build_dataset
 from detection.evaluate import PREDICT_CONF, evaluate
 from detection.types import Detection
 from tests.detection.test_dataset import coco128_names, coco128_samples
@@ -97,9 +97,9 @@ def coco20(datasets_dir: Path, tmp_path_factory):
     names = coco128_names(datasets_dir)
     class_names = [names[i] for i in range(len(names))]
     samples = coco128_samples(datasets_dir, 20)
-    data_yaml = build_dataset(samples, class_names, tmp_path_factory.mktemp("coco20") / "ds", val_fraction=1.0)
-    _, val_ids = split([s.id for s in samples], 1.0)
-    val = [s for s in samples if s.id in set(val_ids)]
+    ds = build_dataset(samples, class_names, tmp_path_factory.mktemp("coco20") / "ds", val_fraction=1.0)
+    data_yaml = ds.data_yaml
+    val = [s for s in samples if s.id in set(ds.val_ids)]
     assert len(val) == 19
     return data_yaml, val, class_names
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -9,10 +10,10 @@ import pytest
 import torch
 
 import detection.runtime  # noqa: F401
-from detection.dataset import build_dataset, split
+from detection.dataset import build_dataset
 from detection.evaluate import PREDICT_CONF, evaluate
 from detection.train import TrainingError, TrainOptions, extend_classes, finetune
-from detection.types import Detection, Sample
+from detection.types import Detection, LabeledObject, Sample
 from tests.detection.test_dataset import coco128_samples
 
 BUS = Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg"
@@ -182,7 +183,9 @@ def test_finetune_failures_raise_training_error(base, tmp_path: Path):
 
 
 def _coco_polygon_samples(datasets_dir: Path, n: int) -> list[Sample]:
-    """The first n coco128 images with instance outlines from instances_train2017.json (crowd regions as boxes)."""
+    """The first n coco128 images with instance outlines from instances_train2017.json (crowd regions as boxes).
+
+    An annotation whose outline comes in several parts gives one object per part, each with the part's bounds."""
     root = datasets_dir / "coco128"
     coco = json.loads((root / "instances_train2017.json").read_text())
     cats = {c["id"]: c["name"] for c in coco["categories"]}
@@ -197,10 +200,12 @@ def _coco_polygon_samples(datasets_dir: Path, n: int) -> list[Sample]:
             name = cats[a["category_id"]]
             if isinstance(a["segmentation"], list) and not a["iscrowd"]:
                 for poly in a["segmentation"]:
-                    s.polygons.append((name, np.asarray(poly, float).reshape(-1, 2)))
+                    points = np.asarray(poly, float).reshape(-1, 2)
+                    (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
+                    s.objects.append(LabeledObject(name, (float(x1), float(y1), float(x2), float(y2)), points))
             else:
                 x, y, w, h = a["bbox"]
-                s.boxes.append((name, (x, y, x + w, y + h)))
+                s.objects.append(LabeledObject(name, (x, y, x + w, y + h)))
         samples.append(s)
     return samples
 
@@ -211,14 +216,13 @@ def test_finetune_segmentation_one_epoch(weights_dir: Path, datasets_dir: Path, 
     from ultralytics.nn.tasks import load_checkpoint
 
     samples = _coco_polygon_samples(datasets_dir, 16)
-    assert sum(len(s.polygons) for s in samples) > 50
+    assert sum(o.polygon is not None for s in samples for o in s.objects) > 50
     names = ["person", "animal"]
     remap = {a: "animal" for a in ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
                                     "giraffe")}
     for s in samples:
-        s.polygons = [(remap.get(c, c), p) for c, p in s.polygons]
-        s.boxes = [(remap.get(c, c), b) for c, b in s.boxes]
-    data_yaml = build_dataset(samples, names, tmp_path / "ds", task="segment", val_fraction=0.25)
+        s.objects = [replace(o, cls=remap.get(o.cls, o.cls)) for o in s.objects]
+    data_yaml = build_dataset(samples, names, tmp_path / "ds", task="segment", val_fraction=0.25).data_yaml
     start = extend_classes(weights_dir / "yolov8n-seg.pt", names, tmp_path / "start.pt")
     out = tmp_path / "out"
     report = finetune(start, data_yaml, out, TrainOptions(epochs=1, imgsz=320, batch=8, device="cpu"), "segment")
@@ -268,9 +272,9 @@ def test_finetune_learns_new_classes(weights_dir: Path, datasets_dir: Path, tmp_
     names = ["person", "vehicle", "animal"]
     samples = coco128_samples(datasets_dir, remap=remap)
     assert len(samples) == 128
-    _, val_ids = split([s.id for s in samples], 0.25)
-    val = [s for s in samples if s.id in set(val_ids)]
-    data_yaml = build_dataset(samples, names, tmp_path / "ds", val_fraction=0.25)
+    ds = build_dataset(samples, names, tmp_path / "ds", val_fraction=0.25)
+    data_yaml = ds.data_yaml
+    val = [s for s in samples if s.id in set(ds.val_ids)]
     start = extend_classes(weights_dir / "yolov8n.pt", names, tmp_path / "start.pt")
 
     def score(model) -> dict:
