@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -46,7 +45,7 @@ class ModelServer:
         self._lock = threading.Lock()
         self._models: OrderedDict[int, tuple[str, Any]] = OrderedDict()
         self._base = Lazy(lambda: backend.load_model(None), f"the base model of {backend.name} cannot be loaded")
-        self._warm_pid: int | None = None
+        self._warming = False
         self._broken: set[str] = set()
 
     def base(self) -> tuple[str, Any]:
@@ -57,9 +56,14 @@ class ModelServer:
         """
         return self.backend.base_version(), self._base.get()
 
-    def warm_up(self) -> None:
-        """Load the base model in the background, so the first request is not the slow one."""
-        self._warm_pid = os.getpid()
+    def warm_up(self, background: bool = True) -> None:
+        """Load the base model now, so the first request is not the slow one.
+
+        Args:
+            background: load in a thread and return at once; False loads before returning (a failure is kept for
+                /health, not raised).
+        """
+        self._warming = True
 
         def load():
             try:
@@ -67,7 +71,10 @@ class ModelServer:
             except ModelUnavailable:
                 pass
 
-        threading.Thread(target=load, name="warm-up", daemon=True).start()
+        if background:
+            threading.Thread(target=load, name="warm-up", daemon=True).start()
+        else:
+            load()
 
     def base_state(self) -> tuple[str, str | None]:
         """("ready" | "loading" | "failed" | "idle", reason) of the base model, for /health."""
@@ -75,11 +82,7 @@ class ModelServer:
             return "ready", None
         if self._base.error:
             return "failed", self._base.error
-        if self._warm_pid is None:
-            return "idle", None
-        if self._warm_pid != os.getpid():  # a forked worker does not inherit the loading thread
-            self.warm_up()
-        return "loading", None
+        return ("loading" if self._warming else "idle"), None
 
     def get(self, project_id: int | None) -> tuple[str, Any]:
         """(model_version, model) to serve for a project."""

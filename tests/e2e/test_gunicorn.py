@@ -126,13 +126,18 @@ class Gunicorn:
             shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture
-def gunicorn(tmp_path, weights_dir, redis_url):
+def _env(tmp_path: Path, weights_dir: Path, redis_url: str, preload: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # gunicorn_conf.py sets it
     env.update({"BACKEND": "text_cls", "WORKERS": str(WORKERS), "THREADS": "4", "MODEL_DIR": str(tmp_path / "models"),
                 "WEIGHTS_DIR": str(weights_dir), "MEDIA_CACHE_DIR": str(tmp_path / "media"), "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1", "REDIS_URL": redis_url, "LOG_LEVEL": "info", "PRELOAD": "0"})
-    server = Gunicorn(env, tmp_path / "gunicorn.log")
+                "TRANSFORMERS_OFFLINE": "1", "REDIS_URL": redis_url, "LOG_LEVEL": "info",
+                "PRELOAD": "1" if preload else "0"})
+    return env
+
+
+@pytest.fixture
+def gunicorn(tmp_path, weights_dir, redis_url):
+    server = Gunicorn(_env(tmp_path, weights_dir, redis_url), tmp_path / "gunicorn.log")
     server.model_dir = tmp_path / "models"
     yield server
     server.stop()
@@ -280,3 +285,14 @@ def test_start_training_webhook_is_queued_in_redis(gunicorn, redis_url):
     again = requests.post(gunicorn.url + "/webhook", json={"action": "START_TRAINING", "project": {"id": PID}},
                           timeout=30).json()
     assert again["status"] == "coalesced" and again["job_id"] == answer["job_id"]
+
+
+def test_preloaded_workers_share_the_loaded_base_model(tmp_path, weights_dir, redis_url):
+    # PRELOAD=1 loads the model in the master before forking; a loader thread caught mid-load by the fork used to
+    # leave the workers "loading" for ever
+    server = Gunicorn(_env(tmp_path, weights_dir, redis_url, preload=True), tmp_path / "gunicorn.log")
+    try:
+        assert requests.get(server.url + "/health", timeout=10).json()["model"] == "ready"
+        _predict_on_every_worker(server, "text_cls-base", at_least=4)
+    finally:
+        server.stop()
