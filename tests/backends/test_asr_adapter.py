@@ -12,6 +12,7 @@ from backends.config import Settings
 from backends.media import MediaFetcher
 from tests.asr.conftest import ffmpeg, speak
 from tests.asr.test_adapt import NEW, TRAIN
+from tests.backends.protocol import predict
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +35,7 @@ def client(settings):
 
 
 def _predict(client, tasks, config=WHOLE, project="3.1700000000"):
-    r = client.post("/predict", json={"tasks": tasks, "project": project, "label_config": config,
-                                      "params": {"context": None}})
-    assert r.status_code == 200, r.json
-    return r.json
+    return predict(client, tasks, config, project)
 
 
 def _clip(datasets_dir, name="LJ001-0009"):

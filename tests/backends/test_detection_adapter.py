@@ -18,6 +18,7 @@ from PIL import Image
 import ultralytics
 from backends.app import create_app
 from backends.config import Settings
+from tests.backends.protocol import predict
 
 BUS = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"  # 810x1080: a bus and four persons
 
@@ -41,10 +42,7 @@ def client(settings):
 
 
 def _predict(client, tasks, config=BOXES, project="5.1700000000"):
-    r = client.post("/predict", json={"tasks": tasks, "project": project, "label_config": config,
-                                      "params": {"context": None}})
-    assert r.status_code == 200, r.json
-    return r.json["results"]
+    return predict(client, tasks, config, project)["results"]
 
 
 def _regions(answer, kind="rectanglelabels"):

@@ -22,6 +22,7 @@ from backends.base import LabeledTask
 from backends.config import Settings
 from backends.media import MediaFetcher
 from segmentation.engines import load_sam
+from tests.backends.protocol import predict
 
 BUS = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"  # 810x1080
 
@@ -61,10 +62,7 @@ def _settings(tmp_path, weights, roots=()):
 
 
 def _predict(client, tasks, config=CONFIG, context=None):
-    r = client.post("/predict", json={"tasks": tasks, "project": "9.1700000000", "label_config": config,
-                                      "params": {"context": context}})
-    assert r.status_code == 200, r.json
-    return r.json["results"]
+    return predict(client, tasks, config, "9.1700000000", context)["results"]
 
 
 def test_rle_round_trip_through_label_studios_decoder():
