@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detection.dataset import build_dataset
-from detection.evaluate import evaluate
+from detection.evaluate import PREDICT_CONF, evaluate
 from detection.geometry import (outline_xyxy, points_to_polygon_value, region_outline, simplify_polygon,
                                 xyxy_to_rect_value)
 from detection.images import ImageError, image_size, load_image
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "detection.json"
 DEFAULT_THRESHOLD = 0.5
-EVAL_CONF = 0.001  # mAP is computed over the whole precision-recall curve, as Ultralytics' val does
 
 
 @lru_cache(maxsize=64)
@@ -115,6 +114,24 @@ class DetectionModel:
     """A served version: the fine-tuned model of each control that has one."""
 
     controls: dict[str, TrainedControl] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """How a fine-tuned model is validated and judged (extra_params val_fraction, guard_metric, min_map_gain): read
+    before any training, so that a bad value costs no training run."""
+
+    val_fraction: float
+    metric: str
+    min_gain: float
+
+    @classmethod
+    def from_params(cls, params: dict) -> _Validation:
+        metric = str(params.get("guard_metric", "map50_95"))
+        if metric not in ("map50", "map50_95"):
+            raise BadRequest(f"guard_metric must be map50 or map50_95, not {metric!r}")
+        return cls(val_fraction=float(params.get("val_fraction", 0.2)), metric=metric,
+                   min_gain=float(params.get("min_map_gain", 0.0)))
 
 
 @dataclass
@@ -305,6 +322,7 @@ class DetectionBackend(Backend):
             opts = TrainOptions.from_params(params)
         except ValueError as e:
             raise BadRequest(f"training parameters: {e}") from None
+        validation = _Validation.from_params(params)
         min_images = int(params.get("min_train_images", 4))
         controls = _controls(label_config)
         tasks = [{"id": ex.task_id, "data": ex.data} for ex in examples]
@@ -317,7 +335,9 @@ class DetectionBackend(Backend):
         metrics: dict[str, Any] = {"skipped_images": sum(e is not None for e in errors)}
         verdicts: list[str] = []
         for k, control in enumerate(controls):
-            samples, unknown = self._samples(control, examples, images, errors, params)
+            base_names = self._base_names(control, params)
+            cls_of = self._class_of(control, base_names)
+            samples, unknown = self._samples(control, examples, images, errors, cls_of)
             if unknown:
                 metrics.setdefault("unknown_labels", {}).update(unknown)
             if not any(s.objects for s in samples):
@@ -326,7 +346,7 @@ class DetectionBackend(Backend):
                 raise NotEnoughData(f"{control.name}: {len(samples)} annotated images, need {min_images} "
                                     "(extra_params min_train_images)")
             entry, m, better, why = self._fit_control(control, samples, parent, out_dir / f"control-{k}", opts,
-                                                      params)
+                                                      params, base_names, cls_of, validation)
             meta["controls"][control.name] = {**entry, "weights": f"control-{k}/weights.pt"}
             metrics[control.name] = m
             if not better:
@@ -367,8 +387,7 @@ class DetectionBackend(Backend):
         task = _task(control)
         return self.detector(self.weights_for(control, params, task), task).names
 
-    def _samples(self, control, examples, images, errors, params) -> tuple[list[Sample], dict]:
-        cls_of = self._class_of(control, self._base_names(control, params))
+    def _samples(self, control, examples, images, errors, cls_of: dict[str, str]) -> tuple[list[Sample], dict]:
         samples, unknown = [], {}
         for ex, img, err in zip(examples, images, errors):
             if err is not None:
@@ -394,17 +413,16 @@ class DetectionBackend(Backend):
         return samples, unknown
 
     def _fit_control(self, control: Control, samples: list[Sample], parent: DetectionModel, work: Path,
-                     opts: TrainOptions, params: dict) -> tuple[dict, dict, bool, str]:
+                     opts: TrainOptions, params: dict, base_names: list[str], cls_of: dict[str, str],
+                     validation: _Validation) -> tuple[dict, dict, bool, str]:
         task = _task(control)
         served = self.plans(parent, control, params)
-        base_names = self._base_names(control, params)
-        cls_of = self._class_of(control, base_names)
         used = {o.cls for s in samples for o in s.objects}
         class_names = [cls_of[lb] for lb in control.labels if cls_of[lb] in used]
         work.mkdir(parents=True, exist_ok=True)
         start = extend_classes(self._start_weights(control, parent, params), class_names, work / "start.pt")
         data = build_dataset(samples, class_names, work / "dataset", task=task,
-                             val_fraction=float(params.get("val_fraction", 0.2)))
+                             val_fraction=validation.val_fraction)
         try:
             report = finetune(start, data.data_yaml, work, opts, task)
         except YoloTrainingError as e:
@@ -415,13 +433,11 @@ class DetectionBackend(Backend):
         val_ids = set(data.val_ids)  # the images validation ran on: build_dataset skips unreadable ones
         val = [s for s in samples if str(s.id) in val_ids]
         new = Detector.load(report.weights, task)
-        new_plan = Plan(new, label_map(control, new.names), list(new.names), EVAL_CONF)
-        new_m = self._evaluate([new_plan], val, control, cls_of, class_names, params)
-        old_m = self._evaluate(served, val, control, cls_of, class_names, params)
-        metric = str(params.get("guard_metric", "map50_95"))
-        if metric not in ("map50", "map50_95"):
-            raise BadRequest(f"guard_metric must be map50 or map50_95, not {metric!r}")
-        gain = float(params.get("min_map_gain", 0.0))
+        new_plan = Plan(new, label_map(control, new.names), list(new.names), PREDICT_CONF)
+        arrays = [load_image(s.image, self.settings.max_image_pixels) for s in val]  # decoded once, for both models
+        new_m = self._evaluate([new_plan], val, arrays, control, cls_of, class_names, params)
+        old_m = self._evaluate(served, val, arrays, control, cls_of, class_names, params)
+        metric, gain = validation.metric, validation.min_gain
         better = new_m[metric] >= old_m[metric] + gain - 1e-9
         why = (f"validation {metric} {new_m[metric]:.4f} is below the served model's {old_m[metric]:.4f}"
                + (f" + {gain}" if gain else ""))
@@ -435,12 +451,12 @@ class DetectionBackend(Backend):
         entry = {"task": task, "classes": class_names}
         return entry, m, better, why
 
-    def _evaluate(self, plans: list[Plan], val: list[Sample], control: Control, cls_of: dict[str, str],
-                  class_names: list[str], params: dict) -> dict:
+    def _evaluate(self, plans: list[Plan], val: list[Sample], arrays: list, control: Control,
+                  cls_of: dict[str, str], class_names: list[str], params: dict) -> dict:
+        """mAP of `plans` on the validation samples `val`, whose decoded images are `arrays`."""
         if not val:
             return {"map50": 0.0, "map50_95": 0.0, "per_class": {}}
-        arrays = [load_image(s.image, self.settings.max_image_pixels) for s in val]
-        found = self.run(plans, arrays, params, conf=EVAL_CONF)
+        found = self.run(plans, arrays, params, conf=PREDICT_CONF)
         predictions = []
         for dets in found:
             if isinstance(dets, Exception):
