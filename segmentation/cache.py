@@ -190,9 +190,3 @@ class EmbeddingCache:
         with self._lock:
             return {"hits": self._hits, "misses": self._misses, "redis_hits": self._redis_hits, "bytes": self._bytes,
                     "items": len(self._items), "max_bytes": self.max_bytes, "redis": self._redis_ok()}
-
-    def clear(self) -> None:
-        """Empty the local cache (Redis entries expire on their own)."""
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0

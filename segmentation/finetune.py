@@ -45,8 +45,8 @@ class FinetuneReport:
         state_dict: the trained mask decoder's weights (on CPU), kept or not.
         metrics: val_miou_before/after and train_miou_before/after (mean IoU at the original image size over
             fixed sampled prompts), train_masks, val_masks, val_prompts, epochs, steps, final_loss, seconds.
-        improved: the trained decoder scored higher on the held-out masks (then it replaced `sam.mask_decoder`
-            when `apply` was set).
+        improved: the trained decoder scored higher on the held-out masks (then it replaced
+            `segmenter.sam.mask_decoder` when `apply` was set).
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -128,26 +128,27 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def _evaluate(segmenter: Segmenter, examples: list[_Example], prompts: list[list], decoder: torch.nn.Module) -> float:
+def _evaluate(segmenter: Segmenter, examples: list[_Example], prompts: list[list], decoder: torch.nn.Module,
+              entries: dict[str, Entry]) -> float:
     ious = []
     for ex, per_mask in zip(examples, prompts):
         for pts, labels, box in per_mask:
-            r = segmenter.segment(ex.image, pts if len(pts) else None, labels if len(pts) else None, box,
-                                  image_key=ex.key, decoder=decoder)
+            # the held entry, not the cache: with more images than it holds, each pass would re-run the encoder
+            r = segmenter.segment(ex.image, pts, labels, box, decoder=decoder, entry=entries[ex.key])
             ious.append(_iou(r.mask, ex.mask))
     return float(np.mean(ious)) if ious else float("nan")
 
 
-def finetune_decoder(sam: torch.nn.Module, segmenter: Segmenter, examples: list[tuple[np.ndarray, np.ndarray]],
+def finetune_decoder(segmenter: Segmenter, examples: list[tuple[np.ndarray, np.ndarray]],
                      val_fraction: float = 0.25, epochs: int = 10, lr: float = 1e-4, seed: int = 0,
                      prompts_per_mask: int = 3, weight_decay: float = 1e-4, apply: bool = True,
-                     max_seconds: float | None = None, prompt_kinds: tuple[str, ...] = tuple(PROMPT_KINDS)
-                     ) -> FinetuneReport:
-    """Train a copy of `sam.mask_decoder` on annotated masks and keep it if held-out masks improve.
+                     max_seconds: float | None = None, prompt_kinds: tuple[str, ...] = tuple(PROMPT_KINDS),
+                     start_decoder: torch.nn.Module | None = None) -> FinetuneReport:
+    """Train a copy of a mask decoder on annotated masks and keep it if held-out masks improve.
 
     Args:
-        sam: the model `segmenter` uses (its encoders stay frozen and untouched).
-        segmenter: gives the (cached) image embeddings and the decoding used for evaluation.
+        segmenter: gives the (cached) image embeddings, the frozen encoders of its model `segmenter.sam` (left
+            untouched) and the decoding used for evaluation.
         examples: (RGB uint8 image, (H, W) bool mask) pairs, one object per pair; an image may appear in several
             pairs (its embedding is computed once). Empty masks are skipped.
         val_fraction: share of masks held out (split by a hash of each mask's position among the non-empty
@@ -158,20 +159,21 @@ def finetune_decoder(sam: torch.nn.Module, segmenter: Segmenter, examples: list[
         prompts_per_mask: prompts sampled per mask and epoch, cycling through `prompt_kinds`; also the number
             of fixed evaluation prompts per mask.
         weight_decay: AdamW weight decay.
-        apply: when the held-out mIoU improves, put the trained decoder in `sam` (replacing the module, not
-            editing it in place, so a decode running meanwhile sees one decoder or the other).
+        apply: when the held-out mIoU improves, put the trained decoder in `segmenter.sam` (replacing the module,
+            not editing it in place, so a decode running meanwhile sees one decoder or the other).
         max_seconds: stop training after this long (the report says how many epochs ran).
         prompt_kinds: names from `PROMPT_KINDS`: "box" (jittered box), "point" (one positive click, the three
             proposals of which only the best is trained), "points" (two positive clicks and a negative one).
+        start_decoder: the decoder to start from and compare with (e.g. a served fine-tuned one; it is copied,
+            not changed); default `segmenter.sam.mask_decoder`.
 
     Returns:
-        The report; `sam` is unchanged unless `improved` and `apply`.
+        The report; `segmenter.sam` is unchanged unless `improved` and `apply`.
 
     Raises:
         NotEnoughMasks: fewer than 2 non-empty masks.
     """
-    if segmenter.sam is not sam:
-        raise ValueError("the segmenter must wrap the same model as `sam`")
+    sam = segmenter.sam
     kinds = list(prompt_kinds)
     if not kinds or any(k not in PROMPT_KINDS for k in kinds):
         raise ValueError(f"prompt_kinds must be among {list(PROMPT_KINDS)}, got {kinds}")
@@ -185,10 +187,13 @@ def finetune_decoder(sam: torch.nn.Module, segmenter: Segmenter, examples: list[
     img_size = sam.image_encoder.img_size
     entries: dict[str, Entry] = {}
     exs: list[_Example] = []
+    hashed: dict[int, tuple[np.ndarray, str]] = {}  # by id of the caller's array: masks of one image share it
     for i in kept:
         image, mask = items[i]
-        image = as_rgb(image)
-        key = image_sha256(image)
+        if id(image) not in hashed:
+            rgb = as_rgb(image)
+            hashed[id(image)] = (rgb, image_sha256(rgb))
+        image, key = hashed[id(image)]
         if key not in entries:  # held for the whole run: 2 MiB per image at 1024 px, float16
             entries[key] = segmenter.embed(image, image_key=key)
         ex = _Example(image=image, mask=mask, key=key)
@@ -205,10 +210,10 @@ def finetune_decoder(sam: torch.nn.Module, segmenter: Segmenter, examples: list[
         return [[_prompts(ex.mask, kinds[k % len(kinds)], rng) for k in range(prompts_per_mask)] for ex in group]
 
     val_prompts, train_prompts = fixed_prompts(val, 0), fixed_prompts(train, 1)
-    original = sam.mask_decoder
+    original = start_decoder if start_decoder is not None else sam.mask_decoder
     metrics: dict[str, float | int] = {
-        "val_miou_before": _evaluate(segmenter, val, val_prompts, original),
-        "train_miou_before": _evaluate(segmenter, train, train_prompts, original),
+        "val_miou_before": _evaluate(segmenter, val, val_prompts, original, entries),
+        "train_miou_before": _evaluate(segmenter, train, train_prompts, original, entries),
     }
 
     decoder = copy.deepcopy(original).to(device).train()
@@ -262,8 +267,8 @@ def finetune_decoder(sam: torch.nn.Module, segmenter: Segmenter, examples: list[
         log.info("decoder fine-tune: epoch %d/%d, loss %.4f", epochs_done, epochs, loss_value)
     decoder.eval().requires_grad_(False)
 
-    metrics["val_miou_after"] = _evaluate(segmenter, val, val_prompts, decoder)
-    metrics["train_miou_after"] = _evaluate(segmenter, train, train_prompts, decoder)
+    metrics["val_miou_after"] = _evaluate(segmenter, val, val_prompts, decoder, entries)
+    metrics["train_miou_after"] = _evaluate(segmenter, train, train_prompts, decoder, entries)
     metrics.update(train_masks=len(train), val_masks=len(val), val_prompts=len(val) * prompts_per_mask,
                    images=len(entries), epochs=epochs_done, steps=steps, final_loss=loss_value,
                    seconds=round(time.perf_counter() - t0, 2))
@@ -296,12 +301,17 @@ def save_decoder(state_dict: dict[str, torch.Tensor], out_dir: str | Path, meta:
     return path
 
 
-def load_decoder(sam: torch.nn.Module, path: str | Path) -> None:
-    """Load saved decoder weights into `sam.mask_decoder` (in place).
+def load_decoder(sam: torch.nn.Module, path: str | Path, in_place: bool = True) -> torch.nn.Module:
+    """Load saved decoder weights into `sam.mask_decoder`, or into a copy of it.
 
     Args:
         sam: the model.
         path: the `mask_decoder.pt` file or the folder holding it.
+        in_place: load into `sam.mask_decoder` itself; False: into a deep copy, `sam` left unchanged (a served
+            version's decoder, passed to `Segmenter.segment(decoder=...)`).
+
+    Returns:
+        The decoder holding the loaded weights.
 
     Raises:
         EngineError: missing, unreadable, or made for another decoder shape.
@@ -313,6 +323,8 @@ def load_decoder(sam: torch.nn.Module, path: str | Path) -> None:
         raise EngineError(f"no mask decoder weights at {path}")
     try:
         state = torch.load(path, map_location=sam.device, weights_only=True)
-        sam.mask_decoder.load_state_dict(state, strict=True)
+        decoder = sam.mask_decoder if in_place else copy.deepcopy(sam.mask_decoder)
+        decoder.load_state_dict(state, strict=True)
+        return decoder
     except Exception as e:
         raise EngineError(f"cannot load mask decoder {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e

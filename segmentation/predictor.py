@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from detection.geometry import clip_xyxy
+
 from .cache import EmbeddingCache, Entry
 from .errors import PromptError
 
@@ -85,10 +87,8 @@ def _check_box(box: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | No
     if box.shape != (4,) or not np.isfinite(box).all():
         raise PromptError(f"a box is 4 numbers x1, y1, x2, y2, got {box.tolist()}")
     h, w = size
-    x1, x2 = sorted(box[[0, 2]])
-    y1, y2 = sorted(box[[1, 3]])
     # a box dragged past the image edge is still meant for what is inside: clip it
-    clipped = np.array([np.clip(x1, 0, w), np.clip(y1, 0, h), np.clip(x2, 0, w), np.clip(y2, 0, h)])
+    clipped = np.array(clip_xyxy(box, w, h), dtype=np.float64)
     if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
         raise PromptError(f"box {box.round(1).tolist()} has no area inside the {w}x{h} image")
     return clipped
@@ -210,7 +210,8 @@ class Segmenter:
 
     def segment(self, image: np.ndarray, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
                 box: np.ndarray | None = None, multimask: bool | None = None, mask_input: np.ndarray | None = None,
-                image_key: str | None = None, decoder: torch.nn.Module | None = None) -> MaskResult:
+                image_key: str | None = None, decoder: torch.nn.Module | None = None,
+                entry: Entry | None = None) -> MaskResult:
         """One mask for the prompts on an image.
 
         Args:
@@ -223,6 +224,7 @@ class Segmenter:
             mask_input: (h, w) `low_res_logits` of the previous click's result, to refine it.
             image_key: stable id of the image content (see `embed`).
             decoder: a mask decoder to use instead of the model's (evaluation of a retrained one).
+            entry: the image's embedding (from `embed`) when the caller already holds it: the cache is not asked.
 
         Returns:
             The mask at the original size, its predicted IoU and low-res logits.
@@ -240,7 +242,10 @@ class Segmenter:
             raise PromptError("only negative points: add a positive point or a box to say what to segment")
         if multimask is None:
             multimask = box is None and len(pts) == 1
-        entry = self.embed(image, image_key)
+        if entry is None:
+            entry = self.embed(image, image_key)
+        elif entry.original_size != tuple(size):
+            raise ValueError(f"the embedding was made for a {entry.original_size} image, this one is {tuple(size)}")
         with torch.inference_mode():
             sparse, dense = self.encode_prompts(
                 entry, None if pts is None else pts[None], None if labels is None else labels[None],

@@ -12,7 +12,6 @@ SAM_CACHE_BYTES (in-process embedding cache, default 512 MiB; shared through Red
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import uuid
@@ -28,9 +27,9 @@ from label_studio_sdk.converter.brush import decode_rle, mask2rle
 from detection.geometry import points_to_polygon_value, region_outline, simplify_polygon
 from detection.images import ImageError, load_image
 from segmentation.cache import EmbeddingCache
-from segmentation.engines import load_sam, model_id, resolve_checkpoint
+from segmentation.engines import DEFAULT_KIND, load_sam, model_id, resolve_checkpoint
 from segmentation.errors import EngineError, NotEnoughMasks, PromptError
-from segmentation.finetune import DECODER_FILE, finetune_decoder, save_decoder
+from segmentation.finetune import finetune_decoder, load_decoder, save_decoder
 from segmentation.predictor import Segmenter
 from segmentation.prompts import parse_context
 
@@ -114,7 +113,7 @@ class SegmentationBackend(Backend):
     def __init__(self, settings):
         super().__init__(settings)
         self.det = DetectionBackend(settings)
-        self.kind = os.environ.get("SAM_MODEL", "").strip() or "vit_t"
+        self.kind = os.environ.get("SAM_MODEL", "").strip() or DEFAULT_KIND
         self.checkpoint_spec = os.environ.get("SAM_CHECKPOINT", "").strip() or None
         cache_bytes = int(os.environ.get("SAM_CACHE_BYTES", "").strip() or 512 << 20)
         self.cache = EmbeddingCache(cache_bytes, redis_url=settings.redis_url or None)
@@ -159,14 +158,10 @@ class SegmentationBackend(Backend):
             except ModelUnavailable:
                 pass  # logged once by the loader; automatic masks work without SAM
             return SegmentationModel()
-        path = Path(version_dir) / DECODER_FILE
-        if not path.is_file():
-            raise LabelloopError(f"{version_dir} holds no mask decoder")
-        import torch
-
-        sam = self.segmenter().sam
-        decoder = copy.deepcopy(sam.mask_decoder)
-        decoder.load_state_dict(torch.load(path, map_location=sam.device, weights_only=True))
+        try:
+            decoder = load_decoder(self.segmenter().sam, Path(version_dir), in_place=False)
+        except EngineError as e:
+            raise LabelloopError(str(e)) from e
         return SegmentationModel(decoder.eval())
 
     # -- serving ------------------------------------------------------------------------------------------
@@ -197,9 +192,7 @@ class SegmentationBackend(Backend):
             if prompt.size_mismatch:
                 log.info("task %s: prompts drawn on another size of the image; placed by percent", tid)
             segmenter = self.segmenter()
-            found = segmenter.segment(image, prompt.points if len(prompt.points) else None,
-                                      prompt.point_labels if len(prompt.points) else None, prompt.box,
-                                      decoder=model.decoder)
+            found = segmenter.segment(image, prompt.points, prompt.point_labels, prompt.box, decoder=model.decoder)
         except (ImageError, PromptError, LabelloopError) as e:
             return TaskPrediction(error=f"task {tid}: {e}")
         region = self._mask_region(control, _label_for(control, prompt.label), found.mask, found.score)
@@ -244,19 +237,22 @@ class SegmentationBackend(Backend):
                     continue
                 img = images[i][control.value_key]
                 try:
-                    results[i].extend(self._instances(control, dets, img, segmenter if refine else None))
-                    if segmenter is not None and _smart(label_config) and len(tasks) <= warm:
+                    regions, embedded = self._instances(control, dets, img, segmenter if refine else None)
+                    results[i].extend(regions)
+                    if segmenter is not None and _smart(label_config) and len(tasks) <= warm and not embedded:
                         segmenter.embed(img.array)  # the annotator's first click finds it cached
                 except Exception as e:  # a SAM failure on one image must not cost the batch
                     log.exception("task %s: masks failed", tasks[i].get("id", "?"))
                     errors[i] = f"task {tasks[i].get('id', '?')}: masks failed ({type(e).__name__}: {e})"
         return image_answers(results, errors)
 
-    def _instances(self, control: Control, dets: list, img, segmenter: Segmenter | None) -> list[dict]:
+    def _instances(self, control: Control, dets: list, img, segmenter: Segmenter | None
+                   ) -> tuple[list[dict], bool]:
+        """The regions of the detections, and whether SAM embedded the image (it refined their boxes)."""
         if not dets:
-            return []
+            return [], False
         if control.tag == "polygonlabels" and segmenter is None:
-            return [r for label, d in dets if (r := self.det.region(control, label, d, img.width, img.height))]
+            return [r for label, d in dets if (r := self.det.region(control, label, d, img.width, img.height))], False
         if segmenter is not None:
             boxes = np.array([d.xyxy for _, d in dets], dtype=np.float32)
             masks = [m.mask for m in segmenter.segment_boxes(img.array, boxes)]
@@ -264,7 +260,7 @@ class SegmentationBackend(Backend):
             masks = [polygon_mask(d.polygon, img.width, img.height) if d.polygon is not None
                      else np.zeros((img.height, img.width), bool) for _, d in dets]
         return [r for (label, d), mask in zip(dets, masks)
-                if (r := self._mask_region(control, label, mask, d.score)) is not None]
+                if (r := self._mask_region(control, label, mask, d.score)) is not None], segmenter is not None
 
     # -- training -----------------------------------------------------------------------------------------
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
@@ -278,17 +274,13 @@ class SegmentationBackend(Backend):
         pairs, skipped = self._masks(examples, _controls(label_config), media)
         if len(pairs) < 2:
             raise NotEnoughData(f"{len(pairs)} submitted masks; training needs at least 2")
-        # a view of the model with the served decoder: encoders shared, nothing of the served model changes
-        view = copy.copy(base.sam)
-        view._modules = dict(base.sam._modules)
-        if parent.decoder is not None:
-            view._modules["mask_decoder"] = parent.decoder
         try:
-            report = finetune_decoder(view, Segmenter(view, base.model_id, self.cache), pairs,
-                                      val_fraction=float(params.get("val_fraction", 0.25)),
+            # from the served decoder (the parent's, else the base model's); apply=False: the served model is kept
+            report = finetune_decoder(base, pairs, val_fraction=float(params.get("val_fraction", 0.25)),
                                       epochs=int(params.get("epochs", 10)), lr=float(params.get("lr", 1e-4)),
                                       seed=int(params.get("seed", 0)), apply=False,
-                                      max_seconds=float(params["max_seconds"]) if params.get("max_seconds") else None)
+                                      max_seconds=float(params["max_seconds"]) if params.get("max_seconds") else None,
+                                      start_decoder=parent.decoder)
         except NotEnoughMasks as e:
             raise NotEnoughData(str(e)) from None
         metrics = {**report.metrics, **skipped, "masks": len(pairs)}

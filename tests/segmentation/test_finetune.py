@@ -61,16 +61,16 @@ def test_not_enough_masks(small_sam, cache, examples):
     seg = Segmenter(small_sam, model_id("vit_t", None, small_sam), cache)
     image, mask = examples[0]
     with pytest.raises(NotEnoughMasks):
-        finetune_decoder(small_sam, seg, [(image, mask)])
+        finetune_decoder(seg, [(image, mask)])
     with pytest.raises(NotEnoughMasks):
-        finetune_decoder(small_sam, seg, [(image, mask), (image, np.zeros_like(mask))])
+        finetune_decoder(seg, [(image, mask), (image, np.zeros_like(mask))])
 
 
 def test_runs_and_leaves_decoder_alone(small_sam, cache, examples):
     seg = Segmenter(small_sam, model_id("vit_t", None, small_sam), cache)
     before = decoder_state(small_sam)
     decoder = small_sam.mask_decoder
-    report = finetune_decoder(small_sam, seg, examples + [(examples[0][0], np.zeros_like(examples[0][1]))],
+    report = finetune_decoder(seg, examples + [(examples[0][0], np.zeros_like(examples[0][1]))],
                               epochs=2, lr=1e-4, apply=False)
     m = report.metrics
     for key in ("val_miou_before", "val_miou_after", "train_miou_before", "train_miou_after"):
@@ -81,7 +81,7 @@ def test_runs_and_leaves_decoder_alone(small_sam, cache, examples):
     assert all(torch.equal(before[k], v) for k, v in small_sam.mask_decoder.state_dict().items())
     assert report.state_dict.keys() == before.keys()
     assert not all(torch.equal(before[k], v) for k, v in report.state_dict.items())  # it did train
-    again = finetune_decoder(small_sam, seg, examples, epochs=2, lr=1e-4, apply=False)
+    again = finetune_decoder(seg, examples, epochs=2, lr=1e-4, apply=False)
     assert again.metrics["final_loss"] == m["final_loss"]  # seeded: same run
 
 
@@ -91,7 +91,7 @@ def test_decoder_learns_training_masks(small_sam, cache, examples):
     seg = Segmenter(sam, model_id("vit_t", None, sam), cache)
     original = sam.mask_decoder
     before = decoder_state(sam)
-    report = finetune_decoder(sam, seg, examples, epochs=50, lr=1e-3, prompts_per_mask=2, prompt_kinds=("box",))
+    report = finetune_decoder(seg, examples, epochs=50, lr=1e-3, prompts_per_mask=2, prompt_kinds=("box",))
     m = report.metrics
     assert m["train_miou_after"] > m["train_miou_before"] + 0.3, m
     assert m["train_miou_after"] > 0.5, m
