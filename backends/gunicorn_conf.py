@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 import tempfile
 
-bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '9090')}")
+from backends.config import DEFAULT_PORT  # plain settings, no torch: the master stays light
+
+# BIND wins; else 0.0.0.0:PORT, PORT defaulting to the backend's own port (text_cls 9090, detection 9091, ...)
+_default_port = DEFAULT_PORT.get(os.environ.get("BACKEND", "text_cls"), 9090)
+bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', _default_port)}")
 workers = int(os.environ.get("WORKERS", "1"))
 threads = int(os.environ.get("THREADS", "8"))
 worker_class = "gthread"
