@@ -1,4 +1,5 @@
-# Shared by ops/demo.sh and ops/stop.sh (sourced, not run): where the demo keeps its state, and process checks.
+# Shared by ops/demo.sh, ops/stop.sh and ops/test.sh (sourced, not run, after setting ROOT): where the demo keeps its
+# state, process checks, and where the model weights are.
 #   VAR_DIR   (default $ROOT/var; a relative path is taken from the repository root): pids in run/, logs in log/,
 #             Label Studio's data, trained models, the demo's data.
 # shellcheck shell=bash
@@ -8,13 +9,33 @@ VAR=${VAR%/}
 RUN=$VAR/run
 LOGS=$VAR/log
 
+# proc_stat PID N: the Nth field of /proc/PID/stat after the command name (1 state, 2 ppid, 3 process group)
+proc_stat() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f"$2"; }
+
 # alive PID: the process exists and is not a zombie (an orphan nobody reaped still answers kill -0)
 alive() {
-    local pid=$1 state
-    kill -0 "$pid" 2>/dev/null || return 1
-    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
-    [ "$state" != "Z" ]
+    kill -0 "$1" 2>/dev/null || return 1
+    [ "$(proc_stat "$1" 1)" != "Z" ]
 }
 
 # running NAME: the pid in $RUN/NAME.pid is alive
 running() { local f=$RUN/$1.pid; [ -s "$f" ] && alive "$(cat "$f")"; }
+
+# find_weights_dir: WEIGHTS_DIR defaults to ../shared/models (made absolute) when that folder is there; not exported
+find_weights_dir() {
+    if [ -z "${WEIGHTS_DIR:-}" ] && [ -d "$ROOT/../shared/models" ]; then
+        WEIGHTS_DIR=$(cd "$ROOT/../shared/models" && pwd)
+    fi
+}
+
+# offline_env: export HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE (default 1), and YOLO_OFFLINE (default 1) when
+# WEIGHTS_DIR is set: the YOLO weights are there, Ultralytics must not go looking on the internet.
+# offline_env force: all three are 1 whatever the environment says (the tests: no fonts, weights or pip from GitHub).
+offline_env() {
+    if [ "${1:-}" = force ]; then
+        export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 YOLO_OFFLINE=1
+        return
+    fi
+    export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
+    if [ -n "${WEIGHTS_DIR:-}" ]; then export YOLO_OFFLINE=${YOLO_OFFLINE:-1}; fi
+}

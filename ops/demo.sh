@@ -59,14 +59,8 @@ if [ -n "${LABEL_STUDIO_USER_TOKEN:-}" ] && [ "$LABEL_STUDIO_USER_TOKEN" != "$LS
 fi
 
 # --- weights and env shared by the backends and the worker ---------------------------------------------------
-if [ -z "${WEIGHTS_DIR:-}" ] && [ -d "$ROOT/../shared/models" ]; then
-    WEIGHTS_DIR=$(cd "$ROOT/../shared/models" && pwd)
-fi
-export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
-if [ -n "${WEIGHTS_DIR:-}" ]; then
-    # the YOLO weights are in WEIGHTS_DIR: Ultralytics must not go looking on the internet
-    export YOLO_OFFLINE=${YOLO_OFFLINE:-1}
-fi
+find_weights_dir
+offline_env
 
 # --- redis-server --------------------------------------------------------------------------------------------
 if running redis; then

@@ -37,17 +37,22 @@ def _detokenize(text: str) -> str:
     return text.strip()
 
 
+def read_trec(path: str | Path) -> tuple[list[str], list[str]]:
+    """Questions and coarse labels from a TREC file (`COARSE:fine question`, latin-1)."""
+    texts, labels = [], []
+    for line in Path(path).read_text(encoding="latin-1").splitlines():
+        if line.strip():
+            label, question = line.split(" ", 1)
+            texts.append(question.strip())
+            labels.append(label.split(":")[0])
+    return texts, labels
+
+
 def questions(limit: int) -> tuple[list[dict], str]:
     """Up to `limit` tasks {"text": ...}: TREC test questions when shared/ is there, else the committed file."""
     if TREC_FILE.is_file():
-        tasks = []
-        for line in TREC_FILE.read_text(encoding="latin-1").splitlines():
-            _, _, question = line.partition(" ")
-            if question.strip():
-                tasks.append({"text": _detokenize(question)})
-            if len(tasks) >= limit:
-                break
-        return tasks, str(TREC_FILE)
+        texts, _ = read_trec(TREC_FILE)
+        return [{"text": _detokenize(q)} for q in texts if q][:limit], str(TREC_FILE)
     tasks = [json.loads(line) for line in FALLBACK_QUESTIONS.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     return [{"text": t["text"]} for t in tasks[:limit]], str(FALLBACK_QUESTIONS)

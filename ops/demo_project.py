@@ -141,8 +141,8 @@ def probe(session, url: str) -> tuple[str, Any]:
     return ("ready", body) if model in ("ready", "idle") else ("loading", model)
 
 
-def wait_for_backends(backends: dict[str, str], timeout: float, run_dir: Path | None,
-                      log_dir: Path | None) -> dict[str, tuple[bool, Any]]:
+def wait_for_backends(backends: dict[str, str], timeout: float, run_dir: Path,
+                      log_dir: Path) -> dict[str, tuple[bool, Any]]:
     """Per backend (True, /health body) once its model is loaded, or (False, reason) when it cannot serve."""
     import requests
 
@@ -162,9 +162,8 @@ def wait_for_backends(backends: dict[str, str], timeout: float, run_dir: Path | 
                     f"{time.monotonic() - started:.0f}s)")
             elif state == "failed":
                 out[name] = (False, detail)
-            elif state == "down" and run_dir is not None and _pid_alive(run_dir / f"backend-{name}.pid") is False:
-                log = (log_dir or run_dir) / f"backend-{name}.log"
-                out[name] = (False, exit_reason(log))
+            elif state == "down" and _pid_alive(run_dir / f"backend-{name}.pid") is False:
+                out[name] = (False, exit_reason(log_dir / f"backend-{name}.log"))
             else:
                 continue
             del pending[name]
@@ -219,10 +218,8 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
     cfg = project_config(name, url)
     # The tasks go in before the backend is connected: Label Studio asks a connected backend for predictions of
     # every uploaded file during the upload, one request per file; predict.run below sends them in batches.
-    project_id, changes, _ = setup(ls, dataclasses.replace(cfg, backends=[]))
-    with ls.errors(f"reading project {project_id}"):
-        label_config = ls.sdk.projects.get(id=project_id).label_config or cfg.label_config
-    ctx = Context(ls, project_id, cfg.title, label_config, Backend(url, _auth()), cfg)
+    project_id, changes, _ = setup(ls, dataclasses.replace(cfg, backends=[]))  # the project now has cfg.label_config
+    ctx = Context(ls, project_id, cfg.title, cfg.label_config, Backend(url, _auth()), cfg)
     if demo.data == "questions":
         tasks, source = demo_data.questions(sizes["questions"])
         imported, _ = importing.import_records(ctx, [{"data": t} for t in tasks], "text")

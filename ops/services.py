@@ -229,7 +229,7 @@ class LabelStudioServer:
             prepare_label_studio_data(self.data_dir)
             if port is None:
                 port = free_port()
-            elif _port_in_use(port):
+            elif port_in_use(port):
                 # label-studio would silently move to the next free port
                 raise RuntimeError(f"port {port} is already in use")
             self.port = port
@@ -319,7 +319,8 @@ class LabelStudioServer:
         self.stop()
 
 
-def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Something accepts connections on host:port."""
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex((host, port)) == 0

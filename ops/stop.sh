@@ -23,7 +23,7 @@ stop() {
     if alive "$pid"; then
         echo "[stop] $name: still running after 20 s, killing"
         # started with setsid / a new session: the process group holds its children (gunicorn and RQ workers)
-        if [ "$(sed "s/.*) //" "/proc/$pid/stat" | cut -d" " -f3)" = "$pid" ]; then kill -KILL -- "-$pid" 2>/dev/null
+        if [ "$(proc_stat "$pid" 3)" = "$pid" ]; then kill -KILL -- "-$pid" 2>/dev/null
         else kill -KILL "$pid" 2>/dev/null; fi
     fi
     echo "[stop] $name stopped (pid $pid)"

@@ -5,19 +5,17 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=ops/common.sh
+. "$ROOT/ops/common.sh"
 
 bash ops/setup.sh
 
-if [ -z "${WEIGHTS_DIR:-}" ] && [ -d "$ROOT/../shared/models" ]; then
-    WEIGHTS_DIR=$(cd "$ROOT/../shared/models" && pwd)
-fi
+find_weights_dir
 if [ -n "${WEIGHTS_DIR:-}" ]; then export WEIGHTS_DIR; fi
 export LABELLOOP_REQUIRE_SERVICES=1
-export HF_HUB_OFFLINE=1
-export TRANSFORMERS_OFFLINE=1
-# Ultralytics must not reach for GitHub (fonts, weights, pip) during the tests; detection/runtime.py gives it a
-# settings folder of its own
-export YOLO_OFFLINE=1
+# Ultralytics must not reach for GitHub (fonts, weights, pip) during the tests either; detection/runtime.py gives it
+# a settings folder of its own
+offline_env force
 
 set +e
 "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -1,9 +1,8 @@
 """Labeled samples shared by the tests and the benchmarks."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from backends.base import LabeledTask
+from ops.demo_data import read_trec  # noqa: F401  (the TREC reader lives with the demo data; imported from here too)
 
 # Short descriptions of the TREC-6 coarse classes, as a user would type them in a labeling config.
 TREC_DESCRIPTIONS = {
@@ -15,16 +14,6 @@ TREC_DESCRIPTIONS = {
     "NUM": ["number", "how many", "date", "when", "how much", "quantity", "year"],
 }
 
-
-def read_trec(path: str | Path) -> tuple[list[str], list[str]]:
-    """Questions and coarse labels from a TREC file (`COARSE:fine question`, latin-1)."""
-    texts, labels = [], []
-    for line in Path(path).read_text(encoding="latin-1").splitlines():
-        if line.strip():
-            label, question = line.split(" ", 1)
-            texts.append(question.strip())
-            labels.append(label.split(":")[0])
-    return texts, labels
 
 POSITIVE = ["great food", "lovely staff", "wonderful evening", "best pizza in town", "friendly and fast",
             "delicious dessert", "superb wine list"]

@@ -18,7 +18,7 @@ import requests
 
 from backends.registry import ADAPTERS
 from ops.demo_project import DEMOS
-from ops.services import ROOT, ServiceUnavailable, free_port, label_studio_exe
+from ops.services import ROOT, ServiceUnavailable, free_port, label_studio_exe, port_in_use
 from tests.conftest import _unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -51,14 +51,6 @@ def _pids(run_dir: Path) -> set[int]:
         except ValueError:
             pass
     return pids
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_demo_starts_every_backend_with_a_preannotated_project_and_stop_ends_it(tmp_path, weights_dir):
@@ -152,7 +144,7 @@ def test_demo_starts_every_backend_with_a_preannotated_project_and_stop_ends_it(
     left = _session_members(leaders)
     assert not left, f"still running after stop.sh: {left}\n{stop.stdout}"
     for name, port in ports.items():
-        assert not _port_open(port), f"{name} {port} still answers after stop.sh"
+        assert not port_in_use(port), f"{name} {port} still answers after stop.sh"
     assert not list((var / "run").glob("*.pid")), "stop.sh leaves no pid files"
     if unavailable:
         _unavailable(f"backends without their weights in {weights_dir}: {unavailable}")

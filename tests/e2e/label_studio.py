@@ -8,11 +8,13 @@ import requests
 from label_studio_sdk import LabelStudio
 
 
+def plain(prediction) -> dict:
+    """A task's prediction as a dict (the SDK gives dicts or models, depending on the call)."""
+    return prediction if isinstance(prediction, dict) else prediction.model_dump()
+
+
 def predictions(client: LabelStudio, project_id: int) -> dict[int, list[dict]]:
     """Every task's predictions, by task id."""
-    def plain(p):
-        return p if isinstance(p, dict) else p.model_dump()
-
     return {t.id: [plain(p) for p in t.predictions or []] for t in client.tasks.list(project=project_id, fields="all")}
 
 

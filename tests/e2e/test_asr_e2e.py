@@ -13,7 +13,7 @@ from tests.asr.conftest import speak
 from tests.asr.test_adapt import NEW, TRAIN
 from tests.backends.test_asr_adapter import SEGMENTS, WHOLE
 from ops.services import wait_until
-from tests.e2e.label_studio import retrieve_predictions, upload
+from tests.e2e.label_studio import plain, predictions, retrieve_predictions, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ def _tasks(client: LabelStudio, project_id: int) -> dict[str, dict]:
     """Tasks by the uploaded file's name (Label Studio prefixes a random hash and a dash)."""
     out = {}
     for t in client.tasks.list(project=project_id, fields="all"):
-        preds = [p if isinstance(p, dict) else p.model_dump() for p in t.predictions or []]
+        preds = [plain(p) for p in t.predictions or []]
         out[t.data["audio"].rsplit("/", 1)[-1].split("-", 1)[-1]] = {"id": t.id, "audio": t.data["audio"],
                                                                       "predictions": preds}
     return out
@@ -94,8 +94,8 @@ def test_segment_level_predictions_are_accepted_by_label_studio(label_studio, st
     upload(label_studio, project.id, {clip.name: clip})
     client.ml.create(project=project.id, url=backend.url, title="labelloop asr", is_interactive=False)
     retrieve_predictions(label_studio.url, label_studio.token, project.id)
-    (task,) = list(client.tasks.list(project=project.id, fields="all"))
-    (pred,) = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
+    (preds,) = predictions(client, project.id).values()
+    (pred,) = preds
     by_type = {}
     for item in pred["result"]:
         by_type.setdefault(item["type"], []).append(item)

@@ -16,6 +16,7 @@ from backends.exceptions import LabelStudioUnavailable, MediaError, MediaNotAllo
 from backends.ls_client import LabelStudioClient
 from backends.media import MediaFetcher
 from ops.services import free_port
+from tests.e2e.label_studio import upload
 
 pytestmark = pytest.mark.e2e
 
@@ -252,10 +253,7 @@ def uploaded_image(label_studio, sdk):
     """
     project = sdk.projects.create(title="labelloop e2e: uploads", label_config=IMAGE_CONFIG)
     png = _tiny_png()
-    r = requests.post(f"{label_studio.url}/api/projects/{project.id}/import",
-                      headers={"Authorization": f"Token {label_studio.token}"},
-                      files={"file": ("dot.png", png, "image/png")}, timeout=60)
-    assert r.status_code == 201, r.text
+    upload(label_studio, project.id, {"dot.png": png})
     tasks = list(sdk.tasks.list(project=project.id))
     assert len(tasks) == 1
     yield tasks[0].data["image"], png

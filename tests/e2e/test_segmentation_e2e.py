@@ -10,7 +10,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from backends.adapters.segmentation import rle_to_mask
-from tests.e2e.label_studio import retrieve_predictions, upload
+from tests.e2e.label_studio import predictions, retrieve_predictions, upload
 from tests.backends.test_segmentation_adapter import BUS, CONFIG, click, random_sam_weights
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -30,8 +30,7 @@ def test_a_smart_keypoint_returns_a_brush_mask(label_studio, start_backend, weig
 
     # opening the task: automatic masks of the bus and the persons, from YOLO-seg refined by (random) SAM boxes
     retrieve_predictions(label_studio.url, label_studio.token, project.id)
-    (task,) = list(client.tasks.list(project=project.id, fields="all"))
-    (pred,) = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
+    (pred,) = predictions(client, project.id)[task.id]
     assert {i["value"]["brushlabels"][0] for i in pred["result"]} == {"Bus", "Person"}, backend.log()[-3000:]
 
     # the annotator clicks the bus with the smart keypoint tool
