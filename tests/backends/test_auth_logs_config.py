@@ -41,3 +41,20 @@ def test_settings_from_env_and_repr_hides_secrets(tmp_path):
     assert "k3y-value" not in repr(s) and "pw-value" not in repr(s)
     with pytest.raises(ValueError, match="RETRAIN_EVERY"):
         Settings.from_env({"RETRAIN_EVERY": "often"})
+
+
+@pytest.mark.parametrize("env, bind", [({"BACKEND": "detection"}, "0.0.0.0:9091"),
+                                       ({"BACKEND": "asr"}, "0.0.0.0:9093"),
+                                       ({"BACKEND": "text_cls", "PORT": "1234"}, "0.0.0.0:1234"),
+                                       ({"BACKEND": "segmentation", "BIND": "127.0.0.1:5"}, "127.0.0.1:5")])
+def test_gunicorn_binds_the_backends_own_port_unless_told(monkeypatch, tmp_path, env, bind):
+    import runpy
+    from pathlib import Path
+
+    for key in ("PORT", "BIND"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # else the config makes a folder of its own
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "backends" / "gunicorn_conf.py"))
+    assert conf["bind"] == bind
