@@ -45,6 +45,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     local_roots: tuple[Path, ...] = ()
     media_timeout: float = 30.0
+    media_deadline: float = 300.0
     max_image_pixels: int = 100_000_000  # larger images are refused before decoding (decompression bombs)
     # training and versions
     retrain_every: int = 10
@@ -76,6 +77,7 @@ class Settings:
             allowed_hosts=_list(env, "ALLOWED_MEDIA_HOSTS"),
             local_roots=tuple(roots),
             media_timeout=float(env.get("MEDIA_TIMEOUT", "30") or 30),
+            media_deadline=float(env.get("MEDIA_DEADLINE", "300") or 300),
             max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000),
             retrain_every=_int(env, "RETRAIN_EVERY", 10),
             keep_versions=_int(env, "KEEP_VERSIONS", 10),

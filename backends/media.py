@@ -14,11 +14,15 @@ import re
 import stat
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .config import Settings
 from .exceptions import LabelloopError, MediaError, MediaNotAllowed, MediaTooLarge, TaskDataError
@@ -32,6 +36,9 @@ _CLOUD_SCHEMES = {"s3", "gs", "gcs", "azure-blob", "azure", "az", "wasb", "wasbs
 _LS_ROUTES = ("/data/upload/", "/data/local-files", "/tasks/", "/api/")
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_S = 3600
+_FORBIDDEN_URL_CHARS = re.compile(r"[\\\x00-\x20\x7f]")
+# The routes through which Label Studio serves task media: the only requests that carry its API key.
+_LS_MEDIA_PATH = re.compile(r"^/(data/upload/|data/local-files/?$|storage-data/|(tasks|projects)/\d+/(resolve|presign)/?$)")
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 
 
@@ -73,15 +80,68 @@ def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def _origin(url: str) -> tuple[str, int] | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+@dataclass(frozen=True)
+class HttpTarget:
+    """An http(s) URL as the HTTP client will see it: checked once, then requested from these parts only."""
+
+    scheme: str
+    host: str  # lower case, no trailing dot, IPv6 without brackets
+    port: int
+    path: str  # with dot segments already refused
+    query: str
+
+    @property
+    def origin(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        netloc = host if self.port == default else f"{host}:{self.port}"
+        return urlunsplit((self.scheme, netloc, self.path, self.query, ""))
+
+
+def parse_http_url(url: str) -> HttpTarget:
+    """Parse an http(s) URL the way the HTTP client (urllib3) does, refusing every form two parsers read apart.
+
+    Backslashes, whitespace, control characters and user-info (`user@host`) are refused outright: they are where
+    urllib's and urllib3's readings of a host differ (`http://a\\@b/` is host b to one, host a to the other), and a
+    media URL never needs them. Dot segments are refused too, so a path cannot climb out of a media route.
+
+    Raises:
+        MediaNotAllowed: a refused form or scheme.
+        MediaError: not a URL at all.
+    """
+    if _FORBIDDEN_URL_CHARS.search(url):
+        raise MediaNotAllowed(f"{redact_url(url)}: backslashes, spaces and control characters are not allowed in URLs")
+    try:
+        parsed = parse_url(url)
+        split = urlsplit(url)
+        port = parsed.port
+    except (LocationParseError, ValueError):
+        raise MediaError(f"{redact_url(url)}: not a valid URL") from None
+    scheme = (parsed.scheme or "").lower()
+    if scheme not in ("http", "https"):
+        raise MediaNotAllowed(f"{redact_url(url)}: only http(s) URLs may be fetched")
+    if parsed.auth is not None or "@" in split.netloc:
+        raise MediaNotAllowed(f"{redact_url(url)}: credentials in a URL (user@host) are not allowed")
+    host = (parsed.host or "").strip("[]").lower().rstrip(".")
+    if not host or host != (split.hostname or "").lower().rstrip("."):
+        raise MediaNotAllowed(f"{redact_url(url)}: not a valid URL host")
+    segments = unquote(split.path).split("/")
+    if "." in segments or ".." in segments:
+        raise MediaNotAllowed(f"{redact_url(url)}: '.' and '..' path segments are not allowed")
+    return HttpTarget(scheme, host, port or (443 if scheme == "https" else 80), split.path or "/", split.query)
+
+
+def _ls_origin(url: str) -> tuple[str, int] | None:
+    if not url:
         return None
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None
-    return parts.hostname.lower().rstrip("."), port
+        return parse_http_url(url).origin
+    except MediaError:
+        return None  # nothing is Label Studio's, so its paths are refused with the reason at fetch time
 
 
 def _suffix(url: str) -> str:
@@ -202,7 +262,8 @@ class MediaFetcher:
         if url and "://" not in url:
             url = "http://" + url
         self.ls_url = url
-        self._ls_origin = _origin(url) if url else None
+        self._ls_origin = _ls_origin(url)
+        self._ls_prefix = urlsplit(url).path.rstrip("/") if self._ls_origin else ""
         self._auth = auth
         # Each root both as written and with symlinks resolved: the first classifies paths, the second confines.
         self._roots = [(os.path.normpath(os.path.abspath(r)), os.path.realpath(r)) for r in settings.local_roots]
@@ -324,73 +385,97 @@ class MediaFetcher:
 
     # --- http
 
-    def _is_ls(self, url: str) -> bool:
-        return self._ls_origin is not None and _origin(url) == self._ls_origin
+    def _is_ls(self, target: HttpTarget) -> bool:
+        return self._ls_origin is not None and target.origin == self._ls_origin
 
-    def _check_host(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise MediaNotAllowed(f"{redact_url(url)}: only http(s) URLs may be fetched")
-        origin = _origin(url)
-        if origin is None:
-            raise MediaError(f"{redact_url(url)}: not a valid URL")
-        if self._is_ls(url) or _host_allowed(origin[0], self.settings.allowed_hosts):
-            return
+    def _gets_token(self, target: HttpTarget) -> bool:
+        # Label Studio's key goes to Label Studio's media routes only: not to its API, not to any other host.
+        if self._auth is None or not self._is_ls(target) or not target.path.startswith(self._ls_prefix + "/"):
+            return False
+        return bool(_LS_MEDIA_PATH.match(target.path[len(self._ls_prefix):]))
+
+    def _check_host(self, url: str) -> HttpTarget:
+        target = parse_http_url(url)
+        if self._is_ls(target) or _host_allowed(target.host, self.settings.allowed_hosts):
+            return target
         raise MediaNotAllowed(
-            f"{redact_url(url)}: host {origin[0]} is neither Label Studio's nor in ALLOWED_MEDIA_HOSTS")
+            f"{redact_url(url)}: host {target.host} is neither Label Studio's nor in ALLOWED_MEDIA_HOSTS")
 
     def _fetch_http(self, url: str) -> Path:
-        self._check_host(url)
-        cached = self.cache.get(url)
+        target = self._check_host(url)
+        cached = self.cache.get(target.url)
         if cached is not None:
             return cached
-        return self.cache.store(url, lambda out: self._download(url, out))
+        return self.cache.store(target.url, lambda out: self._download(target, out))
 
-    def _download(self, url: str, out: BinaryIO) -> None:
-        first = url
-        timeout = self.settings.media_timeout
+    def _download(self, target: HttpTarget, out: BinaryIO) -> None:
+        first = target.url
+        deadline = time.monotonic() + self.settings.media_deadline
         for _ in range(_MAX_REDIRECTS + 1):
-            # Label Studio's token goes to Label Studio only, re-decided at every hop.
-            headers = self._auth() if self._auth is not None and self._is_ls(url) else {}
-            try:
-                resp = self._session.get(url, headers=headers, stream=True, allow_redirects=False, timeout=timeout)
-            except requests.Timeout:
-                raise MediaError(f"could not fetch {redact_url(url)}: timed out after {timeout:g}s") from None
-            except requests.RequestException as e:
-                raise MediaError(f"could not fetch {redact_url(url)}: {_reason(e)}") from None
-            with resp:
+            token = self._gets_token(target)
+            with self._get(target, token, deadline) as resp:
                 if resp.is_redirect:
-                    nxt = urljoin(url, resp.headers["location"])
-                    self._check_host(nxt)
-                    url = nxt
+                    target = self._check_host(urljoin(target.url, resp.headers["location"]))
                     continue
                 if not 200 <= resp.status_code < 300:
                     hint = ""
-                    if resp.status_code in (401, 403) and self._is_ls(url):
-                        hint = (" (Label Studio refused the API key)" if headers else
+                    if resp.status_code in (401, 403) and self._is_ls(target):
+                        hint = (" (Label Studio refused the API key)" if token else
                                 " (Label Studio serves media to signed-in users only: set LABEL_STUDIO_API_KEY)")
                     raise MediaError(
-                        f"could not fetch {redact_url(url)}: {resp.status_code} {resp.reason}".rstrip() + hint)
-                self._stream(resp, url, out)
+                        f"could not fetch {redact_url(target.url)}: {resp.status_code} {resp.reason}".rstrip() + hint)
+                self._stream(resp, target.url, out, deadline)
                 return
         raise MediaError(f"could not fetch {redact_url(first)}: more than {_MAX_REDIRECTS} redirects")
 
-    def _stream(self, resp: requests.Response, url: str, out: BinaryIO) -> None:
+    def _get(self, target: HttpTarget, token: bool, deadline: float) -> requests.Response:
+        """Send one GET to `target`, built from its parsed parts, the token only if `token`."""
+        url = target.url
+        prepared = self._session.prepare_request(requests.Request("GET", url))
+        # The client re-parses what it is given: connect only where the checked URL says, or not at all.
+        if parse_http_url(prepared.url).origin != target.origin:
+            raise MediaNotAllowed(f"{redact_url(url)}: the HTTP client would connect to another host")
+        if token:
+            prepared.headers.update(self._auth())
+        env = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
+        timeout = min(self.settings.media_timeout, _remaining(url, deadline))
+        try:
+            return self._session.send(prepared, stream=True, allow_redirects=False, timeout=timeout,
+                                      proxies=env["proxies"], verify=env["verify"], cert=env["cert"])
+        except requests.Timeout:
+            raise MediaError(f"could not fetch {redact_url(url)}: timed out after {timeout:g}s") from None
+        except requests.RequestException as e:
+            raise MediaError(f"could not fetch {redact_url(url)}: {_reason(e)}") from None
+
+    def _stream(self, resp: requests.Response, url: str, out: BinaryIO, deadline: float) -> None:
         limit = self.settings.max_media_bytes
         declared = resp.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise MediaTooLarge(f"{redact_url(url)} is {declared} bytes, over MAX_MEDIA_BYTES={limit}")
         n = 0
         try:
-            for chunk in resp.iter_content(_CHUNK):
+            while True:
+                _remaining(url, deadline)
+                # read1 returns what has arrived instead of waiting for a full chunk, so a server that trickles
+                # bytes meets the deadline instead of holding the request for as long as it keeps sending
+                chunk = resp.raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
                 n += len(chunk)
                 if n > limit:
                     raise MediaTooLarge(f"{redact_url(url)} is over MAX_MEDIA_BYTES={limit}")
                 out.write(chunk)
-        except requests.RequestException as e:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
             # urllib3 raises when the body ends before its Content-Length
             raise MediaError(f"could not fetch {redact_url(url)}: the download broke off after {n} bytes "
                              f"({_reason(e)})") from None
+
+
+def _remaining(url: str, deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise MediaError(f"could not fetch {redact_url(url)}: over the MEDIA_DEADLINE for one download")
+    return left
 
 
 def task_media(task: dict, key: str, media: MediaFetcher | None, what: str = "a media") -> Path:

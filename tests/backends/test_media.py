@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -51,6 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(401, b'{"detail": "Authentication credentials were not provided."}')
             if path == "/data/local-files/":
                 return self._send(200, b"served by label studio: " + query["d"][0].encode())
+            if path.startswith("/tasks/") and "to" in query:
+                # Label Studio's presign route answers with a redirect to the storage
+                return self._send(302, headers={"Location": query["to"][0]})
             if path.startswith("/tasks/"):
                 return self._send(200, b"resolved " + query["fileuri"][0].encode())
             name = path.rsplit("/", 1)[-1]
@@ -62,6 +65,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, FILES[name]) if name in FILES else self._send(404)
         if path == "/redirect":
             return self._send(302, headers={"Location": query["to"][0]})
+        if path == "/trickle":
+            # one byte at a time, each well within the read timeout, for much longer than the deadline
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.1)
+            return
         if path == "/loop":
             return self._send(302, headers={"Location": "/loop"})
         if path == "/big":
@@ -192,9 +208,9 @@ def test_redirect_to_allowed_host_drops_token(tmp_path, server, ls, other):
     path = fetcher.fetch(f"{ls}/data/upload/1/a.txt")  # warm: Label Studio gets the token
     assert path.exists()
     server.auth_seen.clear()
-    assert fetcher.fetch(f"{ls}/redirect?to={target}").read_bytes() == FILES["p2.bin"]
+    assert fetcher.fetch(f"{ls}/tasks/7/presign/?to={target}").read_bytes() == FILES["p2.bin"]
     assert [(h.split(":")[0], p, a) for h, p, a in server.auth_seen] == [
-        ("127.0.0.1", "/redirect", f"Token {TOKEN}"), ("localhost", "/public/p2.bin", None)]
+        ("127.0.0.1", "/tasks/7/presign/", f"Token {TOKEN}"), ("localhost", "/public/p2.bin", None)]
 
 
 def test_too_many_redirects(tmp_path, ls):
@@ -386,3 +402,74 @@ def test_fetch_text(tmp_path, root, ls):
     with pytest.raises(MediaError, match="not utf-8 text"):
         fetcher.fetch_text(str(root / "latin.txt"))
     assert fetcher.fetch_text(str(root / "latin.txt"), encoding="latin-1") == "caf\xe9"
+
+
+# --- the token never leaves for another host (parser differentials, user-info, traversal)
+
+def _token_sent_to(server, host: str) -> list[str]:
+    return [p for h, p, a in server.auth_seen if h.split(":")[0] == host and a is not None]
+
+
+def test_backslash_userinfo_url_never_carries_the_token_elsewhere(tmp_path, server, ls, other):
+    port = server.server_address[1]
+    # urllib reads host 127.0.0.1 (Label Studio), urllib3 connects to localhost: refused before any request
+    url = f"http://localhost:{port}\\@127.0.0.1:{port}/data/upload/1/a.txt"
+    with pytest.raises(MediaNotAllowed, match="backslash"):
+        make(tmp_path, ls).fetch(url)
+    assert server.auth_seen == []
+
+
+def test_backslash_userinfo_in_a_redirect_never_carries_the_token(tmp_path, server, ls):
+    port = server.server_address[1]
+    target = f"http://localhost:{port}\\@127.0.0.1:{port}/data/upload/1/a.txt"
+    with pytest.raises(MediaNotAllowed):
+        make(tmp_path, ls).fetch(f"{ls}/tasks/7/presign/?to={quote(target, safe='')}")
+    assert _token_sent_to(server, "localhost") == []
+    assert [p for _, p, _ in server.auth_seen] == ["/tasks/7/presign/"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://user@{ls}/data/upload/1/a.txt",
+    "http://user:pw@{ls}/data/upload/1/a.txt",
+    "http://{ls}@evil.invalid/data/upload/1/a.txt",
+    "http://{ls}/data/upload/1/a\t.txt",
+    "http://{ls} /data/upload/1/a.txt",
+])
+def test_userinfo_and_odd_characters_are_refused(tmp_path, server, ls, url):
+    with pytest.raises(MediaNotAllowed):
+        make(tmp_path, ls).fetch(url.format(ls=ls.split("//")[1]))
+    assert server.auth_seen == []
+
+
+@pytest.mark.parametrize("path", ["/data/upload/../../api/projects/1/", "/data/upload/%2e%2e/%2E%2E/api/projects/1/",
+                                  "/data/upload/1/./a.txt"])
+def test_paths_cannot_climb_out_of_the_media_routes(tmp_path, server, ls, path):
+    for value in (path, ls + path):
+        with pytest.raises(MediaNotAllowed, match="segments"):
+            make(tmp_path, ls).fetch(value)
+    assert server.auth_seen == []
+
+
+def test_label_studio_api_gets_no_token(tmp_path, server, ls):
+    with pytest.raises(MediaError, match="404"):
+        make(tmp_path, ls).fetch(f"{ls}/api/projects/1/")
+    assert server.auth_seen == [(ls.split("//")[1], "/api/projects/1/", None)]
+
+
+def test_token_goes_to_media_routes_under_a_label_studio_sub_path(tmp_path):
+    fetcher = make(tmp_path, "http://ls.example:8080/studio")
+    parse = __import__("backends.media", fromlist=["parse_http_url"]).parse_http_url
+    assert fetcher._gets_token(parse("http://ls.example:8080/studio/data/upload/1/a.png"))
+    assert fetcher._gets_token(parse("http://ls.example:8080/studio/tasks/3/resolve/?fileuri=eA=="))
+    assert not fetcher._gets_token(parse("http://ls.example:8080/studio/api/projects/1/"))
+    assert not fetcher._gets_token(parse("http://ls.example:8080/data/upload/1/a.png"))
+    assert not fetcher._gets_token(parse("http://ls.example:8081/studio/data/upload/1/a.png"))
+
+
+def test_a_trickling_download_meets_the_overall_deadline(tmp_path, ls):
+    fetcher = make(tmp_path, ls, media_deadline=1.0)
+    start = time.monotonic()
+    with pytest.raises(MediaError, match="MEDIA_DEADLINE"):
+        fetcher.fetch(f"{ls}/trickle")
+    assert time.monotonic() - start < 4
+    assert _tmp_left(tmp_path) == []
