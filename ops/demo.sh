@@ -157,7 +157,7 @@ else
 fi
 
 # --- the demo projects: wait for each model, then create, import and pre-annotate ----------------------------
-"$PY" ops/demo_project.py --url "http://127.0.0.1:$LS_PORT" --token "$LS_TOKEN" \
+"$PY" -m ops.demo_project --url "http://127.0.0.1:$LS_PORT" --token "$LS_TOKEN" \
     --username "$LS_USERNAME" --password "$LS_PASSWORD" --var-dir "$VAR" \
     --tasks "${DEMO_TASKS:-200}" --images "${DEMO_IMAGES:-20}" --clips "${DEMO_CLIPS:-10}" \
     --health-timeout "${DEMO_HEALTH_TIMEOUT:-900}" "${backend_args[@]}" \

@@ -1,6 +1,6 @@
 """Create the demo projects in a running Label Studio: one per backend that is up, each pre-annotated by it.
 
-    .venv/bin/python ops/demo_project.py --url http://127.0.0.1:8080 --token TOKEN \\
+    .venv/bin/python -m ops.demo_project --url http://127.0.0.1:8080 --token TOKEN \\
         --backend text_cls=http://127.0.0.1:9090 --backend asr=http://127.0.0.1:9093 \\
         [--skipped detection="not available in this version of labelloop yet"]
 
@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-for _path in (str(ROOT), str(ROOT / "scripts")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
 # TREC coarse classes, with readable names
 TREC_CLASSES = {"ABBR": "Abbreviation", "ENTY": "Entity", "DESC": "Description", "HUM": "Human",
@@ -192,7 +189,7 @@ def _auth() -> tuple[str, str] | None:
 
 def project_config(name: str, url: str):
     """The sync.py project file of a backend's demo project, as parsed settings."""
-    from labelloop_sync import config
+    from scripts.labelloop_sync import config
 
     demo = DEMOS[name]
     backend: dict[str, Any] = {"url": url, "title": f"labelloop {name}", "interactive": demo.interactive}
@@ -208,10 +205,10 @@ def project_config(name: str, url: str):
 
 def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path) -> dict[str, Any]:
     """Set up, import and pre-annotate one demo project; returns what was done."""
-    from labelloop_sync import importing, predict
-    from labelloop_sync.backend import Backend
-    from labelloop_sync.context import Context
-    from labelloop_sync.project import setup
+    from scripts.labelloop_sync import importing, predict
+    from scripts.labelloop_sync.backend import Backend
+    from scripts.labelloop_sync.context import Context
+    from scripts.labelloop_sync.project import setup
     from ops import demo_data
 
     demo = DEMOS[name]
@@ -277,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
 
     backends, skipped = pairs(args.backend, "--backend"), pairs(args.skipped, "--skipped")
 
-    from labelloop_sync.connection import LS
-    from labelloop_sync.errors import SyncError
+    from scripts.labelloop_sync.connection import LS
+    from scripts.labelloop_sync.errors import SyncError
 
     try:
         ls = LS(url, args.token, timeout=300)

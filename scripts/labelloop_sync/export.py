@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from tqdm import tqdm
 
-from backends.ls_client import select_annotation
+from lsclient import newest_annotation
 
 from .agreement import task_agreement
 from .context import Context, done_annotations, iter_tasks
@@ -55,9 +55,9 @@ def collect(ctx: Context, include_all: bool = False, min_agreement: float | None
         if min_agreement is not None and agreement is not None and agreement < min_agreement:
             dropped += 1
             continue
-        chosen = select_annotation({"id": task.id, "data": task.data, "annotations": done})
-        items.append(Item(task.id, dict(task.data or {}), chosen.result if chosen else [], agreement, len(done),
-                          done))
+        chosen = newest_annotation(done)
+        items.append(Item(task.id, dict(task.data or {}), list(chosen.get("result") or []) if chosen else [],
+                          agreement, len(done), done))
     return items, dropped
 
 

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from ops.services import ROOT, free_port, wait_for_port
-
-SCRIPTS = ROOT / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+from ops.services import free_port, wait_for_port
 
 BACKEND_USER, BACKEND_PASS = "label-studio", "sync-test-pass"
 
@@ -21,7 +16,7 @@ BACKEND_USER, BACKEND_PASS = "label-studio", "sync-test-pass"
 @pytest.fixture
 def sync(label_studio, capsys):
     """Run `sync.py ARGS...` in this process against the session's Label Studio: (exit code, stdout, stderr)."""
-    from labelloop_sync.cli import main
+    from scripts.labelloop_sync.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main(["--url", label_studio.url, "--api-key", label_studio.token, *map(str, args)])

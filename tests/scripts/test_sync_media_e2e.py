@@ -20,7 +20,7 @@ def _config(path, title: str, template: str, labels: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def image_project(label_studio, sdk, datasets_dir, tmp_path_factory):
-    from labelloop_sync.cli import main
+    from scripts.labelloop_sync.cli import main
 
     tmp = tmp_path_factory.mktemp("images")
     folder = tmp / "photos"
@@ -38,8 +38,8 @@ def image_project(label_studio, sdk, datasets_dir, tmp_path_factory):
 def test_folder_upload_blurs_faces_and_skips_known_files(sync, sdk, label_studio, image_project):
     import cv2
 
-    from labelloop_sync.faces import detect_faces
-    from labelloop_sync.connection import LS
+    from scripts.labelloop_sync.faces import detect_faces
+    from scripts.labelloop_sync.connection import LS
 
     code, out, _ = sync("import", "--config", image_project["config"], image_project["folder"], "--blur-faces")
     assert code == 0 and "imported 3, skipped 0, ignored 1" in out, out
@@ -215,8 +215,8 @@ def test_local_storage_serves_a_folder_without_upload(local_files_ls, datasets_d
 
     from backends.config import Settings
     from backends.media import MediaFetcher
-    from labelloop_sync.cli import main
-    from labelloop_sync.connection import LS
+    from scripts.labelloop_sync.cli import main
+    from scripts.labelloop_sync.connection import LS
 
     server, root = local_files_ls
     folder = root / "photos"

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from labelloop_sync import config as config_mod
-from labelloop_sync.agreement import task_agreement
-from labelloop_sync.cli import build_parser, main
-from labelloop_sync.errors import ConfigError
-from labelloop_sync.export import audio_duration
-from labelloop_sync.rank import kcenter_order
+from scripts.labelloop_sync import config as config_mod
+from scripts.labelloop_sync.agreement import task_agreement
+from scripts.labelloop_sync.cli import build_parser, main
+from scripts.labelloop_sync.errors import ConfigError
+from scripts.labelloop_sync.export import audio_duration
+from scripts.labelloop_sync.rank import kcenter_order
 from ops.services import ROOT, free_port
 
 SYNC = [sys.executable, str(ROOT / "scripts" / "sync.py")]
@@ -115,7 +115,7 @@ def test_agreement():
 def test_blur_faces_on_a_real_photo(datasets_dir):
     import cv2
 
-    from labelloop_sync.faces import blur_file_bytes, detect_faces
+    from scripts.labelloop_sync.faces import blur_file_bytes, detect_faces
 
     path = datasets_dir / "coco128/images/train2017/000000000036.jpg"  # a person facing the camera
     raw = path.read_bytes()

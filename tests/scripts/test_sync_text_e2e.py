@@ -62,7 +62,7 @@ def _annotate(sdk, task_id: int, label: str) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, text_backend, label_studio, sdk, trec):
     """A project set up by sync.py (without help from the tests), with 24 imported questions."""
-    from labelloop_sync.cli import main
+    from scripts.labelloop_sync.cli import main
 
     os.environ["SYNC_TEST_BACKEND_PASS"] = BACKEND_PASS
     tmp = tmp_path_factory.mktemp("text-project")
@@ -108,7 +108,7 @@ def test_setup_is_idempotent_and_wires_everything(sync, sdk, project, text_backe
 
 
 def test_wrong_token_and_invalid_label_config_fail_clearly(label_studio, capsys, project, tmp_path):
-    from labelloop_sync.cli import main
+    from scripts.labelloop_sync.cli import main
 
     code = main(["--url", label_studio.url, "--api-key", "0" * 40, "status", "--config", str(project["config"])])
     err = capsys.readouterr().err
@@ -139,7 +139,7 @@ def test_import_skips_what_is_already_there(sync, sdk, project, trec, tmp_path):
 
 
 def test_predict_resumes_after_an_interruption(sync, sdk, project, monkeypatch):
-    from labelloop_sync import backend as backend_mod
+    from scripts.labelloop_sync import backend as backend_mod
 
     real, calls = backend_mod.Backend.predict, []
 
