@@ -206,7 +206,7 @@ def project_config(name: str, url: str):
 def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path) -> dict[str, Any]:
     """Set up, import and pre-annotate one demo project; returns what was done."""
     from scripts.labelloop_sync import importing, predict
-    from scripts.labelloop_sync.backend import Backend
+    from scripts.labelloop_sync.backend_client import BackendHTTPClient
     from scripts.labelloop_sync.context import Context
     from scripts.labelloop_sync.project import setup
     from ops import demo_data
@@ -216,7 +216,8 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
     # The tasks go in before the backend is connected: Label Studio asks a connected backend for predictions of
     # every uploaded file during the upload, one request per file; predict.run below sends them in batches.
     project_id, changes, _ = setup(ls, dataclasses.replace(cfg, backends=[]))  # the project now has cfg.label_config
-    ctx = Context(ls, project_id, cfg.title, cfg.label_config, Backend(url, _auth()), cfg)
+    ctx = Context(ls, project_id, cfg.title, cfg.label_config, BackendHTTPClient(url, _auth()),
+                  cfg)
     if demo.data == "questions":
         tasks, source = demo_data.questions(sizes["questions"])
         imported, _ = importing.import_records(ctx, [{"data": t} for t in tasks], "text")

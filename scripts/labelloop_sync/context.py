@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import config as config_mod
-from .backend import Backend
+from .backend_client import BackendHTTPClient
 from .connection import LS
 from .errors import SyncError
 
@@ -17,10 +17,10 @@ class Context:
     project_id: int
     title: str
     label_config: str
-    backend: Backend | None
+    backend: BackendHTTPClient | None
     config: config_mod.ProjectConfig | None = None
 
-    def need_backend(self) -> Backend:
+    def need_backend(self) -> BackendHTTPClient:
         if self.backend is None:
             raise SyncError(f"project {self.project_id} has no ML backend: add one under ml_backends and run setup, "
                             "or pass --backend-url")
@@ -55,12 +55,12 @@ def resolve(ls: LS, args: Any) -> Context:
         project = ls.sdk.projects.get(id=project_id)
     user = getattr(args, "backend_user", None) or os.environ.get("LABELLOOP_BACKEND_USER")
     password = getattr(args, "backend_password", None) or os.environ.get("LABELLOOP_BACKEND_PASSWORD", "")
-    backend: Backend | None = None
+    backend: BackendHTTPClient | None = None
     if getattr(args, "backend_url", None):
-        backend = Backend(args.backend_url, (user, password) if user else None)
+        backend = BackendHTTPClient(args.backend_url, (user, password) if user else None)
     elif cfg is not None and cfg.backends:
         b = cfg.backends[0]
-        backend = Backend(b.url, b.auth or ((user, password) if user else None))
+        backend = BackendHTTPClient(b.url, b.auth or ((user, password) if user else None))
     else:
         with ls.errors(f"listing the ML backends of project {project_id}"):
             connected = list(ls.sdk.ml.list(project=project_id))
@@ -68,7 +68,7 @@ def resolve(ls: LS, args: Any) -> Context:
             ml = connected[0]
             if getattr(ml, "basic_auth_user", None) and not user:
                 user = ml.basic_auth_user
-            backend = Backend(ml.url, (user, password) if user else None)
+            backend = BackendHTTPClient(ml.url, (user, password) if user else None)
     return Context(ls, project_id, project.title or "", project.label_config or "", backend, cfg)
 
 

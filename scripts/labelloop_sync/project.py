@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import Backend
+from .backend_client import BackendHTTPClient
 from .config import BackendConfig, ProjectConfig
 from .connection import LS
 from .context import find_project, plain
@@ -166,7 +166,7 @@ def _model_version(ls: LS, project_id: int, cfg: ProjectConfig, mls: list[Any], 
             return
         b = cfg.backends[0]
         try:
-            wanted = Backend(b.url, b.auth, timeout=15).served_version(project_id)
+            wanted = BackendHTTPClient(b.url, b.auth, timeout=15).served_version(project_id)
         except SyncError:
             wanted = getattr(mls[0], "model_version", None) or ""
         if not wanted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .agreement import task_agreement
-from .backend import Backend
+from .backend_client import BackendHTTPClient
 from .context import Context, done_annotations, iter_tasks
 from .errors import SyncError
 from .predict import prediction_versions
@@ -37,7 +37,7 @@ def run(ctx: Context) -> dict[str, Any]:
         url = (ml.url or "").rstrip("/")
         entry: dict[str, Any] = {"id": ml.id, "title": ml.title, "url": url, "state": ml.state}
         try:
-            health = Backend(url, auth.get(url), timeout=15).health(ctx.project_id)
+            health = BackendHTTPClient(url, auth.get(url), timeout=15).health(ctx.project_id)
             entry.update(health="UP" if health.get("status") == "UP" else str(health.get("status")),
                          model_version=health.get("model_version"),
                          predicted_tasks=predicted.get(str(health.get("model_version")), 0))

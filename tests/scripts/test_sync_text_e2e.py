@@ -139,9 +139,9 @@ def test_import_skips_what_is_already_there(sync, sdk, project, trec, tmp_path):
 
 
 def test_predict_resumes_after_an_interruption(sync, sdk, project, monkeypatch):
-    from scripts.labelloop_sync import backend as backend_mod
+    from scripts.labelloop_sync.backend_client import BackendHTTPClient
 
-    real, calls = backend_mod.Backend.predict, []
+    real, calls = BackendHTTPClient.predict, []
 
     def interrupted(self, *args, **kwargs):
         calls.append(1)
@@ -149,12 +149,12 @@ def test_predict_resumes_after_an_interruption(sync, sdk, project, monkeypatch):
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(backend_mod.Backend, "predict", interrupted)
+    monkeypatch.setattr(BackendHTTPClient, "predict", interrupted)
     code, _, err = sync("predict", "--config", project["config"], "--batch-size", "5")
     assert code == 130 and "run it again to continue" in err
     tasks = _tasks(sdk, project["id"])
     assert sum(bool(_preds(t, "text_cls-base")) for t in tasks.values()) == 10  # the two finished batches
-    monkeypatch.setattr(backend_mod.Backend, "predict", real)
+    monkeypatch.setattr(BackendHTTPClient, "predict", real)
 
     code, out, _ = sync("predict", "--config", project["config"], "--limit", "4")
     assert code == 0 and "4 tasks predicted by text_cls-base, 10 already were" in out, out

@@ -1,4 +1,6 @@
-"""Plain HTTP to a labelloop backend: /predict, /embed, /health, /jobs and the training webhook."""
+"""Plain HTTP to a labelloop backend: /predict, /embed, /health, /jobs and the training webhook.
+
+The CLI's client of a running backend server (not the `backends.base.Backend` contract the server implements)."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +10,8 @@ import requests
 from .errors import SyncError
 
 
-class Backend:
-    """One backend at `url`, with optional basic auth."""
+class BackendHTTPClient:
+    """One backend server at `url`, called over HTTP with optional basic auth."""
 
     def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 300):
         self.url = url.rstrip("/")
@@ -19,7 +21,7 @@ class Backend:
         self.session.trust_env = False
 
     def __repr__(self) -> str:
-        return f"Backend({self.url!r})"
+        return f"BackendHTTPClient({self.url!r})"
 
     def _call(self, method: str, path: str, doing: str, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self.timeout)
