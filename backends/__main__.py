@@ -1,7 +1,7 @@
 """Command line: serve a backend, run training workers, train now, and manage model versions.
 
     python -m backends serve text_cls [--host H] [--port P]
-    python -m backends worker                      # RQ worker for training jobs (needs REDIS_URL)
+    python -m backends worker                      # RQ worker for training jobs (needs REDIS_URL; waits for Redis)
     python -m backends train text_cls PROJECT_ID   # one training run now, in this process
     python -m backends versions list text_cls PROJECT_ID
     python -m backends versions rollback text_cls PROJECT_ID [--to v3]
@@ -25,17 +25,13 @@ def _serve(args, settings: Settings) -> None:
 
 
 def _worker(args, settings: Settings) -> None:
-    from redis import Redis
-    from rq import Queue, Worker
-
-    from .jobs import QUEUE_NAME
+    from .jobs.worker import run_worker
     from .logs import setup_logging
 
     if not settings.redis_url:
         raise LabelloopError("REDIS_URL is not set: without it training runs inside the backend process")
     setup_logging(settings.log_level, [settings.api_key, settings.basic_auth_pass])
-    connection = Redis.from_url(settings.redis_url)
-    Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(burst=args.burst)
+    run_worker(settings.redis_url, burst=args.burst)
 
 
 def _train(args, settings: Settings) -> None:
@@ -69,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None, help="default: 9090 text_cls, 9091 detection, ...")
     p.set_defaults(func=_serve)
     p = sub.add_parser("worker", help="run an RQ worker for training jobs",
-                       description="Run an RQ worker for training jobs (queue labelloop-train; needs REDIS_URL).")
+                       description="Run an RQ worker for training jobs (queue labelloop-train; needs REDIS_URL). "
+                                   "It records a killed work-horse's job as failed at once, and when Redis goes "
+                                   "away it waits for it and carries on.")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.set_defaults(func=_worker)
     p = sub.add_parser("train", help="train a project now, in this process")

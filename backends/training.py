@@ -1,15 +1,19 @@
 """One training run for (backend, project): read annotations from Label Studio, fit, publish or reject.
 
-`train_project` is what the training queue runs, in-process or in an RQ worker; it reads its settings from the
-environment of the process it runs in.
+`train_project` is what the training queue runs. In the serving process it gets the app's adapter and settings
+(`trainer`), so no second copy of the model is loaded; in an RQ worker it is called by its dotted path and builds
+its adapter from the environment of that process.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
+from .base import Backend
 from .config import Settings
 from .exceptions import NotEnoughData
 from .ls_client import client_for
@@ -33,17 +37,37 @@ def _meta(version_dir: Path) -> dict:
         return {}
 
 
-def train_project(backend: str, project_id: int, force: bool = False, settings: Settings | None = None) -> dict:
+def trainer(adapter: Backend, settings: Settings) -> Callable[[str, int, bool], dict]:
+    """The job function for training in this process with the serving adapter and the app's settings.
+
+    Args:
+        adapter: the adapter the app serves with (its loaded base models are reused).
+        settings: the settings the app was created with.
+
+    Returns:
+        `f(backend, project_id, force) -> dict`, for `TrainingQueue(job_func=...)`.
+    """
+    return partial(train_project, settings=settings, adapter=adapter)
+
+
+def train_project(backend: str, project_id: int, force: bool = False, settings: Settings | None = None,
+                  adapter: Backend | None = None) -> dict:
     """Train a new version of `backend` for `project_id` from the project's current annotations.
 
     Args:
         force: train even when the annotations are the same as those of the served version.
+        settings: default: read from the environment.
+        adapter: the backend's adapter; default: a new one built from `settings`.
 
     Returns:
-        {"status": "published"|"rejected"|"skipped", ...}. Raises on failure; the served version is untouched.
+        {"status": "published"|"rejected"|"skipped", ...}. Raises on failure; the served version is untouched
+        and nothing of the run is left in MODEL_DIR.
     """
     settings = settings or Settings.from_env()
-    adapter = create(backend, settings)
+    if adapter is None:
+        adapter = create(backend, settings)
+    elif adapter.name != backend:
+        raise ValueError(f"a {adapter.name} adapter cannot train {backend}")
     store = ModelStore(settings.model_dir, backend, settings.keep_versions)
     saved = store.load_project_settings(project_id)
     ls = client_for(settings, settings.label_studio_url or saved.get("hostname"),
@@ -58,23 +82,24 @@ def train_project(backend: str, project_id: int, force: bool = False, settings: 
     parent = adapter.load_model(current.path if current else None)
     media = MediaFetcher(settings, ls_url=ls.url, auth=ls.auth_headers)
     staging = store.stage(project_id)
+    # Everything from here to the publish is inside one cleanup: a fit, a meta.json or a rename that fails (a
+    # full or read-only disk) must not leave the staging folder behind. After a publish it is gone anyway.
     try:
-        result = adapter.fit(examples, label_config, parent, staging, params=saved.get("extra_params") or {},
-                             media=media)
-    except NotEnoughData as e:
+        try:
+            result = adapter.fit(examples, label_config, parent, staging, params=saved.get("extra_params") or {},
+                                 media=media)
+        except NotEnoughData as e:
+            return {"status": "skipped", "reason": str(e), "n_examples": len(examples)}
+        meta = {"parent": current.name if current else None, "n_examples": result.n_examples,
+                "metrics": result.metrics, "fingerprint": fingerprint, "annotations": len(examples)}
+        if result.publish:
+            info = store.publish(project_id, staging, meta)
+            status = "published"
+        else:
+            info = store.reject(project_id, staging, meta, result.reason)
+            status = "rejected"
+    finally:
         store.discard(project_id, staging)
-        return {"status": "skipped", "reason": str(e), "n_examples": len(examples)}
-    except BaseException:
-        store.discard(project_id, staging)
-        raise
-    meta = {"parent": current.name if current else None, "n_examples": result.n_examples, "metrics": result.metrics,
-            "fingerprint": fingerprint, "annotations": len(examples)}
-    if result.publish:
-        info = store.publish(project_id, staging, meta)
-        status = "published"
-    else:
-        info = store.reject(project_id, staging, meta, result.reason)
-        status = "rejected"
     log.info("%s project %s: %s %s (%d examples) %s", backend, project_id, status, info.model_version,
              result.n_examples, result.metrics)
     return {"status": status, "model_version": info.model_version, "version": info.name,

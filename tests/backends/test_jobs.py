@@ -353,7 +353,7 @@ def test_rq_job_timeout_fails_the_job_and_frees_the_project(rq_harness):
 def test_rq_failure_callback_marks_a_lost_job_failed(rq_harness):
     import redis
 
-    from backends.jobs import _rq_job_lost
+    from backends.jobs.worker import _rq_job_lost
 
     q = rq_harness.queue()  # no worker: the job stays queued
     job_id = q.submit(1, "webhook")["job_id"]
