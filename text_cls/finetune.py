@@ -152,7 +152,7 @@ def finetune_encoder(
         device=device,
         batch_size=encoder.batch_size,
         max_length=encoder.max_length,
-        cache_size=encoder.cache_size,
+        cache_bytes=encoder.cache_bytes,
         model=model,
         tokenizer=tokenizer,
     )

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from text_cls import encoder as encoder_mod
-from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder, package_model_dir, resolve_model
+from text_cls.encoder import (
+    CHARS_PER_TOKEN,
+    DEFAULT_MODEL,
+    MAX_ENCODERS,
+    Encoder,
+    _entry_bytes,
+    get_encoder,
+    package_model_dir,
+    resolve_model,
+)
 
 
 def _fake_model_dir(path: Path) -> Path:
@@ -19,6 +28,9 @@ def _fake_model_dir(path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ resolve_model
+ENTRY = _entry_bytes(np.zeros(384, np.float32))  # what one MiniLM embedding costs the cache
+
+
 def test_explicit_existing_path_wins(tmp_path: Path) -> None:
     model = _fake_model_dir(tmp_path / "mine")
     weights = tmp_path / "weights"
@@ -85,8 +97,8 @@ def test_encode_shape_dtype_and_norm(encoder: Encoder) -> None:
 
 def test_batching_and_padding_do_not_change_embeddings(encoder: Encoder) -> None:
     texts = ["short", "a much longer sentence with quite a few more words in it than the first one", "mid size text"]
-    together = Encoder(encoder.name_or_path, batch_size=64, cache_size=0).encode(texts)
-    one_by_one = Encoder(encoder.name_or_path, batch_size=1, cache_size=0)
+    together = Encoder(encoder.name_or_path, batch_size=64, cache_bytes=0).encode(texts)
+    one_by_one = Encoder(encoder.name_or_path, batch_size=1, cache_bytes=0)
     np.testing.assert_allclose(together, one_by_one.encode(texts), atol=1e-5)
     assert one_by_one.model_calls == 3
 
@@ -105,7 +117,7 @@ def test_cache_hits_skip_the_model(encoder: Encoder) -> None:
 
 
 def test_cache_is_bounded_lru(encoder: Encoder) -> None:
-    enc = Encoder(encoder.name_or_path, cache_size=3)
+    enc = Encoder(encoder.name_or_path, cache_bytes=3 * ENTRY)
     enc.encode(["a", "b", "c"])
     enc.encode(["a"])  # refreshes "a": "b" is now the oldest
     enc.encode(["d"])
@@ -115,19 +127,40 @@ def test_cache_is_bounded_lru(encoder: Encoder) -> None:
     assert enc.model_calls == calls
     enc.encode(["b"])
     assert enc.model_calls == calls + 1
-    assert Encoder(encoder.name_or_path, cache_size=0).encode(["a"]).shape == (1, 384)
+    assert Encoder(encoder.name_or_path, cache_bytes=0).encode(["a"]).shape == (1, 384)
+
+
+def test_cache_is_bounded_in_bytes_and_keyed_by_hash(encoder: Encoder) -> None:
+    # Sixty 1 MB texts kept 140 MB when the cache was keyed by the texts themselves.
+    enc = Encoder(encoder.name_or_path, max_length=8, cache_bytes=10 * ENTRY)
+    texts = [f"{i} " + "x" * 1_000_000 for i in range(12)]
+    enc.encode(texts)
+    assert enc.cache_len() == 10 and enc.cache_used() == 10 * ENTRY
+    assert all(isinstance(key, bytes) and len(key) == 32 for key in enc._cache)
+    assert sum(len(key) for key in enc._cache) < 1000
+
+
+def test_huge_text_is_cut_before_tokenising(encoder: Encoder) -> None:
+    # A 10 MB text took 8.6 s of CPU in the tokenizer before truncation to max_length tokens.
+    enc = Encoder(encoder.name_or_path, cache_bytes=0)
+    seen: list[int] = []
+    tokenize = enc.tokenize
+    enc.tokenize = lambda texts: seen.extend(len(t) for t in texts) or tokenize(texts)  # type: ignore[method-assign]
+    huge = "word " * 2_000_000
+    np.testing.assert_allclose(enc.encode([huge]), enc.encode(["word " * 1000]), atol=1e-5)
+    assert max(seen) <= enc.max_length * CHARS_PER_TOKEN
 
 
 def test_long_texts_are_truncated(encoder: Encoder) -> None:
-    enc = Encoder(encoder.name_or_path, max_length=16, cache_size=0)
+    enc = Encoder(encoder.name_or_path, max_length=16, cache_bytes=0)
     long = "word " * 5000
     np.testing.assert_allclose(enc.encode([long]), enc.encode(["word " * 100]), atol=1e-5)
 
 
 def test_concurrent_encode_is_consistent(encoder: Encoder) -> None:
-    enc = Encoder(encoder.name_or_path, batch_size=4, cache_size=20)
+    enc = Encoder(encoder.name_or_path, batch_size=4, cache_bytes=20 * ENTRY)
     texts = [f"thread sentence {i}" for i in range(30)]
-    expected = Encoder(encoder.name_or_path, cache_size=0).encode(texts)
+    expected = Encoder(encoder.name_or_path, cache_bytes=0).encode(texts)
     results: list[np.ndarray] = [None] * 4  # type: ignore[list-item]
     errors: list[BaseException] = []
 
@@ -159,3 +192,17 @@ def test_get_encoder_is_a_singleton_per_resolved_path(weights_dir: Path, encoder
     for t in threads:
         t.join()
     assert all(e is encoder for e in got)
+
+
+def test_loaded_encoders_are_bounded(tmp_path: Path, monkeypatch) -> None:
+    from collections import OrderedDict
+
+    monkeypatch.setattr(encoder_mod, "_ENCODERS", OrderedDict())
+    monkeypatch.setattr(encoder_mod, "Encoder", lambda path: ("encoder of", path))
+    folders = [_fake_model_dir(tmp_path / f"m{i}") for i in range(MAX_ENCODERS + 2)]
+    first = get_encoder(str(folders[0]))
+    for folder in folders[1:]:
+        get_encoder(str(folder))
+    assert len(encoder_mod._ENCODERS) == MAX_ENCODERS
+    assert get_encoder(str(folders[-1])) == ("encoder of", str(folders[-1].resolve()))
+    assert get_encoder(str(folders[0])) == first  # loaded again after it was let go
