@@ -11,7 +11,8 @@ Layout::
         .staging-<uuid>/      where a running fit writes, renamed to v<N> when done
 
 A version folder appears only by `os.rename` of a complete staging folder, and CURRENT only changes by
-`os.replace`, so a reader never sees a half-written version.
+`os.replace`, so a reader never sees a half-written version. A publish whose CURRENT cannot be written (a full or
+read-only disk) removes the version it renamed: a version listed as published has been served.
 """
 from __future__ import annotations
 
@@ -361,13 +362,22 @@ class ModelStore:
                       "project_id": int(project_id), "created": _now(),
                       "parent": meta.get("parent", current), "n_examples": meta.get("n_examples"),
                       "metrics": meta.get("metrics") or {}, "status": status, "reason": reason}
-            # meta.json goes in before the rename, so a v<N> folder is complete the moment it exists.
+            # The number is taken first and meta.json goes in before the rename, so a v<N> folder is complete
+            # the moment it exists; a failure up to the rename leaves only the staging folder (the caller's).
+            _write_atomic(last_file, f"{n}\n")
             _write_atomic(src / "meta.json", json.dumps(record, indent=2, default=str) + "\n")
             dest = pdir / name
             os.rename(src, dest)
-            _write_atomic(last_file, f"{n}\n")
             if status == "published":
-                _write_atomic(pdir / "CURRENT", f"{name}\n")
+                try:
+                    _write_atomic(pdir / "CURRENT", f"{name}\n")
+                except BaseException:
+                    # Never served, so it must not be listed as published (a rollback would pick it).
+                    try:
+                        self._remove(dest)
+                    except OSError as e:
+                        logger.error("%s: could not remove %s, published but never served: %s", pdir, name, e)
+                    raise
             self._prune(pdir)
         logger.info("%s project %s: %s %s (%s)", self.backend, project_id, status, name, reason or "ok")
         # Built from the record, not re-read: a concurrent publish may already have pruned `dest`.
@@ -406,10 +416,18 @@ class ModelStore:
         return target
 
     def _prune(self, pdir: Path) -> None:
-        """Keep the newest `keep` published and `keep` rejected versions, and always CURRENT's target.
+        """Keep the newest `keep` published and `keep` rejected versions, and always CURRENT's target; remove
+        what dead fits left (staging folders and temporary files).
 
-        Called with the project lock held.
+        Called with the project lock held, after a commit: housekeeping, so a failure is logged, not raised.
         """
+        try:
+            self._prune_versions(pdir)
+            self._prune_leftovers(pdir)
+        except OSError as e:
+            logger.warning("%s: pruning old versions failed: %s", pdir, e)
+
+    def _prune_versions(self, pdir: Path) -> None:
         current = self._current_name(pdir)
         kept = {"published": 0, "rejected": 0}
         for n in self._numbers(pdir):
@@ -421,17 +439,25 @@ class ModelStore:
             kept[status] = kept.get(status, 0) + 1
             if kept[status] > self.keep and name != current:
                 self._remove(pdir / name)
+
+    def _prune_leftovers(self, pdir: Path) -> None:
+        # A staging folder or a temporary file this old belongs to a process that died mid-write.
         cutoff = time.time() - STALE_STAGING_S
-        for entry in pdir.glob(f"{STAGING_PREFIX}*"):
+        for entry in [*pdir.glob(f"{STAGING_PREFIX}*"), *pdir.glob(".trash-*"), *pdir.glob(".*.tmp")]:
             try:
-                if entry.stat().st_mtime < cutoff:
+                if entry.lstat().st_mtime >= cutoff:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
                     self._remove(entry)
+                else:
+                    entry.unlink()
             except FileNotFoundError:
                 pass
 
     @staticmethod
     def _remove(path: Path) -> None:
-        # Rename away first: a half-deleted folder must never look like a version.
+        # Rename away first: a half-deleted folder must never look like a version. Deleting needs no free space,
+        # so this works on a full disk too.
         trash = path.with_name(f".trash-{uuid.uuid4().hex}")
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from backends import versions
 from backends.exceptions import VersionError
 from backends.versions import STAGING_PREFIX, ModelStore, VersionInfo
 
@@ -245,3 +247,76 @@ def test_concurrent_publishes_get_distinct_numbers(tmp_path):
     for name, payload in got:
         assert (store.get(9, name).path / "model.bin").read_text() == payload
     assert store.current(9).name == "v20"
+
+
+def _leftovers(store: ModelStore, project_id: int) -> list[str]:
+    """What a failed commit might leave in the project folder: staging, trash and temporary files."""
+    return sorted(p.name for p in store.project_dir(project_id).iterdir()
+                  if p.name.startswith((STAGING_PREFIX, ".trash-")) or p.name.endswith(".tmp"))
+
+
+def _fail_writing(monkeypatch, name: str, err: int = errno.ENOSPC) -> None:
+    """Make versions' atomic write of the file called `name` fail as a full (or read-only) disk would."""
+    original = versions._write_atomic
+
+    def write(path, text, mode=0o644):
+        if Path(path).name == name:
+            raise OSError(err, os.strerror(err), str(path))
+        return original(path, text, mode)
+
+    monkeypatch.setattr(versions, "_write_atomic", write)
+
+
+def test_a_failure_after_the_rename_lists_no_unserved_version(store, monkeypatch):
+    v1 = _publish(store, 1, "one")
+    staging = _train(store, 1, "two")
+    _fail_writing(monkeypatch, "CURRENT")
+    with pytest.raises(OSError, match="No space left"):
+        store.publish(1, staging, {"n_examples": 5})
+    # v2 was never served: it is not listed as published, so neither a rollback nor a listing can pick it.
+    assert store.current(1) == v1
+    assert [v.name for v in store.list(1)] == ["v1"]
+    assert not staging.exists() and _leftovers(store, 1) == []
+    monkeypatch.undo()
+    v3 = _publish(store, 1, "three")  # the number taken by the failed publish is not reused
+    assert (v3.name, store.current(1).name) == ("v3", "v3")
+    assert store.rollback(1).name == "v1"
+
+
+def test_a_failure_before_the_rename_leaves_only_the_staging_folder(store, monkeypatch):
+    v1 = _publish(store, 1)
+    for name in ("LAST", "meta.json"):
+        staging = _train(store, 1)
+        with monkeypatch.context() as m:
+            _fail_writing(m, name)
+            with pytest.raises(OSError):
+                store.publish(1, staging, {})
+        assert store.current(1) == v1 and [v.name for v in store.list(1)] == ["v1"]
+        assert _leftovers(store, 1) == [staging.name]  # the caller's to discard (training does)
+        store.discard(1, staging)
+        assert _leftovers(store, 1) == []
+
+
+def test_a_failing_prune_does_not_fail_the_publish(store, monkeypatch):
+    _publish(store, 1)
+
+    def broken(pdir):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(store, "_prune_versions", broken)
+    assert _publish(store, 1).name == "v2" and store.current(1).name == "v2"
+
+
+def test_stale_temporary_and_trash_files_are_pruned(store):
+    _publish(store, 1)
+    pdir = store.project_dir(1)
+    old = time.time() - 3 * 24 * 3600
+    stale = [pdir / ".CURRENT.0123abcd.tmp", pdir / ".trash-0123abcd"]
+    stale[0].write_text("v1\n")
+    stale[1].mkdir()
+    for path in stale:
+        os.utime(path, (old, old))
+    fresh = pdir / ".settings.json.4567.tmp"
+    fresh.write_text("{}")  # may belong to a write in progress
+    _publish(store, 1)
+    assert not any(p.exists() for p in stale) and fresh.exists()
