@@ -1,8 +1,8 @@
 """ASR benchmark (by hand, not CI): real-time factor, peak memory and WER per engine and model, and the confidence
 calibration fit.
 
-    .venv/bin/python bench/asr_bench.py --out bench/results                      # tiny.en from $WEIGHTS_DIR
-    .venv/bin/python bench/asr_bench.py --out bench/results --model tiny.en --model /path/to/faster-whisper-base
+    .venv/bin/python -m bench.asr_bench --out bench/results                      # tiny.en from $WEIGHTS_DIR
+    .venv/bin/python -m bench.asr_bench --out bench/results --model tiny.en --model /path/to/faster-whisper-base
 
 Each model runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. Real-time factor here is audio
 seconds per wall second (higher is faster), over the 48 LJSpeech clips plus 60 spoken digits. Writes asr.json.
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 DIGITS = "zero one two three four five six seven eight nine".split()
 
@@ -103,8 +102,8 @@ def main() -> None:
 
     results = []
     for model in args.model or ["tiny.en"]:
-        proc = subprocess.run([sys.executable, __file__, "--one", model, "--beam-size", str(args.beam_size)],
-                              capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run([sys.executable, "-m", "bench.asr_bench", "--one", model, "--beam-size",
+                               str(args.beam_size)], capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             results.append({"model": model, "error": proc.stderr.strip().splitlines()[-1:]})
             print(f"{model}: failed: {proc.stderr[-500:]}")

@@ -1,8 +1,8 @@
 """Detection benchmark (by hand, not CI): backend latency against raw Ultralytics, batch throughput, fine-tuning
 time per epoch, and the mAP of the base weights on coco128.
 
-    .venv/bin/python bench/detection_bench.py --out bench/results             # about 5 min on 2 CPU cores
-    .venv/bin/python bench/detection_bench.py --parts latency throughput      # only some parts
+    .venv/bin/python -m bench.detection_bench --out bench/results             # about 5 min on 2 CPU cores
+    .venv/bin/python -m bench.detection_bench --parts latency throughput      # only some parts
 
 1. latency: one task per POST /predict (Flask test client, in process, the real `DetectionBackend`, a local file path
    in the task) against `YOLO(weights).predict(path)` on the same images, median / p90 ms, per weights file; the
@@ -26,18 +26,15 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
-from xml.sax.saxutils import quoteattr  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
 import backends.adapters.detection as adapter_module  # noqa: E402
@@ -46,44 +43,18 @@ from backends.app import create_app  # noqa: E402
 from backends.config import Settings  # noqa: E402
 from detection.dataset import build_dataset  # noqa: E402
 from detection.evaluate import evaluate  # noqa: E402
-from detection.images import image_size, load_image  # noqa: E402
+from detection.images import load_image  # noqa: E402
 from detection.model import Detector  # noqa: E402
 from detection.train import TrainOptions, extend_classes, finetune  # noqa: E402
-from detection.types import LabeledObject, Sample  # noqa: E402
+from detection.types import Sample  # noqa: E402
+from ops.sample_data import coco128_names, coco128_samples  # noqa: E402
+from scripts.labelloop_sync.templates import render  # noqa: E402  (the one writer of label configs)
 
 PARTS = ("latency", "throughput", "training", "map")
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # data
-
-
-def coco128(root: Path) -> tuple[list[str], list[Sample]]:
-    """The 80 class names and every coco128 image as a Sample with its boxes in pixels."""
-    import yaml
-
-    meta = yaml.safe_load((root / "coco128.yaml").read_text(encoding="utf-8"))
-    names = [meta["names"][i] for i in sorted(meta["names"])]
-    samples = []
-    for image in sorted((root / "images" / "train2017").glob("*.jpg")):
-        w, h = image_size(image)
-        s = Sample(id=image.stem, image=image, width=w, height=h)
-        label_file = root / "labels" / "train2017" / f"{image.stem}.txt"
-        for line in (label_file.read_text().splitlines() if label_file.exists() else []):
-            if not line.strip():
-                continue
-            c, xc, yc, bw, bh = line.split()[:5]
-            xc, yc, bw, bh = float(xc) * w, float(yc) * h, float(bw) * w, float(bh) * h
-            s.objects.append(LabeledObject(names[int(c)], (xc - bw / 2, yc - bh / 2, xc + bw / 2, yc + bh / 2)))
-        samples.append(s)
-    return names, samples
-
-
-def label_config(names: list[str], model_path: str) -> str:
-    """An image config whose RectangleLabels are all the model's classes, served by `model_path`."""
-    labels = "".join(f"<Label value={quoteattr(n)}/>" for n in names)
-    return (f'<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image" '
-            f"model_path={quoteattr(model_path)}>{labels}</RectangleLabels></View>")
 
 
 def stats(ms: list[float]) -> dict:
@@ -188,7 +159,7 @@ def bench_latency(server: Server, weights: Path, names: list[str], paths: list[P
     """Per-image ms through /predict (one task per request) and through raw YOLO.predict(path), interleaved."""
     import cv2
 
-    config = label_config(names, weights.name)
+    config = render("detection", names, model_path=weights.name)
     raw = raw_yolo(weights)
     t = time.perf_counter()
     server.predict([warm[0]], config)  # loads the model
@@ -275,7 +246,7 @@ def bench_throughput(server: Server, weights: Path, names: list[str], paths: lis
     uses the same forward batch (min(N, 8)) so that both do the same model work. Each request is followed (or
     preceded: the order alternates) by the raw call on the same images, so load from other jobs hits both alike;
     with `repeats` > 1 the best pass of each is kept."""
-    config = label_config(names, weights.name)
+    config = render("detection", names, model_path=weights.name)
     raw = raw_yolo(weights)
     server.predict(paths[:2], config)  # warm (model loaded, first batch)
     raw.predict([str(p) for p in paths[:2]], conf=conf, verbose=False, batch=2)
@@ -642,7 +613,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    names, samples = coco128(args.data)
+    names_by_index = coco128_names(args.data.parent)  # --data is the coco128 folder
+    names, samples = [names_by_index[i] for i in sorted(names_by_index)], coco128_samples(args.data.parent)
     weights = [args.weights_dir / w for w in args.weights]
     for w in weights:
         if not w.exists():

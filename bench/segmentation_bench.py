@@ -1,9 +1,9 @@
 """Segmentation benchmark (by hand, not CI): SAM embedding time, click latency cold and cached, cache size per
 image, Redis fetch latency, on coco128 images.
 
-    .venv/bin/python bench/segmentation_bench.py --out bench/results                    # vit_t, ~1 min on 2 CPUs
-    .venv/bin/python bench/segmentation_bench.py --kind vit_t --kind vit_b --threads 1 --threads 2 --start-redis
-    .venv/bin/python bench/segmentation_bench.py --kind vit_t --checkpoint /models/mobile_sam.pt
+    .venv/bin/python -m bench.segmentation_bench --out bench/results                    # vit_t, ~1 min on 2 CPUs
+    .venv/bin/python -m bench.segmentation_bench --kind vit_t --kind vit_b --threads 1 --threads 2 --start-redis
+    .venv/bin/python -m bench.segmentation_bench --kind vit_t --checkpoint /models/mobile_sam.pt
 
 No SAM weights are on the development machine, so models get random weights unless --checkpoint is given: the
 timings are the same (same layers, same shapes), the masks are not meaningful. Each kind runs in its own subprocess
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
 
@@ -169,8 +168,8 @@ def main() -> None:
     results = []
     try:
         for kind, threads in ((k, t) for k in args.kind or ["vit_t"] for t in args.threads or [None]):
-            cmd = [sys.executable, __file__, "--one", kind, "--image-size", str(args.image_size), "--images",
-                   str(args.images), "--clicks", str(args.clicks)]
+            cmd = [sys.executable, "-m", "bench.segmentation_bench", "--one", kind, "--image-size",
+                   str(args.image_size), "--images", str(args.images), "--clicks", str(args.clicks)]
             for flag, value in (("--checkpoint", args.checkpoint), ("--threads", threads),
                                 ("--redis-url", args.redis_url)):
                 if value:

@@ -2,7 +2,7 @@
 
 Run by hand (not part of CI):
 
-    .venv/bin/python bench/text_cls_bench.py --out bench/results
+    .venv/bin/python -m bench.text_cls_bench --out bench/results
 
 Writes `text_cls.json` and `text_cls_active_learning.png` into --out.
 """
@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from backends import uncertainty  # noqa: E402  (the bench may use the Label Studio layer; text_cls may not)
-from tests import samples  # noqa: E402  (the TREC reader and class descriptions the tests use)
+from ops import sample_data as samples  # noqa: E402  (the TREC reader and class descriptions the tests use)
 from text_cls import ControlSpec, TextClassifier, get_encoder  # noqa: E402
 
 SPEC = ControlSpec("question", list(samples.TREC_DESCRIPTIONS), descriptions=samples.TREC_DESCRIPTIONS)

@@ -24,16 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.labelloop_sync.templates import render
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # TREC coarse classes, with readable names
 TREC_CLASSES = {"ABBR": "Abbreviation", "ENTY": "Entity", "DESC": "Description", "HUM": "Human",
                 "LOC": "Location", "NUM": "Numeric"}
 IMAGE_LABELS = ["Person", "Car", "Bus", "Truck", "Bicycle", "Dog", "Cat"]
-
-
-def _labels(tag: str) -> str:
-    return "".join(f'\n    <{tag} value="{label}"/>' for label in IMAGE_LABELS)
 
 
 @dataclass(frozen=True)
@@ -48,30 +46,18 @@ class Demo:
 DEMOS: dict[str, Demo] = {
     "text_cls": Demo(
         "Demo: question topics", "labelloop demo: TREC question types, pre-annotated by the text_cls backend",
-        '<View>\n'
-        '  <Header value="What is the question asking for?"/>\n'
-        '  <Text name="text" value="$text"/>\n'
-        '  <Choices name="topic" toName="text" choice="single" showInline="true">\n'
-        + "".join(f'    <Choice value="{name}"/>\n' for name in TREC_CLASSES.values())
-        + '  </Choices>\n'
-        '</View>\n', "questions"),
+        render("text_cls", list(TREC_CLASSES.values()), name="topic", header="What is the question asking for?"),
+        "questions"),
     "detection": Demo(
         "Demo: objects in photos", "labelloop demo: boxes pre-annotated by the detection backend (YOLO)",
-        f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n'
-        f'  <RectangleLabels name="label" toName="image">{_labels("Label")}\n  </RectangleLabels>\n</View>\n',
-        "images"),
+        render("detection", IMAGE_LABELS), "images"),
     "segmentation": Demo(
         "Demo: object masks", "labelloop demo: masks pre-annotated by the segmentation backend; click a point or "
                               "draw a box with the smart tools for a Segment Anything mask",
-        f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n'
-        f'  <BrushLabels name="mask" toName="image">{_labels("Label")}\n  </BrushLabels>\n'
-        f'  <KeyPointLabels name="point" toName="image" smart="true">{_labels("Label")}\n  </KeyPointLabels>\n'
-        f'  <RectangleLabels name="box" toName="image" smart="true">{_labels("Label")}\n  </RectangleLabels>\n'
-        f'</View>\n', "images", interactive=True),
+        render("segmentation", IMAGE_LABELS, name="mask", mask="brush", smart=True), "images", interactive=True),
     "asr": Demo(
         "Demo: speech transcripts", "labelloop demo: transcripts pre-written by the asr backend (Whisper)",
-        '<View>\n  <Audio name="audio" value="$audio"/>\n'
-        '  <TextArea name="transcription" toName="audio" editable="true" rows="4"/>\n</View>\n', "clips"),
+        render("asr", []), "clips"),
 }
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from detection.dataset import build_dataset, safe_stem, split
 from detection.types import LabeledObject, Sample
-from tests.coco128 import coco128_names, coco128_samples
+from ops.sample_data import coco128_names, coco128_samples
 
 
 def read_labels(path: Path) -> list[list[float]]:

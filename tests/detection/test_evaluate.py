@@ -8,7 +8,7 @@ import detection.runtime  # noqa: F401
 from detection.dataset import build_dataset
 from detection.evaluate import PREDICT_CONF, evaluate
 from detection.types import Detection
-from tests.coco128 import coco128_names, coco128_samples
+from ops.sample_data import coco128_names, coco128_samples
 
 # Ultralytics' 101-point interpolation (compute_ap) gives a perfect class 0.995, not 1.0: the PR envelope drops to 0
 # at recall 1 and the last 1/100 interval is a trapezoid.

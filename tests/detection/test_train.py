@@ -14,7 +14,7 @@ from detection.dataset import build_dataset
 from detection.evaluate import PREDICT_CONF, evaluate
 from detection.train import TrainingError, TrainOptions, extend_classes, finetune
 from detection.types import Detection, LabeledObject, Sample
-from tests.coco128 import coco128_samples
+from ops.sample_data import coco128_samples
 
 BUS = Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg"
 VEHICLES = ("car", "motorcycle", "bus", "truck")

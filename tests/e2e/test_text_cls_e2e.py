@@ -9,7 +9,7 @@ import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
-from tests.samples import read_trec
+from ops.sample_data import read_trec
 from ops.services import wait_until
 from tests.e2e.label_studio import predictions, retrieve_predictions
 

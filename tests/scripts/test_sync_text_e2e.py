@@ -10,7 +10,7 @@ import os
 import pytest
 import requests
 
-from tests.samples import read_trec
+from ops.sample_data import read_trec
 from tests.scripts.conftest import BACKEND_PASS, BACKEND_USER, write_config
 
 pytestmark = pytest.mark.e2e

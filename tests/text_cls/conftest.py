@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.samples import TREC_DESCRIPTIONS, read_trec
+from ops.sample_data import TREC_DESCRIPTIONS, read_trec
 from text_cls import ControlSpec, Encoder, get_encoder
 
 
