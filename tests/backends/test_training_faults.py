@@ -1,4 +1,4 @@
-"""Fault drills for a training run's publish: a full and a read-only MODEL_DIR. The served model must stay the
+"""A training run as the queue runs it in-process, and fault drills for its publish: a full and a read-only MODEL_DIR. The served model must stay the
 last good one and nothing of the failed run may stay behind (no staging folder, no temporary file, no version).
 
 The disk faults are real (a small tmpfs, filled or remounted read-only) where this machine lets the tests mount
@@ -18,6 +18,7 @@ import pytest
 from backends import training
 from backends.base import Backend, LabeledTask, TrainResult
 from backends.config import Settings
+from backends.jobs import TrainingQueue, job_path
 from backends.versions import ModelStore
 
 PROJECT = 3
@@ -147,3 +148,22 @@ def test_a_read_only_model_dir(tiny_disk, tmp_path, monkeypatch):
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True, timeout=10)
     assert _train(settings, 1000)["version"] == "v2"
+
+
+def test_in_process_training_reuses_the_serving_adapter_and_settings(tmp_path, monkeypatch):
+    _fake_label_studio(monkeypatch)
+    monkeypatch.setattr(training, "create", lambda *a: pytest.fail("a second adapter was built"))
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "not-the-app-one"))
+    settings = Settings(model_dir=tmp_path / "models", media_cache_dir=tmp_path / "media")
+    adapter = FileModelBackend(settings)
+    job = training.trainer(adapter, settings)
+    # An RQ worker gets only the function's path, and builds its own adapter from its own environment.
+    assert job_path(job) == "backends.training.train_project"
+    q = TrainingQueue("text_cls", settings, job_func=job)
+    try:
+        record = q.wait(q.submit(PROJECT, "webhook")["job_id"], 10)
+    finally:
+        q.close()
+    assert record["status"] == "succeeded" and record["result"]["version"] == "v1", record
+    assert (tmp_path / "models" / "text_cls" / str(PROJECT) / "v1" / "model.bin").is_file()
+    assert not (tmp_path / "not-the-app-one").exists()
