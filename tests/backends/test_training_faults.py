@@ -1,5 +1,6 @@
-"""A training run as the queue runs it in-process, and fault drills for its publish: a full and a read-only MODEL_DIR. The served model must stay the
-last good one and nothing of the failed run may stay behind (no staging folder, no temporary file, no version).
+"""A training run as the queue runs it in-process, and fault drills for its publish: a full and a read-only
+MODEL_DIR. The served model must stay the last good one and nothing of the failed run may stay behind (no
+staging folder, no temporary file, no version).
 
 The disk faults are real (a small tmpfs, filled or remounted read-only) where this machine lets the tests mount
 one (root); a full disk is also simulated everywhere by a fit whose write fails with ENOSPC. Label Studio is a
