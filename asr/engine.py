@@ -1,5 +1,7 @@
-"""Transcription: a Whisper engine (faster-whisper, or openai-whisper for `.pt` checkpoints) run over a file in
-chunks, with voice-activity detection, segment timestamps and confidences."""
+"""Transcription: a Whisper engine (faster-whisper, or openai-whisper for `.pt` checkpoints), loaded once per process,
+run over a file in chunks, with voice-activity detection, segment timestamps and confidences.
+
+`asr.models` says which model and where; this module imports it, never the other way round."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +13,19 @@ import numpy as np
 
 from .audio import DEFAULT_CHUNK_S, SAMPLE_RATE, iter_chunks
 from .confidence import DEFAULT_CALIBRATION, Calibration, file_confidence, segment_confidence
-from .models import ModelError, ModelSpec
+from .models import OPENAI_WHISPER, ModelError, ModelSpec, cpu_threads, default_device, resolve_model
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Word:
+    """A recognised word, its times (seconds) and Whisper's probability for it (mean over its tokens)."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
 
 
 @dataclass
@@ -24,6 +36,7 @@ class Segment:
     avg_logprob: float
     no_speech_prob: float
     confidence: float = 0.0
+    words: list[Word] = field(default_factory=list)  # empty when word confidence was not asked for
 
 
 @dataclass
@@ -53,6 +66,10 @@ class DecodeOptions:
     hotwords: str | None = None
     initial_prompt: str | None = None
     chunk_s: float = DEFAULT_CHUNK_S
+    # Word probabilities (Whisper's word timestamps: one alignment pass per segment) make each segment's
+    # confidence its own; without them a segment's confidence comes from its decoding window's avg_logprob.
+    word_confidence: bool = True
+    max_seconds: float | None = None  # longer files are refused (AudioTooLong) before or while decoding
 
 
 class FasterWhisperEngine:
@@ -62,8 +79,6 @@ class FasterWhisperEngine:
 
     def __init__(self, spec: ModelSpec, device: str = "cpu", compute_type: str = "int8"):
         from faster_whisper import WhisperModel
-
-        from .models import cpu_threads
 
         self.spec, self.device, self.compute_type = spec, device, compute_type
         try:
@@ -78,8 +93,11 @@ class FasterWhisperEngine:
         segments, info = self.model.transcribe(
             audio, language=opts.language, beam_size=opts.beam_size, vad_filter=opts.vad,
             hotwords=opts.hotwords or None, initial_prompt=opts.initial_prompt or None,
+            word_timestamps=opts.word_confidence,
             condition_on_previous_text=False)  # stops one misheard passage from derailing the rest
-        out = [Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob) for s in segments]
+        out = [Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob,
+                       words=[Word(w.start, w.end, w.word.strip(), w.probability) for w in s.words or ()])
+               for s in segments]
         return out, info.language
 
 
@@ -103,10 +121,34 @@ class OpenAIWhisperEngine:
         with self._lock:
             result = self.model.transcribe(audio, language=opts.language, beam_size=opts.beam_size,
                                            initial_prompt=prompt, fp16=self.device == "cuda",
+                                           word_timestamps=opts.word_confidence,
                                            condition_on_previous_text=False)
         out = [Segment(float(s["start"]), float(s["end"]), str(s["text"]).strip(), float(s["avg_logprob"]),
-                       float(s["no_speech_prob"])) for s in result.get("segments", [])]
+                       float(s["no_speech_prob"]),
+                       words=[Word(float(w["start"]), float(w["end"]), str(w["word"]).strip(),
+                                   float(w["probability"])) for w in s.get("words") or ()])
+               for s in result.get("segments", [])]
         return out, result.get("language")
+
+
+_engines: dict[tuple, FasterWhisperEngine | OpenAIWhisperEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def load_engine(spec: ModelSpec, device: str | None = None,
+                compute_type: str | None = None) -> FasterWhisperEngine | OpenAIWhisperEngine:
+    """The engine for `spec`, loaded once per process (thread-safe); int8 on CPU, float16 on GPU by default."""
+    device = device or default_device()
+    compute_type = compute_type or ("float16" if device == "cuda" else "int8")
+    key = (spec, device, compute_type)
+    engine = _engines.get(key)
+    if engine is not None:
+        return engine
+    with _engines_lock:
+        if key not in _engines:
+            cls = OpenAIWhisperEngine if spec.engine == OPENAI_WHISPER else FasterWhisperEngine
+            _engines[key] = cls(spec, device=device, compute_type=compute_type)
+        return _engines[key]
 
 
 class Transcriber:
@@ -147,6 +189,4 @@ class Transcriber:
 def get_transcriber(name_or_path: str | Path | None = None, weights_dir: str | Path | None = None,
                     device: str | None = None, compute_type: str | None = None) -> Transcriber:
     """A transcriber on the model `name_or_path` resolves to (loaded once per process)."""
-    from .models import load_engine, resolve_model
-
     return Transcriber(load_engine(resolve_model(name_or_path, weights_dir), device, compute_type))

@@ -1,4 +1,4 @@
-"""Which Whisper model to load and from where, and loading each one once per process.
+"""Which Whisper model to load and from where, and on which device (`asr.engine` loads it, once per process).
 
 A model is named like faster-whisper's sizes (`tiny.en`, `base`, `small`, ...), by a hub repository
 (`Systran/faster-whisper-tiny.en`), by a local CTranslate2 folder, or by an openai-whisper `.pt` checkpoint.
@@ -9,7 +9,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,24 +156,3 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-_cache: dict[tuple, object] = {}
-_lock = threading.Lock()
-
-
-def load_engine(spec: ModelSpec, device: str | None = None, compute_type: str | None = None):
-    """The engine for `spec`, loaded once per process (thread-safe); int8 on CPU, float16 on GPU by default."""
-    from .engine import FasterWhisperEngine, OpenAIWhisperEngine
-
-    device = device or default_device()
-    compute_type = compute_type or ("float16" if device == "cuda" else "int8")
-    key = (spec, device, compute_type)
-    engine = _cache.get(key)
-    if engine is not None:
-        return engine
-    with _lock:
-        if key not in _cache:
-            cls = OpenAIWhisperEngine if spec.engine == OPENAI_WHISPER else FasterWhisperEngine
-            _cache[key] = cls(spec, device=device, compute_type=compute_type)
-        return _cache[key]

@@ -3,7 +3,6 @@ regions on the audio with a per-region `<TextArea perRegion="true">` (one region
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -85,8 +84,9 @@ class ASRBackend(Backend):
         _layout(label_config)
 
     def transcriber(self, model_name: str | None = None) -> Transcriber:
-        """The base transcriber: `model_name`, else $ASR_MODEL, else tiny.en (each loaded once per process)."""
-        name = model_name or os.environ.get("ASR_MODEL", "").strip() or None
+        """The base transcriber: `model_name`, else ASR_MODEL (settings), else tiny.en (each loaded once per
+        process)."""
+        name = model_name or self.settings.asr_model or None
         try:
             return get_transcriber(name, self.settings.weights_dir)
         except ModelError as e:
@@ -197,7 +197,7 @@ class ASRBackend(Backend):
                 samples, decode, parent.adaptation, min_count=int(params.get("min_rule_count", 2)))
         except AdaptationError as e:
             raise NotEnoughData(str(e)) from None
-        adaptation.base_model = params.get("model") or os.environ.get("ASR_MODEL", "").strip() or None
+        adaptation.base_model = params.get("model") or self.settings.asr_model or None
         metrics["skipped"] = skipped
         adaptation.metrics = metrics
         adaptation.save(out_dir)

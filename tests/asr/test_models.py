@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from asr import models
-from asr.models import FASTER_WHISPER, ModelError, load_engine, resolve_model
+from asr.engine import load_engine
+from asr.models import FASTER_WHISPER, ModelError, resolve_model
 
 
 def test_default_resolves_to_weights_dir(weights_dir):

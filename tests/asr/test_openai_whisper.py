@@ -14,7 +14,7 @@ import pytest
 whisper = pytest.importorskip("whisper")
 torch = pytest.importorskip("torch")
 
-from asr import models  # noqa: E402
+from asr import engine, models  # noqa: E402
 from asr.audio import SAMPLE_RATE, decode  # noqa: E402
 from asr.engine import DecodeOptions, OpenAIWhisperEngine, Transcript, get_transcriber  # noqa: E402
 from backends.adapters.asr import ASRBackend  # noqa: E402
@@ -79,10 +79,10 @@ def test_pt_checkpoint_selects_and_runs_openai_whisper(random_checkpoint, tmp_pa
 
 def test_backend_serves_a_pt_checkpoint(random_checkpoint, tmp_path, monkeypatch):
     """The backend with ASR_MODEL pointing at the checkpoint: the same predictions, both layouts, scores in [0, 1]."""
-    monkeypatch.setenv("ASR_MODEL", str(random_checkpoint))
-    monkeypatch.setattr(models, "default_device", lambda: "cpu")
-    settings = Settings(model_dir=tmp_path / "models", weights_dir=tmp_path / "no-weights",
-                        media_cache_dir=tmp_path / "media", local_roots=(tmp_path,))
+    monkeypatch.setattr(engine, "default_device", lambda: "cpu")
+    settings = Settings.from_env({"ASR_MODEL": str(random_checkpoint)}).with_overrides(
+        model_dir=tmp_path / "models", weights_dir=tmp_path / "no-weights", media_cache_dir=tmp_path / "media",
+        local_roots=(tmp_path,))
     backend = ASRBackend(settings)
     clip = speak("Seven eight nine.", tmp_path / "digits.wav")
     model = backend.load_model(None)

@@ -9,6 +9,7 @@ from backends.adapters.asr import ASRBackend, _layout
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
+from backends.exceptions import LabelloopError
 from backends.media import MediaFetcher
 from tests.asr.conftest import ffmpeg, speak
 from tests.asr.test_adapt import NEW, TRAIN
@@ -140,3 +141,11 @@ def test_training_on_corrections_publishes_a_version_that_is_served(client, tmp_
     base_text = before["results"][0]["result"][0]["value"]["text"][0]
     assert "Kubeflow" in text and "Kubeflow" not in base_text, (text, base_text)
     assert wer([NEW[2]], [text]) < wer([NEW[2]], [base_text]) - 0.2
+
+
+def test_the_base_model_comes_from_the_settings(monkeypatch):
+    """ASR_MODEL is read once, into Settings; the adapter asks for that model (here one that does not exist)."""
+    monkeypatch.setenv("ASR_MODEL", "tiny.en")  # the process environment is not read by the adapter
+    backend = ASRBackend(Settings.from_env({"ASR_MODEL": "no-such-size"}))
+    with pytest.raises(LabelloopError, match="faster-whisper-no-such-size"):
+        backend.transcriber()
