@@ -52,6 +52,8 @@ class Settings:
     keep_versions: int = 10
     train_timeout: int = 3600
     uncertainty: str = "least_confidence"
+    # speech recognition: the Whisper model by name or path (a project's extra params `model` wins); "" = tiny.en
+    asr_model: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +85,7 @@ class Settings:
             keep_versions=_int(env, "KEEP_VERSIONS", 10),
             train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),
             uncertainty=env.get("UNCERTAINTY_STRATEGY", "least_confidence").strip() or "least_confidence",
+            asr_model=env.get("ASR_MODEL", "").strip(),
         )
 
     def with_overrides(self, **changes) -> Settings:
