@@ -21,10 +21,6 @@ class UnsupportedConfig(BadRequest):
     """The label config holds nothing this backend can serve."""
 
 
-class UnknownLabel(BadRequest):
-    """An annotation or mapping names a label the config does not have."""
-
-
 class NotSupported(LabelloopError):
     """The backend does not offer this operation (e.g. embeddings)."""
 

@@ -7,7 +7,7 @@ from .base import Backend
 from .config import Settings
 from .exceptions import UnknownBackend
 
-ADAPTERS: dict[str, str | None] = {
+ADAPTERS: dict[str, str] = {
     "text_cls": "backends.adapters.text_cls:TextClassificationBackend",
     "detection": "backends.adapters.detection:DetectionBackend",
     "segmentation": "backends.adapters.segmentation:SegmentationBackend",
@@ -19,12 +19,9 @@ def create(name: str, settings: Settings) -> Backend:
     """An adapter instance for backend `name`.
 
     Raises:
-        UnknownBackend: for a name that is not a backend, or one that is not built yet.
+        UnknownBackend: for a name that is not a backend.
     """
     if name not in ADAPTERS:
         raise UnknownBackend(f"unknown backend {name!r}; choose one of {', '.join(ADAPTERS)}")
-    target = ADAPTERS[name]
-    if target is None:
-        raise UnknownBackend(f"backend {name!r} is not available in this version of labelloop yet")
-    module, _, cls = target.partition(":")
+    module, _, cls = ADAPTERS[name].partition(":")
     return getattr(importlib.import_module(module), cls)(settings)

@@ -7,8 +7,7 @@
 # Starts in the background (pids in $VAR_DIR/run/, logs in $VAR_DIR/log/; VAR_DIR defaults to var/):
 #   redis-server   127.0.0.1:6379 (or a free port when 6379 is taken)
 #   backends       every backend of backends/registry.py under gunicorn (backends.wsgi:app) on its own port:
-#                  text_cls 9090, detection 9091, segmentation 9092, asr 9093 (a backend this version does not
-#                  have yet is reported and skipped)
+#                  text_cls 9090, detection 9091, segmentation 9092, asr 9093
 #   RQ worker      one, for the training jobs of all backends (queue labelloop-train)
 #   Label Studio   127.0.0.1:8080, data kept in $VAR_DIR/label-studio/
 # then waits until each backend's model is loaded and creates the demo projects (ops/demo_project.py): questions
@@ -87,27 +86,21 @@ common_env=(REDIS_URL="$REDIS_URL" MODEL_DIR="$VAR/models" MEDIA_CACHE_DIR="$VAR
 if [ -n "${WEIGHTS_DIR:-}" ]; then common_env+=(WEIGHTS_DIR="$WEIGHTS_DIR"); fi
 
 # --- backends (gunicorn), one per registry entry -------------------------------------------------------------
-# "name default-port yes|no" for every backend name; "no": this version of labelloop does not have it yet
+# "name default-port" for every backend name
 catalog=$("$PY" -c '
 from backends.config import DEFAULT_PORT
 from backends.registry import ADAPTERS
-for name, target in ADAPTERS.items():
-    print(name, DEFAULT_PORT.get(name, 0), "yes" if target else "no")
+for name in ADAPTERS:
+    print(name, DEFAULT_PORT.get(name, 0))
 ') || die "cannot read the backend registry (is .venv set up? run ops/setup.sh)"
 wanted=" $(echo "${DEMO_BACKENDS:-}" | tr ',' ' ') "
 backend_args=()   # --backend NAME=URL for each running backend, --skipped NAME=REASON for the others
-while read -r name default_port available; do
+while read -r name default_port; do
     if [ -n "${DEMO_BACKENDS:-}" ] && [[ $wanted != *" $name "* ]]; then continue; fi
     port_var=${name^^}_PORT
     port=${!port_var:-$default_port}
     if [ "$name" = text_cls ] && [ -z "${TEXT_CLS_PORT:-}" ] && [ -n "${BACKEND_PORT:-}" ]; then
         port=$BACKEND_PORT  # the name this script used before there was more than one backend
-    fi
-    if [ "$available" != yes ]; then
-        reason="not available in this version of labelloop yet"
-        log "$name: skipped ($reason)"
-        backend_args+=(--skipped "$name=$reason")
-        continue
     fi
     if running "backend-$name"; then
         url=$(cat "$RUN/backend-$name.url" 2>/dev/null || echo "http://127.0.0.1:$port")

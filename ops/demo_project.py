@@ -2,7 +2,7 @@
 
     .venv/bin/python -m ops.demo_project --url http://127.0.0.1:8080 --token TOKEN \\
         --backend text_cls=http://127.0.0.1:9090 --backend asr=http://127.0.0.1:9093 \\
-        [--skipped detection="not available in this version of labelloop yet"]
+        [--skipped detection="port 9091 is taken by another program (set DETECTION_PORT)"]
 
 Run by ops/demo.sh once it has started the services. For each backend it waits until /health says the model is
 loaded (a 503 means it cannot serve: the reason is reported and its project skipped; so is a backend whose process

@@ -83,15 +83,11 @@ def _imports(path: Path) -> frozenset[str]:
 
 
 def packages_the_backends_need() -> set[str]:
-    """backends/, the packages each registered adapter imports, and what those import in turn. A backend whose
-    registry entry is still None counts with the task package of its name, when that exists."""
+    """backends/, the packages each registered adapter imports, and what those import in turn."""
     need = {"backends"}
-    for name, target in ADAPTERS.items():
-        if target:
-            module = target.partition(":")[0]
-            need |= _imports(ROOT / (module.replace(".", "/") + ".py")) & LOCAL_PACKAGES
-        elif (ROOT / name / "__init__.py").is_file():
-            need.add(name)
+    for target in ADAPTERS.values():
+        module = target.partition(":")[0]
+        need |= _imports(ROOT / (module.replace(".", "/") + ".py")) & LOCAL_PACKAGES
     todo = list(need)
     while todo:
         for dep in _imports(ROOT / todo.pop()) & LOCAL_PACKAGES - need:
