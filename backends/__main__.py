@@ -15,6 +15,7 @@ import sys
 from .config import DEFAULT_PORT, Settings
 from .exceptions import LabelloopError
 from .registry import ADAPTERS
+from .threads import apply_threads
 
 
 def _serve(args, settings: Settings) -> None:
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_versions)
     args = parser.parse_args(argv)
     try:
-        args.func(args, Settings.from_env())
+        settings = Settings.from_env()
+        if args.command != "versions":
+            apply_threads(settings.cpu_threads)
+        args.func(args, settings)
     except LabelloopError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from .threads import thread_budget
+
 DEFAULT_PORT = {"text_cls": 9090, "detection": 9091, "segmentation": 9092, "asr": 9093}
 
 
@@ -38,6 +40,7 @@ class Settings:
     weights_dir: Path | None = None
     redis_url: str = field(default="", repr=False)
     log_level: str = "INFO"
+    cpu_threads: int = 1  # threads for PyTorch, CTranslate2 and onnxruntime in this process (backends/threads.py)
     # media access
     media_cache_dir: Path = Path("var/media-cache")
     media_cache_bytes: int = 1 << 30
@@ -65,6 +68,7 @@ class Settings:
         if ls_root:
             roots.append(Path(ls_root))
         return cls(
+            cpu_threads=thread_budget(env),
             label_studio_url=env.get("LABEL_STUDIO_URL", env.get("LABEL_STUDIO_HOST", "")).strip().rstrip("/"),
             api_key=env.get("LABEL_STUDIO_API_KEY", "").strip(),
             basic_auth_user=env.get("BASIC_AUTH_USER", ""),

@@ -40,12 +40,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def post_fork(server, worker):
-    # PyTorch sizes its thread pool to every core in each process; several workers on the same cores then fight
-    # over them (a cached SAM click went from ~130 ms to ~900 ms with one other busy process)
-    import torch
+    # every worker gets its share of the cores (CPU_THREADS, default cores / WORKERS): see backends/threads.py
+    from backends.threads import apply_threads, thread_budget
 
-    n = int(os.environ.get("TORCH_THREADS", "0") or 0) or max(1, (os.cpu_count() or 1) // max(1, workers))
-    torch.set_num_threads(n)
+    apply_threads(thread_budget(processes=workers))
 
 
 def on_exit(server):

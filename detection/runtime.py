@@ -58,4 +58,17 @@ def configure() -> Path:
     return Path(base)
 
 
+def keep_process_threads() -> None:
+    """Make Ultralytics keep the PyTorch thread count the process chose.
+
+    Its `select_device()` sets PyTorch's threads to its own `NUM_THREADS` (cores - 1, at most 8) for the whole
+    process at the first prediction and at every training run; pointing that at the count in force makes the call
+    change nothing. Call it before Ultralytics predicts or trains.
+    """
+    import torch
+    from ultralytics.utils import torch_utils
+
+    torch_utils.NUM_THREADS = torch.get_num_threads()
+
+
 configure()

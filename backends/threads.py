@@ -1,0 +1,63 @@
+"""One CPU thread budget per process, for every native runtime a backend uses.
+
+PyTorch, CTranslate2 (faster-whisper) and onnxruntime each size their thread pools to every core by default, and
+Ultralytics silently resets PyTorch's to `cores - 1` at its first prediction. Processes that share cores and each
+use all of them slow each other down many times over (a cached SAM click: 0.13 s alone, 0.9 s beside one busy
+process). Every entry point (serve, gunicorn, worker, train, the benches) calls `apply_threads` once, from the one
+setting `CPU_THREADS`; the task packages read the budget back (`OMP_NUM_THREADS`, `torch.get_num_threads()`)
+instead of choosing their own.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+
+def thread_budget(env: Mapping[str, str] | None = None, processes: int = 1) -> int:
+    """Threads one process may use: `CPU_THREADS` (or the older `TORCH_THREADS`), else its cores / `processes`.
+
+    Raises:
+        ValueError: a setting that is not a positive integer.
+    """
+    env = os.environ if env is None else env
+    for name in ("CPU_THREADS", "TORCH_THREADS"):
+        raw = (env.get(name) or "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+            return int(raw)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, processes))
+
+
+def apply_threads(n: int) -> int:
+    """Give this process `n` threads in PyTorch, CTranslate2, onnxruntime and OpenMP, now and for what loads later.
+
+    Returns:
+        `n`.
+    """
+    n = max(1, int(n))
+    # Read by OpenMP runtimes when they start, by CTranslate2 through asr.models.cpu_threads, and by the benches'
+    # and the workers' child processes.
+    os.environ["OMP_NUM_THREADS"] = os.environ["CPU_THREADS"] = str(n)
+    try:
+        import torch
+    except ImportError:
+        return n
+    torch.set_num_threads(n)
+    return n
+
+
+def thread_report() -> dict[str, int | None]:
+    """The thread counts in force, for /health."""
+    try:
+        import torch
+
+        torch_threads: int | None = torch.get_num_threads()
+    except ImportError:
+        torch_threads = None
+    raw = os.environ.get("CPU_THREADS", "")
+    return {"budget": int(raw) if raw.isdigit() else None, "torch": torch_threads}
