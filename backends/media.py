@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ipaddress
 import re
+import socket
 import stat
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from typing import BinaryIO, Callable
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
 import urllib3
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -135,6 +139,11 @@ def parse_http_url(url: str) -> HttpTarget:
     return HttpTarget(scheme, host, port or (443 if scheme == "https" else 80), split.path or "/", split.query)
 
 
+def _host_listed(host: str, patterns: tuple[str, ...]) -> bool:
+    """`host` is named in the allow-list itself, not only matched by a wildcard."""
+    return any(p.strip().lower().rstrip(".") == host for p in patterns)
+
+
 def _ls_origin(url: str) -> tuple[str, int] | None:
     if not url:
         return None
@@ -152,6 +161,45 @@ def _suffix(url: str) -> str:
         name = parse_qs(parts.query).get("d", [""])[0]
     suffix = PurePosixPath(unquote(name)).suffix
     return suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+
+
+_PINS = threading.local()
+
+
+def _pinned(host: str) -> list[str] | None:
+    return getattr(_PINS, "hosts", {}).get(host)
+
+
+class _PinnedConnection(urllib3.connection.HTTPConnection):
+    """Connects to the addresses the fetcher checked for this host, never to a second DNS answer."""
+
+    def _new_conn(self) -> socket.socket:
+        ips = _pinned(self._dns_host.strip("[]").lower().rstrip("."))
+        if ips is None:  # a proxy or a host the fetcher did not check: urllib3's own way
+            return super()._new_conn()
+        error: OSError | None = None
+        for ip in ips:
+            try:
+                return urllib3.util.connection.create_connection(
+                    (ip, self.port), self.timeout, source_address=self.source_address,
+                    socket_options=self.socket_options)
+            except OSError as e:
+                error = e
+        raise urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {error}")
+
+
+class _PinnedHTTPSConnection(_PinnedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _PinnedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        classes = {"http": (urllib3.HTTPConnectionPool, _PinnedConnection),
+                   "https": (urllib3.HTTPSConnectionPool, _PinnedHTTPSConnection)}
+        self.poolmanager.pool_classes_by_scheme = {
+            scheme: type(f"Pinned{pool.__name__}", (pool,), {"ConnectionCls": conn})
+            for scheme, (pool, conn) in classes.items()}
 
 
 class MediaCache:
@@ -269,6 +317,8 @@ class MediaFetcher:
         self._roots = [(os.path.normpath(os.path.abspath(r)), os.path.realpath(r)) for r in settings.local_roots]
         self.cache = MediaCache(settings.media_cache_dir, settings.media_cache_bytes)
         self._session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, _PinnedAdapter())
 
     def is_url(self, value: str) -> bool:
         """Whether `fetch` would treat `value` as a reference rather than inline text.
@@ -439,6 +489,7 @@ class MediaFetcher:
             prepared.headers.update(self._auth())
         env = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
         timeout = min(self.settings.media_timeout, _remaining(url, deadline))
+        _PINS.hosts = {target.host: self._addresses(target)}
         try:
             return self._session.send(prepared, stream=True, allow_redirects=False, timeout=timeout,
                                       proxies=env["proxies"], verify=env["verify"], cert=env["cert"])
@@ -446,6 +497,30 @@ class MediaFetcher:
             raise MediaError(f"could not fetch {redact_url(url)}: timed out after {timeout:g}s") from None
         except requests.RequestException as e:
             raise MediaError(f"could not fetch {redact_url(url)}: {_reason(e)}") from None
+        finally:
+            _PINS.hosts = {}
+
+    def _addresses(self, target: HttpTarget) -> list[str]:
+        """The addresses the request may connect to: resolved once here, so a second DNS answer cannot differ.
+
+        A host that is allowed only through a wildcard pattern (`*`, `*.example.com`) must resolve to public
+        addresses: a name an attacker controls under an allowed domain cannot point the backend at loopback, the
+        private network or the cloud metadata service. Label Studio's host and hosts listed by name are the
+        operator's own choice and may be anywhere.
+        """
+        try:
+            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as e:
+            raise MediaError(f"could not fetch {redact_url(target.url)}: cannot resolve {target.host} "
+                             f"({getattr(e, 'strerror', None) or type(e).__name__})") from None
+        ips = list(dict.fromkeys(info[4][0] for info in infos))
+        if self._is_ls(target) or _host_listed(target.host, self.settings.allowed_hosts):
+            return ips
+        public = [ip for ip in ips if ipaddress.ip_address(ip.split("%")[0]).is_global]
+        if not public:
+            raise MediaNotAllowed(f"{redact_url(target.url)}: {target.host} resolves to a non-public address "
+                                  f"({', '.join(ips)}); list the host by name in ALLOWED_MEDIA_HOSTS to allow it")
+        return public
 
     def _stream(self, resp: requests.Response, url: str, out: BinaryIO, deadline: float) -> None:
         limit = self.settings.max_media_bytes

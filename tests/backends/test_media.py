@@ -473,3 +473,47 @@ def test_a_trickling_download_meets_the_overall_deadline(tmp_path, ls):
         fetcher.fetch(f"{ls}/trickle")
     assert time.monotonic() - start < 4
     assert _tmp_left(tmp_path) == []
+
+
+# --- DNS: resolved once, checked, and connected to exactly what was checked
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Answers for made-up names: each lookup pops the next address (the last one repeats)."""
+    import socket
+
+    real = socket.getaddrinfo
+    answers: dict[str, list[str]] = {}
+    calls: Counter[str] = Counter()
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            calls[host] += 1
+            ips = answers[host]
+            ip = ips.pop(0) if len(ips) > 1 else ips[0]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers, calls
+
+
+def test_a_wildcard_allowed_name_cannot_point_at_private_addresses(tmp_path, server, ls, fake_dns):
+    answers, _ = fake_dns
+    port = server.server_address[1]
+    for ip in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.7"):
+        answers["cdn.media.test"] = [ip]
+        with pytest.raises(MediaNotAllowed, match="non-public address"):
+            make(tmp_path, ls, allowed_hosts=("*.media.test",)).fetch(f"http://cdn.media.test:{port}/public/p1.bin")
+    assert server.auth_seen == []
+
+
+def test_a_name_listed_by_the_operator_is_connected_to_the_address_that_was_checked(tmp_path, server, ls, fake_dns):
+    answers, calls = fake_dns
+    port = server.server_address[1]
+    # the first answer is where the server is; a second lookup would get an address where nothing listens
+    answers["media.test"] = ["127.0.0.1", "127.0.0.2"]
+    fetcher = make(tmp_path, ls, allowed_hosts=("media.test",))
+    assert fetcher.fetch(f"http://media.test:{port}/public/p3.bin").read_bytes() == FILES["p3.bin"]
+    assert calls["media.test"] == 1
+    assert [(h, a) for h, _, a in server.auth_seen] == [(f"media.test:{port}", None)]
