@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
+import requests.utils
 import urllib3
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -489,7 +490,9 @@ class MediaFetcher:
             prepared.headers.update(self._auth())
         env = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
         timeout = min(self.settings.media_timeout, _remaining(url, deadline))
-        _PINS.hosts = {target.host: self._addresses(target)}
+        # through a proxy the proxy resolves and connects; there is nothing here to pin
+        proxied = requests.utils.select_proxy(prepared.url, env["proxies"]) is not None
+        _PINS.hosts = {} if proxied else {target.host: self._addresses(target)}
         try:
             return self._session.send(prepared, stream=True, allow_redirects=False, timeout=timeout,
                                       proxies=env["proxies"], verify=env["verify"], cert=env["cert"])

@@ -517,3 +517,13 @@ def test_a_name_listed_by_the_operator_is_connected_to_the_address_that_was_chec
     assert fetcher.fetch(f"http://media.test:{port}/public/p3.bin").read_bytes() == FILES["p3.bin"]
     assert calls["media.test"] == 1
     assert [(h, a) for h, _, a in server.auth_seen] == [(f"media.test:{port}", None)]
+
+
+def test_through_a_proxy_the_proxy_resolves(tmp_path, server, ls, monkeypatch):
+    port = server.server_address[1]
+    # the test server answers proxy-style requests (absolute URL in the request line) like any other
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    fetcher = make(tmp_path, ls, allowed_hosts=("*.unresolvable.test",))
+    assert fetcher.fetch("http://cdn.unresolvable.test/public/p1.bin").read_bytes() == FILES["p1.bin"]
