@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -8,8 +7,6 @@ import numpy as np
 import pytest
 
 from text_cls import ControlSpec, Encoder, TextClassifier
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SENTIMENT = {
     "positive": ["I loved this film, it was wonderful", "A great and moving story", "Brilliant acting, superb!",
@@ -51,18 +48,6 @@ def sentiment() -> ControlSpec:
 @pytest.fixture
 def topics() -> ControlSpec:
     return ControlSpec("topic", TOPICS, multi=True, descriptions={"food": ["cooking", "restaurant"]})
-
-
-def test_package_does_not_import_backends() -> None:
-    for path in (ROOT / "text_cls").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            else:
-                continue
-            assert not any(n == "backends" or n.startswith("backends.") for n in names), path
 
 
 def test_control_spec_validation() -> None:
