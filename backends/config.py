@@ -50,6 +50,12 @@ class Settings:
     media_timeout: float = 30.0
     media_deadline: float = 300.0
     max_image_pixels: int = 100_000_000  # larger images are refused before decoding (decompression bombs)
+    # detection and segmentation models
+    allowed_weights: tuple[str, ...] = ()  # patterns of WEIGHTS_DIR names a label config may load; () = yolo*
+    max_request_pixels: int = 1_000_000_000  # pixels one /predict may decode over all its images
+    sam_model: str = ""  # SAM kind: vit_t (default), vit_b, vit_l, vit_h
+    sam_checkpoint: str = ""  # a file name in WEIGHTS_DIR or a path inside it or MODEL_DIR; "" = official file
+    sam_cache_bytes: int = 512 << 20  # in-process SAM embedding cache
     # training and versions
     retrain_every: int = 10
     keep_versions: int = 10
@@ -85,6 +91,11 @@ class Settings:
             media_timeout=float(env.get("MEDIA_TIMEOUT", "30") or 30),
             media_deadline=float(env.get("MEDIA_DEADLINE", "300") or 300),
             max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000),
+            allowed_weights=_list(env, "ALLOWED_WEIGHTS"),
+            max_request_pixels=_int(env, "MAX_REQUEST_PIXELS", 1_000_000_000),
+            sam_model=env.get("SAM_MODEL", "").strip(),
+            sam_checkpoint=env.get("SAM_CHECKPOINT", "").strip(),
+            sam_cache_bytes=_int(env, "SAM_CACHE_BYTES", 512 << 20),
             retrain_every=_int(env, "RETRAIN_EVERY", 10),
             keep_versions=_int(env, "KEEP_VERSIONS", 10),
             train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),

@@ -95,9 +95,14 @@ class Detector:
         bgr = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2BGR) for im in images]
         out: list[list[Detection]] = []
         with self._lock:
-            for start in range(0, len(bgr), max(1, batch)):
-                for r in self.yolo.predict(bgr[start:start + batch], **kwargs):
-                    out.append(self._detections(r))
+            try:
+                for start in range(0, len(bgr), max(1, batch)):
+                    for r in self.yolo.predict(bgr[start:start + batch], **kwargs):
+                        out.append(self._detections(r))
+            finally:
+                predictor = getattr(self.yolo, "predictor", None)
+                if predictor is not None:  # it keeps the last batch's images and results until the next call
+                    predictor.batch = predictor.results = predictor.dataset = None
         return out
 
     def _detections(self, r) -> list[Detection]:

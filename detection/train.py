@@ -249,7 +249,7 @@ class TrainOptions:
         return self.device if self.device else ("0" if torch.cuda.is_available() else "cpu")
 
 
-def _to_int(minimum: int):
+def _to_int(minimum: int, maximum: int | None = None):
     def conv(v: Any) -> int:
         if isinstance(v, bool):
             raise TypeError("expected an integer, got a boolean")
@@ -266,6 +266,8 @@ def _to_int(minimum: int):
             raise TypeError(f"expected an integer, got {type(v).__name__}")
         if n < minimum:
             raise ValueError(f"must be >= {minimum}")
+        if maximum is not None and n > maximum:
+            raise ValueError(f"must be <= {maximum}")
         return n
 
     return conv
@@ -309,8 +311,8 @@ def _to_lr(v: Any) -> float | None:
 
 _CONVERTERS = {
     "epochs": _to_int(1),
-    "imgsz": _to_int(32),
-    "batch": _to_int(1),
+    "imgsz": _to_int(32, 2048),  # memory grows with batch x imgsz^2
+    "batch": _to_int(1, 256),
     "patience": _to_int(0),
     "freeze": _to_int(0),
     "freeze_bn": _to_bool,

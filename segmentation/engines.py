@@ -47,14 +47,10 @@ def _check_kind(kind: str) -> str:
 
 
 def _within(path: str | Path, roots: list[Path]) -> bool:
-    # Checked both lexically (so `..` cannot climb out) and resolved (so a symlinked root still matches itself).
-    lexical = Path(os.path.normpath(os.path.abspath(path)))
+    # Both resolved (symlinks and ".." followed) before comparing: a path whose literal form is inside a root but
+    # which is, or passes through, a link pointing elsewhere is outside; a symlinked root still matches itself.
     resolved = Path(path).resolve()
-    for root in roots:
-        if lexical.is_relative_to(os.path.normpath(os.path.abspath(root))) or resolved.is_relative_to(
-                Path(root).resolve()):
-            return True
-    return False
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
 
 
 def _how_to(name: str, kind: str) -> str:
@@ -97,7 +93,7 @@ def resolve_checkpoint(spec: str | None, kind: str, weights_dir: str | Path | No
                               f"the weights folder (WEIGHTS_DIR) and name it by its file name")
         if not path.is_file():
             raise EngineError(f"checkpoint {path} does not exist; {_how_to(path.name, kind)}")
-        return path
+        return path.resolve()  # the file that was checked, not a link that could be swapped afterwards
     looked: list[str] = []
     if weights_dir:
         candidate = Path(weights_dir) / spec

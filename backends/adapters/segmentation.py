@@ -38,11 +38,43 @@ from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnough
 from ..labels import Control, find_controls
 from ..media import task_media
 from ..lazy import Lazy
-from .detection import DetectionBackend, image_answers
+from ..params import Number
+from .detection import BATCH_PREDICT, IMGSZ, THRESHOLD, DetectionBackend, image_answers
 
 log = logging.getLogger(__name__)
 
 RETRY_SAM_S = 60.0  # missing SAM weights are looked for again at most this often
+
+# what a request's params or a project's extra params may set (checked at /setup and at every /predict)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A yes/no parameter (JSON true/false, 1/0, or "true"/"false"/"yes"/"no"); read like `params.Number`."""
+
+    name: str
+
+    def parse(self, raw: Any) -> bool:
+        text = str(raw).strip().lower() if isinstance(raw, (str, bool, int)) else None
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise BadRequest(f"{self.name!r} must be true or false, got {str(raw)[:40]!r}")
+
+    def read(self, params: dict | None, default: bool | None = None) -> bool | None:
+        raw = (params or {}).get(self.name)
+        return default if raw is None or raw == "" else self.parse(raw)
+
+
+REFINE = Flag("refine")
+WARM_TASKS = Number("warm_tasks", 0, 1000, integer=True)
+EPOCHS = Number("epochs", 1, 10_000, integer=True)
+LR = Number("lr", 1e-8, 1.0)
+VAL_FRACTION = Number("val_fraction", 0.05, 0.9)
+SEED = Number("seed", 0, 2**31 - 1, integer=True)
+MAX_SECONDS = Number("max_seconds", 1, 7 * 86400)
+PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, REFINE, WARM_TASKS, EPOCHS, LR, VAL_FRACTION, SEED, MAX_SECONDS)
 
 
 @lru_cache(maxsize=64)
@@ -109,6 +141,7 @@ class SegmentationBackend(Backend):
     """SAM masks from clicks and boxes; automatic instance masks; SAM mask-decoder fine-tuning."""
 
     name = "segmentation"
+    PARAMS = PARAMS
 
     def __init__(self, settings):
         super().__init__(settings)
@@ -216,35 +249,45 @@ class SegmentationBackend(Backend):
     def _automatic(self, tasks: list[dict], controls, label_config: str, params: dict,
                    media) -> list[TaskPrediction]:
         keys = {c.value_key for c in controls}
-        images, errors = self.det.load_images(tasks, keys, media, decode=True)
-        results: list[list[dict]] = [[] for _ in tasks]
-        refine = str(params.get("refine", "true")).lower() not in ("false", "0", "no")
+        refine = REFINE.read(params, default=True)
         segmenter = None
         if refine or _smart(label_config):
             try:
                 segmenter = self.segmenter()
             except ModelUnavailable:
                 segmenter = None  # automatic masks come from YOLO-seg alone
-        warm = int(params.get("warm_tasks", 1))
-        for control in controls:
-            ok = [i for i, e in enumerate(errors) if e is None]
-            plans = self.det.plans(None, control, params)
-            found = self.det.run(plans, [images[i][control.value_key].array for i in ok], params) if plans and ok \
-                else [[] for _ in ok]
-            for i, dets in zip(ok, found):
-                if isinstance(dets, Exception):
-                    errors[i] = f"task {tasks[i].get('id', '?')}: prediction failed ({type(dets).__name__}: {dets})"
-                    continue
-                img = images[i][control.value_key]
-                try:
-                    regions, embedded = self._instances(control, dets, img, segmenter if refine else None)
-                    results[i].extend(regions)
-                    if segmenter is not None and _smart(label_config) and len(tasks) <= warm and not embedded:
-                        segmenter.embed(img.array)  # the annotator's first click finds it cached
-                except Exception as e:  # a SAM failure on one image must not cost the batch
-                    log.exception("task %s: masks failed", tasks[i].get("id", "?"))
-                    errors[i] = f"task {tasks[i].get('id', '?')}: masks failed ({type(e).__name__}: {e})"
-        return image_answers(results, errors)
+        warm = WARM_TASKS.read(params, default=1)
+        plans = [(control, self.det.plans(None, control, params)) for control in controls]
+        answers: list[TaskPrediction | None] = [None] * len(tasks)
+        for idx, images, errors in self.det.stream(tasks, keys, media, params):
+            results: list[list[dict]] = [[] for _ in idx]
+            for control, control_plans in plans:
+                ok = [k for k, e in enumerate(errors) if e is None]
+                arrays = [images[k][control.value_key].array for k in ok]
+                found = self.det.run(control_plans, arrays, params) if control_plans and ok else [[] for _ in ok]
+                for k, dets in zip(ok, found):
+                    tid = tasks[idx[k]].get("id", "?")
+                    if isinstance(dets, Exception):
+                        errors[k] = f"task {tid}: prediction failed ({type(dets).__name__}: {dets})"
+                        continue
+                    try:
+                        results[k].extend(self._image_masks(control, dets, images[k][control.value_key], segmenter,
+                                                            refine, _smart(label_config) and len(tasks) <= warm))
+                    except Exception as e:  # a SAM failure on one image must not cost the batch
+                        log.exception("task %s: masks failed", tid)
+                        errors[k] = f"task {tid}: masks failed ({type(e).__name__}: {e})"
+            for i, answer in zip(idx, image_answers(results, errors)):
+                answers[i] = answer
+        return answers
+
+    def _image_masks(self, control: Control, dets: list, img, segmenter: Segmenter | None, refine: bool,
+                     warm: bool) -> list[dict]:
+        """The regions of one image; with `warm`, its SAM embedding is computed too, so that the annotator's first
+        click finds it cached."""
+        regions, embedded = self._instances(control, dets, img, segmenter if refine else None)
+        if segmenter is not None and warm and not embedded:
+            segmenter.embed(img.array)
+        return regions
 
     def _instances(self, control: Control, dets: list, img, segmenter: Segmenter | None
                    ) -> tuple[list[dict], bool]:
@@ -276,11 +319,10 @@ class SegmentationBackend(Backend):
             raise NotEnoughData(f"{len(pairs)} submitted masks; training needs at least 2")
         try:
             # from the served decoder (the parent's, else the base model's); apply=False: the served model is kept
-            report = finetune_decoder(base, pairs, val_fraction=float(params.get("val_fraction", 0.25)),
-                                      epochs=int(params.get("epochs", 10)), lr=float(params.get("lr", 1e-4)),
-                                      seed=int(params.get("seed", 0)), apply=False,
-                                      max_seconds=float(params["max_seconds"]) if params.get("max_seconds") else None,
-                                      start_decoder=parent.decoder)
+            report = finetune_decoder(base, pairs, val_fraction=VAL_FRACTION.read(params, default=0.25),
+                                      epochs=EPOCHS.read(params, default=10), lr=LR.read(params, default=1e-4),
+                                      seed=SEED.read(params, default=0), apply=False,
+                                      max_seconds=MAX_SECONDS.read(params), start_decoder=parent.decoder)
         except NotEnoughMasks as e:
             raise NotEnoughData(str(e)) from None
         metrics = {**report.metrics, **skipped, "masks": len(pairs)}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import pickle
 import struct
 import threading
+import weakref
 import zlib
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +18,8 @@ import pytest
 from PIL import Image
 
 import ultralytics
+import backends.adapters.detection as adapter
+from backends.adapters.detection import DetectionBackend
 from backends.app import create_app
 from backends.config import Settings
 from tests.backends.protocol import predict
@@ -76,7 +80,8 @@ def test_finds_the_bus_and_the_persons(client):
     # the bus spans the width of the photo, in its upper-middle part
     assert v["x"] < 5 and v["width"] > 90 and 15 < v["y"] < 30 and 40 < v["height"] < 60 and v["rotation"] == 0
     for _, r in found:
-        assert 0 <= r["value"]["x"] <= 100 and 0 <= r["value"]["y"] <= 100 and 0.5 <= r["score"] <= 1
+        assert 0 <= r["value"]["x"] <= 100 and 0 <= r["value"]["y"] <= 100
+        assert adapter.DEFAULT_THRESHOLD <= r["score"] <= 1
         assert r["from_name"] == "label" and r["to_name"] == "image" and r["type"] == "rectanglelabels"
     assert answer["score"] == pytest.approx(np.mean([r["score"] for _, r in found]), abs=1e-3)
 
@@ -189,3 +194,70 @@ def test_an_empty_image_is_uncertain(client, tmp_path):
     Image.new("RGB", (320, 240), (128, 128, 128)).save(tmp_path / "blank.png")
     [answer] = _predict(client, [{"id": 1, "data": {"image": str(tmp_path / "blank.png")}}])
     assert answer["result"] == [] and answer["score"] == 0.0
+
+
+class _Planted:
+    """A pickle that creates a file when it is loaded: what a weights file planted in MODEL_DIR could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_model_path_loads_only_allowed_or_own_weights(client, settings, tmp_path):
+    marker = tmp_path / "pwned"
+    planted = settings.model_dir / "detection" / "5" / "v9" / "weights.pt"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(pickle.dumps(_Planted(marker)))
+    for spec, why in ((str(planted), "outside the model roots"), ("yolov8x.pt", "never downloaded")):
+        config = BOXES.replace('toName="image"', f'toName="image" model_path="{spec}"')
+        r = client.post("/setup", json={"project": "5.1", "schema": config})
+        assert r.status_code == 400 and why in r.json["error"], r.json
+        r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": str(BUS)}}], "project": "5.1",
+                                          "label_config": config})
+        assert r.status_code == 400 and why in r.json["error"], r.json
+    assert not marker.exists()
+
+
+def test_loaded_base_models_are_bounded(settings, monkeypatch):
+    monkeypatch.setattr(adapter, "MAX_BASE_DETECTORS", 2)
+    backend = DetectionBackend(settings)
+    for name in ("yolov8n.pt", "yolov8n_int8.onnx", "yolov8n-seg.pt"):
+        backend.detector(backend.resolve(name, "detect"), None)
+    assert [Path(w).name for w in backend._detectors] == ["yolov8n_int8.onnx", "yolov8n-seg.pt"]
+
+
+def test_numeric_params_are_range_checked(client):
+    task = {"id": 1, "data": {"image": str(BUS)}}
+    r = client.post("/predict", json={"tasks": [task], "project": "5.1", "label_config": BOXES,
+                                      "params": {"imgsz": 100000}})
+    assert r.status_code == 400 and "'imgsz'" in r.json["error"] and "32 to 2048" in r.json["error"], r.json
+    r = client.post("/setup", json={"project": "5.1", "schema": BOXES, "extra_params": {"batch_predict": 10**6}})
+    assert r.status_code == 400 and "'batch_predict'" in r.json["error"], r.json
+
+
+def test_images_are_decoded_batch_by_batch_within_a_request_budget(settings, monkeypatch):
+    live, peak = [], [0]
+    real = adapter.load_image
+
+    def tracked(*args, **kwargs):
+        array = real(*args, **kwargs)
+        live.append(weakref.ref(array))
+        peak[0] = max(peak[0], sum(ref() is not None for ref in live))
+        return array
+
+    monkeypatch.setattr(adapter, "load_image", tracked)
+    tasks = [{"id": i, "data": {"image": str(BUS)}} for i in range(1, 6)]
+    client = create_app("detection", settings).test_client()
+    r = client.post("/predict", json={"tasks": tasks, "project": "5.1", "label_config": BOXES,
+                                      "params": {"batch_predict": 2}})
+    answers = r.json["results"]
+    assert all("Bus" in [lb for lb, _ in _regions(a)] for a in answers)
+    assert peak[0] == 2 and all(ref() is None for ref in live)  # never more than one batch decoded at a time
+    # the budget admits tasks in order until it is spent: bus.jpg is 810x1080
+    client = create_app("detection", settings.with_overrides(max_request_pixels=3 * 810 * 1080)).test_client()
+    answers = predict(client, tasks, BOXES, "5.1")["results"]
+    assert ["error" in a for a in answers] == [False, False, False, True, True]
+    assert answers[3]["error"].startswith("task 4:") and "MAX_REQUEST_PIXELS" in answers[3]["error"]

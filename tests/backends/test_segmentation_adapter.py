@@ -232,3 +232,16 @@ def test_image_with_alpha_still_segments(tmp_path, weights_dir):
     client = create_app("segmentation", _settings(tmp_path, weights_dir)).test_client()
     [answer] = _predict(client, [{"id": 1, "data": {"image": str(tmp_path / "bus.png")}}])
     assert any(r["value"]["brushlabels"] == ["Bus"] for r in answer["result"])
+
+
+def test_params_are_checked_at_setup_and_predict(tmp_path, weights_dir):
+    client = create_app("segmentation", _settings(tmp_path, weights_dir)).test_client()
+    for bad, field in (({"warm_tasks": "abc"}, "'warm_tasks'"), ({"refine": "maybe"}, "'refine'"),
+                       ({"imgsz": 100000}, "'imgsz'")):
+        r = client.post("/setup", json={"project": "9.1", "schema": CONFIG, "extra_params": bad})
+        assert r.status_code == 400 and field in r.json["error"], r.json
+        r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": str(BUS)}}], "project": "9.1",
+                                          "label_config": CONFIG, "params": bad})
+        assert r.status_code == 400 and field in r.json["error"], r.json
+    r = client.post("/setup", json={"project": "9.1", "schema": CONFIG, "extra_params": {"refine": False}})
+    assert r.status_code == 200

@@ -63,7 +63,8 @@ def test_train_options_from_params():
 
 
 @pytest.mark.parametrize("key, value", [
-    ("epochs", 0), ("epochs", "ten"), ("epochs", 2.5), ("epochs", True), ("imgsz", 16), ("batch", -1),
+    ("epochs", 0), ("epochs", "ten"), ("epochs", 2.5), ("epochs", True), ("imgsz", 16), ("imgsz", 100000),
+    ("batch", -1), ("batch", 100000),
     ("patience", -1), ("freeze", "-2"), ("freeze_bn", "maybe"), ("freeze_bn", 2), ("workers", -1), ("lr0", 0),
     ("lr0", "fast"), ("lr0", 5), ("device", 1.5), ("device", -1), ("seed", None),
 ])

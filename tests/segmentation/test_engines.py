@@ -145,6 +145,24 @@ def test_resolve_rejects_escapes(tmp_path, hub):
     assert resolve_checkpoint("linked.pt", "vit_t", weights) == weights / "linked.pt"
 
 
+def test_resolve_follows_symlinks_before_the_root_check(tmp_path, hub):
+    weights, outside = tmp_path / "weights", tmp_path / "outside"
+    weights.mkdir()
+    outside.mkdir()
+    (outside / "secret.pt").write_bytes(b"0")
+    os.symlink(outside, weights / "sub")  # the literal paths below are inside the weights folder
+    os.symlink(outside / "secret.pt", weights / "linked.pt")
+    for spec in ("sub/secret.pt", str(weights / "sub" / "secret.pt"), str(weights / "linked.pt")):
+        with pytest.raises(EngineError, match="outside the allowed folders"):
+            resolve_checkpoint(spec, "vit_t", weights)
+    # a symlinked root still holds its own files
+    os.symlink(weights, tmp_path / "weights-link")
+    (weights / "custom.pt").write_bytes(b"0")
+    assert resolve_checkpoint("custom.pt", "vit_t", tmp_path / "weights-link") == tmp_path / "weights-link" / "custom.pt"
+    assert resolve_checkpoint(str(tmp_path / "weights-link" / "custom.pt"), "vit_t", tmp_path / "weights-link") \
+        == weights / "custom.pt"
+
+
 def test_resolve_missing_offline(tmp_path, hub):
     weights = tmp_path / "weights"
     weights.mkdir()
