@@ -52,6 +52,14 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         self.server.requests.append((parts.path, query, self.headers.get("Authorization")))
+        if parts.path.startswith("/not-label-studio/"):  # a web page where Label Studio's API was expected
+            raw = b"<html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return None
         if self.headers.get("Authorization") != f"Token {TOKEN}":
             return self._json(401, {"detail": "Invalid token."})
         if parts.path == "/api/projects/":
