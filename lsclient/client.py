@@ -118,6 +118,11 @@ class LabelStudioClient:
             if status in (401, 403):
                 raise error(f"Label Studio refused the API key ({status}) while {doing}{detail}") from None
             raise error(f"Label Studio answered {status} while {doing}{detail}") from None
+        except (json.JSONDecodeError, pydantic.ValidationError):
+            # something answered that is not Label Studio's API (before RequestException: requests' JSON error
+            # is one)
+            raise error(f"Label Studio at {self.url} gave an unreadable answer while {doing} "
+                        "(is the URL right?)") from None
         except (httpx.TimeoutException, requests.Timeout):
             raise error(f"cannot reach Label Studio at {self.url}: timed out while {doing}") from None
         except (httpx.HTTPError, requests.RequestException) as e:
@@ -125,7 +130,3 @@ class LabelStudioClient:
             raise error(f"cannot reach Label Studio at {self.url}: {reason} (while {doing})") from None
         except jwt.PyJWTError:
             raise error("Label Studio API key looks like a JWT but cannot be read") from None
-        except (json.JSONDecodeError, pydantic.ValidationError):
-            # something answered that is not Label Studio's API
-            raise error(f"Label Studio at {self.url} gave an unreadable answer while {doing} "
-                        "(is the URL right?)") from None
