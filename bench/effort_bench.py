@@ -3,7 +3,8 @@ coco128, as a function of the score threshold, and how well the task score ranks
 
     .venv/bin/python bench/effort_bench.py --out bench/results        # about 2 min on 2 CPU cores
 
-1. The model runs once over all 128 images at a low floor (0.01), keeping every candidate's 80 class probabilities.
+1. The model runs once over all 128 images at a low floor (0.01), keeping every candidate's 80 class probabilities
+   (`detection.class_probs.ClassProbsPredictor`).
 2. effort: the simulated annotator (`bench/effort.py`, times in `detection.effort.BoxCosts`) at each threshold
    0.05..0.90: seconds with the pre-annotation against drawing every box; saving = 1 - the ratio of the summed
    times. Spread over random halves (--splits): the threshold chosen on one half (`detection.threshold`) and the
@@ -38,6 +39,7 @@ SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
 from bench.effort import boxes, total  # noqa: E402
 from ops.sample_data import coco128_samples  # noqa: E402
+from detection.class_probs import ClassProbsPredictor  # noqa: E402
 from detection.effort import BOX_COSTS, f1  # noqa: E402
 from detection.scoring import FLOOR, image_confidence  # noqa: E402
 from detection.threshold import THRESHOLDS, choose_threshold, outcome_at  # noqa: E402
@@ -56,42 +58,21 @@ FLOORS = (0.01, 0.05, 0.1)
 
 
 def detect(weights: Path, samples: list, floor: float) -> tuple[list[list[Detection]], list[np.ndarray]]:
-    """Every candidate >= floor per image, highest score first, with its class probabilities (n, 80).
-
-    Ultralytics' Results keep only the top class, so its NMS is wrapped to return the kept anchors too, and their
-    sigmoid class scores are read from the raw head output.
-    """
-    import ultralytics.utils.nms as nms
+    """Every candidate >= floor per image, highest score first, with its class probabilities (n, 80)
+    (`detection.class_probs`), one image per call as the backend serves a task."""
     from ultralytics import YOLO
 
     yolo = YOLO(str(weights))
-    captured: list[np.ndarray] = []
-    original = nms.non_max_suppression
-
-    def with_probs(prediction, *args, **kwargs):
-        kwargs["return_idxs"] = True
-        out, keep = original(prediction, *args, **kwargs)
-        raw = prediction[0] if isinstance(prediction, (list, tuple)) else prediction
-        for b, idx in enumerate(keep):
-            captured.append(raw[b, 4:, idx.reshape(-1).long()].T.float().cpu().numpy())
-        return out
-
-    nms.non_max_suppression = with_probs
-    try:
-        dets, probs = [], []
-        for s in samples:
-            r = yolo.predict(str(s.image), conf=floor, iou=0.7, max_det=300, verbose=False)[0]
-            p = captured.pop()
-            xyxy = r.boxes.xyxy.cpu().numpy().astype(float)
-            conf = r.boxes.conf.cpu().numpy().astype(float)
-            cls = r.boxes.cls.cpu().numpy().astype(int)
-            if len(conf) and not (np.allclose(p.max(axis=1), conf, atol=1e-4) and (p.argmax(axis=1) == cls).all()):
-                raise RuntimeError(f"{s.image.name}: class probabilities do not line up with the boxes")
-            order = np.argsort(-conf, kind="stable")
-            dets.append([Detection(yolo.names[int(cls[i])], float(conf[i]), tuple(xyxy[i])) for i in order])
-            probs.append(p[order])
-    finally:
-        nms.non_max_suppression = original
+    dets, probs = [], []
+    for s in samples:
+        r = yolo.predict(str(s.image), predictor=ClassProbsPredictor, conf=floor, iou=0.7, max_det=300,
+                         verbose=False)[0]
+        xyxy = r.boxes.xyxy.cpu().numpy().astype(float)
+        conf = r.boxes.conf.cpu().numpy().astype(float)
+        cls = r.boxes.cls.cpu().numpy().astype(int)
+        order = np.argsort(-conf, kind="stable")
+        dets.append([Detection(yolo.names[int(cls[i])], float(conf[i]), tuple(xyxy[i])) for i in order])
+        probs.append(np.asarray(r.feats)[order])
     return dets, probs
 
 
