@@ -50,7 +50,8 @@ def test_learn_threshold_keeps_the_default_until_enough_objects():
     few = [_image(k) for k in range(3)]  # 6 objects
     assert learn_threshold(few, default=0.1) == 0.1
     assert learn_threshold(few, default=0.1, min_objects=6) == 0.2
-    assert learn_threshold([_image(k) for k in range(20)], default=0.1) == 0.2
+    assert learn_threshold([_image(k) for k in range(49)], default=0.1) == 0.1  # 98 objects
+    assert learn_threshold([_image(k) for k in range(50)], default=0.1) == 0.2
 
 
 def test_bad_input():
