@@ -198,7 +198,8 @@ def score_part(images: list, probs: list[np.ndarray], threshold: float, splits: 
     out = {}
     for key, s in scores.items():
         per_half = [spearman(s[h], f1s[h]) for h in halves]
-        out[key] = {"spearman_all": round(spearman(s, f1s), 4), "spearman_halves_mean": round(float(np.mean(per_half)), 4),
+        out[key] = {"spearman_all": round(spearman(s, f1s), 4),
+                    "spearman_halves_mean": round(float(np.mean(per_half)), 4),
                     "spearman_halves_std": round(float(np.std(per_half)), 4)}
     f1_former = np.array([f1(outcome_at(d, t, FORMER_DEFAULT)) for d, t in images])
     return {"threshold": threshold, "f1_mean": round(float(f1s.mean()), 4),

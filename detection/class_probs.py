@@ -8,7 +8,8 @@ the indices of the boxes it kept (the hook Ultralytics has for per-object featur
     r.feats  # (len(r.boxes), len(yolo.names)) numpy, in the order of r.boxes; r.feats.max(1) == r.boxes.conf
 
 A YOLO object keeps the predictor it was last given: later calls without `predictor=` go on using this one (its
-boxes are the stock predictor's). Detection models only: a segmentation predictor treats per-object features as a re-identification request.
+boxes are the stock predictor's). Detection models only: a segmentation predictor treats per-object features as a
+re-identification request.
 """
 from __future__ import annotations
 

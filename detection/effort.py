@@ -25,16 +25,18 @@ class BoxCosts:
     learner take them from here.
 
     - draw 7.0 s: drawing one box by extreme clicking, Papadopoulos, Uijlings, Keller & Ferrari, "Extreme clicking
-      for efficient object annotation", ICCV 2017 (7.0 s per box on PASCAL VOC, crowd-sourced). The traditional
-      way (clicking imaginary corners) took 25.5 s median per box, 42 s with its quality and coverage checks, on
-      ILSVRC (Su, Deng & Fei-Fei, "Crowdsourcing annotations for visual object detection", AAAI-HCOMP workshop
-      2012). 7.0 s is the conservative choice: a faster drawer gains less from pre-annotation.
-    - verify 1.6 s: a yes/no check of one box, Papadopoulos, Uijlings, Keller & Ferrari, "We don't need no
-      bounding-boxes: training object class detectors using only human verification", CVPR 2016 (1.6 s mean
-      response time per verification on PASCAL VOC).
+      for efficient object annotation", ICCV 2017 (7 s per box on PASCAL VOC, crowd-sourced). Drawing the
+      traditional way (clicking imaginary corners) took 25.5 s median per box on ILSVRC (Su, Deng & Fei-Fei,
+      "Crowdsourcing annotations for visual object detection", AAAI HCOMP workshop 2012), 35-42 s per high-quality
+      box with its quality and coverage checks, as both Papadopoulos et al. papers cite it. 7.0 s is the
+      conservative choice: a faster drawer gains less from pre-annotation.
+    - verify 1.6 s: a yes/no check of one box, the mean verification time reported in Papadopoulos, Uijlings,
+      Keller & Ferrari, "We don't need no bounding-boxes: training object class detectors using only human
+      verification", CVPR 2016 (PASCAL VOC, crowd-sourced).
     - fix 3.0 s and delete 1.0 s: NOT measured by those studies; assumptions. Fixing = verifying it is the right
       object plus one corner drag or a label change (more than a verification, well under a new box); deleting =
-      select and press a key. The effort curve's optimum moves little with them (see bench/effort_bench.py).
+      select and press a key. On coco128 the best threshold stays 0.1 for fix 2-4 s and moves one step (0.05 /
+      0.2) for delete 0.5 / 2 s (bench/results/effort_detection.json, cost_sensitivity).
     """
 
     draw: float = 7.0
@@ -44,8 +46,9 @@ class BoxCosts:
 
     def __post_init__(self) -> None:
         for name in ("draw", "verify", "fix", "delete"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"BoxCosts.{name} must be a non-negative number of seconds, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not value >= 0.0:  # NaN fails this too
+                raise ValueError(f"BoxCosts.{name} must be a non-negative number of seconds, got {value!r}")
 
 
 BOX_COSTS = BoxCosts()
