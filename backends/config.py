@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+import selection
+
 from .threads import thread_budget
 
 DEFAULT_PORT = {"text_cls": 9090, "detection": 9091, "segmentation": 9092, "asr": 9093}
@@ -23,6 +25,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+
+
+def _strategy(raw: str) -> str:
+    """A known selection strategy's name (the default when empty), or a ValueError naming the variable."""
+    try:
+        return selection.get(raw.strip() or selection.DEFAULT).name
+    except selection.UnknownStrategy as e:
+        raise ValueError(f"UNCERTAINTY_STRATEGY: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class Settings:
     retrain_every: int = 10
     keep_versions: int = 10
     train_timeout: int = 3600
-    uncertainty: str = "least_confidence"
+    uncertainty: str = selection.DEFAULT  # selection strategy whose measure scores each task
     # speech recognition: the Whisper model by name or path (a project's extra params `model` wins); "" = tiny.en
     asr_model: str = ""
 
@@ -99,7 +109,7 @@ class Settings:
             retrain_every=_int(env, "RETRAIN_EVERY", 10),
             keep_versions=_int(env, "KEEP_VERSIONS", 10),
             train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),
-            uncertainty=env.get("UNCERTAINTY_STRATEGY", "least_confidence").strip() or "least_confidence",
+            uncertainty=_strategy(env.get("UNCERTAINTY_STRATEGY", "")),
             asr_model=env.get("ASR_MODEL", "").strip(),
         )
 

@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from backends import uncertainty  # noqa: E402  (the bench may use the Label Studio layer; text_cls may not)
+import selection  # noqa: E402
 from ops import sample_data as samples  # noqa: E402  (the TREC reader and class descriptions the tests use)
 from text_cls import ControlSpec, TextClassifier, get_encoder  # noqa: E402
 
@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     print("active learning", flush=True)
     strategies = {
         "random": None,
-        "least_confidence": uncertainty.least_confidence,
-        "margin": uncertainty.margin,
-        "entropy": uncertainty.entropy,
+        "least_confidence": selection.least_confidence,
+        "margin": selection.margin,
+        "entropy": selection.entropy,
     }
     al = active_learning(encoder, train, test, strategies, list(range(args.seeds)), args.start, args.batch, args.stop)
 

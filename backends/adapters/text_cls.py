@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from selection import combine
+from selection import get_measure as get_strategy  # the measure behind a strategy's per-task score
 from text_cls.classifier import ControlSpec, TextClassifier
 from text_cls.encoder import get_encoder
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls, task_value
-from ..uncertainty import combine, get_strategy
 
 log = logging.getLogger(__name__)
 

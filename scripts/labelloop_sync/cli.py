@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import selection
+
 from .connection import LS
 from .errors import SyncError
+from .rank import MEASURES
+from .rank import STRATEGIES as RANK_STRATEGIES
 
 INTERRUPTED_EXIT = 130
 
@@ -77,11 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Re-score every open task with the served model; the 'Most uncertain first' "
                                    "view then shows the least confident first.")
     _project_args(p)
-    p.add_argument("--strategy", default="least_confidence",
-                   choices=["least_confidence", "margin", "entropy", "kcenter"])
-    p.add_argument("--batch", type=int, default=20, help="kcenter: size of the diverse batch put on top")
-    p.add_argument("--uncertainty", default="least_confidence", choices=["least_confidence", "margin", "entropy"],
-                   help="kcenter: the uncertainty that weights the picks")
+    p.add_argument("--strategy", choices=RANK_STRATEGIES,
+                   help=f"default {selection.DEFAULT} (measured best: bench/results/selection.json; ranked by its "
+                        "uncertainty alone when the backend has no /embed)")
+    p.add_argument("--batch", type=int, default=20,
+                   help="batch-aware strategies: how many tasks they put on top, in their order")
+    p.add_argument("--uncertainty", choices=MEASURES, help="the measure behind the scores (default: the strategy's)")
     p.add_argument("--batch-size", type=int, default=32)
 
     p = sub.add_parser("retrain", help="train a new version, wait for it, then re-rank (cron-safe)",
@@ -91,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _project_args(p)
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the job (default 1800)")
     p.add_argument("--lock-file", type=Path, help="default: $TMPDIR/labelloop-sync-retrain-<project>.lock")
-    p.add_argument("--strategy", default="least_confidence",
-                   choices=["least_confidence", "margin", "entropy", "kcenter"], help="re-rank strategy")
+    p.add_argument("--strategy", choices=RANK_STRATEGIES, help=f"re-rank strategy (default {selection.DEFAULT})")
     p.add_argument("--no-rank", action="store_true", help="do not re-rank after training")
 
     p = sub.add_parser("export", help="export completed tasks (json, csv, coco, yolo, voc, asr-manifest)",
@@ -155,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                           uncertainty=args.uncertainty)
         _print(args, result, lambda r: f"project {ctx.project_id}: {r['scored']} open tasks ranked by "
                                        f"{r['strategy']} with {r['model_version']}; first: {r['top'][:5]}"
-                                       f"{_errors(r['errors'])}")
+                                       + (f" ({r['note']})" if r.get("note") else "") + _errors(r["errors"]))
     elif args.command == "retrain":
         from . import rank, retrain
 

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+import selection
+
 from . import templates
 from .errors import ConfigError
 
@@ -133,6 +135,11 @@ def _backend(raw: Any, i: int) -> BackendConfig:
     extra = raw.get("extra_params")
     if extra is not None and not isinstance(extra, dict):
         raise ConfigError(f"{where}extra_params must be a mapping")
+    if extra and "uncertainty" in extra:
+        try:  # the backend would answer every prediction with a 400: say so before the project is set up
+            selection.get(str(extra["uncertainty"]))
+        except selection.UnknownStrategy as e:
+            raise ConfigError(f"{where}extra_params.uncertainty: {e}") from None
     timeout = raw.get("timeout")
     return BackendConfig(url=url.rstrip("/"), title=_typed(raw, "title", str, f"labelloop {i + 1}", where),
                          user=user, password=password, interactive=_typed(raw, "interactive", bool, False, where),

@@ -1,9 +1,10 @@
 """`rank`: re-score the open tasks with the served model so Label Studio shows the most useful first.
 
-least_confidence, margin and entropy ask the backend's /predict for that uncertainty score. kcenter adds
-diversity: k-center greedy over the backend's /embed vectors, weighted by uncertainty, picks a batch of tasks that
-are uncertain and unlike each other (and unlike what is labeled), so the top of the queue is not near-duplicates.
-The batch gets the lowest scores (0, 1e-6, 2e-6, ...) so it sorts first; the other tasks keep their confidence.
+The strategies are selection's (selection/registry.py). The backend's /predict scores every open task with the
+strategy's uncertainty measure: a confidence in [0, 1], low = label first. A batch-aware strategy (the default
+hybrid, kcenter, typiclust, ...) then picks a batch of `--batch` tasks from those confidences and the backend's
+/embed vectors of the open and the labeled tasks, and writes its order into the scores: the batch gets 0, 1e-6,
+2e-6, ... so it sorts first; every other task keeps its confidence.
 """
 from __future__ import annotations
 
@@ -12,51 +13,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+import selection
+
 from .context import Context, done_annotations, iter_tasks
 from .errors import SyncError
 from .predict import prediction_versions, to_predictions
 from .project import set_model_version
 
-STRATEGIES = ("least_confidence", "margin", "entropy", "kcenter")
-BATCH_STEP = 1e-6
-
-
-def _normalize(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
-
-
-def kcenter_order(confidence: np.ndarray, embeddings: np.ndarray, k: int,
-                  centers: np.ndarray | None = None) -> list[int]:
-    """Indices of a diverse, uncertain batch of at most k tasks, in pick order.
-
-    Each pick maximises (uncertainty + 0.05) * (cosine distance to the nearest task already picked or labeled):
-    a near-duplicate of a picked task has distance about 0 and waits until nothing else is left.
-
-    Args:
-        confidence: (n,) confidences in [0, 1].
-        embeddings: (n, d) vectors.
-        k: batch size.
-        centers: (m, d) vectors of labeled tasks, covered already.
-    """
-    n = len(confidence)
-    if n == 0 or k <= 0:
-        return []
-    emb = _normalize(np.asarray(embeddings, dtype=np.float64))
-    weight = (1.0 - np.clip(np.asarray(confidence, dtype=np.float64), 0, 1)) + 0.05
-    nearest = np.full(n, 1.0)
-    if centers is not None and len(centers):
-        sims = emb @ _normalize(np.asarray(centers, dtype=np.float64)).T
-        nearest = np.clip(1.0 - sims.max(axis=1), 0.0, 2.0)
-    picked: list[int] = []
-    available = np.ones(n, dtype=bool)
-    for _ in range(min(k, n)):
-        gain = np.where(available, weight * nearest, -np.inf)
-        i = int(np.argmax(gain))
-        picked.append(i)
-        available[i] = False
-        nearest = np.minimum(nearest, np.clip(1.0 - emb @ emb[i], 0.0, 2.0))
-    return picked
+# what rank can give a strategy: the backend's confidences and embeddings (not class probabilities)
+STRATEGIES = tuple(name for name, s in sorted(selection.STRATEGIES.items())
+                   if s.needs <= {"confidence", "embeddings"})
+MEASURES = tuple(selection.MEASURES)
 
 
 def _embed(ctx: Context, tasks: list[dict], batch_size: int) -> np.ndarray:
@@ -66,15 +33,28 @@ def _embed(ctx: Context, tasks: list[dict], batch_size: int) -> np.ndarray:
         answer = backend.embed(ctx.project_id, ctx.label_config, tasks[start:start + batch_size])
         vectors.extend(answer.get("embeddings") or [])
     if len(vectors) != len(tasks) or any(v is None for v in vectors):
-        raise SyncError("the backend gave no embedding for some tasks: kcenter needs one per task")
+        raise SyncError("the backend gave no embedding for some tasks: a diversity strategy needs one per task")
     return np.asarray(vectors, dtype=np.float64)
 
 
-def run(ctx: Context, strategy: str = "least_confidence", batch: int = 20, batch_size: int = 32,
-        uncertainty: str = "least_confidence") -> dict[str, Any]:
-    """The `rank` command: returns the version, the number of tasks re-scored and the top of the queue."""
-    if strategy not in STRATEGIES:
-        raise SyncError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}", code=2)
+def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: int = 32,
+        uncertainty: str | None = None) -> dict[str, Any]:
+    """The `rank` command: returns the version, the number of tasks re-scored and the top of the queue.
+
+    Args:
+        strategy: one of `STRATEGIES`; None means `selection.DEFAULT`, which falls back to its own measure alone
+            (with a note in the result) when the backend has no /embed; a strategy asked for by name fails then.
+        batch: how many tasks a batch-aware strategy puts on top, in its order.
+        batch_size: tasks per /predict and /embed request.
+        uncertainty: the measure behind the confidences (default: the strategy's own).
+    """
+    name = strategy or selection.DEFAULT
+    if name not in STRATEGIES:
+        raise SyncError(f"unknown strategy {name!r} for rank; choose one of: {', '.join(STRATEGIES)}", code=2)
+    chosen = selection.get(name)
+    measure = uncertainty or chosen.measure
+    if measure not in MEASURES:
+        raise SyncError(f"unknown uncertainty {measure!r}; choose one of: {', '.join(MEASURES)}", code=2)
     backend = ctx.need_backend()
     served = backend.served_version(ctx.project_id)
     with ctx.ls.errors(f"reading project {ctx.project_id}"):
@@ -89,35 +69,49 @@ def run(ctx: Context, strategy: str = "least_confidence", batch: int = 20, batch
         current = prediction_versions(task).get(served)
         if current is not None:
             existing[task.id] = current
-    params = {"uncertainty": uncertainty if strategy == "kcenter" else strategy}
+    note = None
+    if "embeddings" in chosen.needs and open_tasks:
+        try:  # one task first: a backend without /embed should not cost a whole scoring pass
+            _embed(ctx, open_tasks[:1], batch_size)
+        except SyncError as e:
+            if strategy is not None:
+                raise
+            note = f"{name} needs the backend's /embed ({e}); ranked by {chosen.measure} alone"
+            chosen = selection.get(chosen.measure)
     preds: list[dict] = []
     errors: list[str] = []
-    for start in tqdm(range(0, len(open_tasks), batch_size), desc=f"score {strategy}", unit="batch",
+    for start in tqdm(range(0, len(open_tasks), batch_size), desc=f"score {measure}", unit="batch",
                       disable=len(open_tasks) <= batch_size):
         chunk = open_tasks[start:start + batch_size]
-        answer = backend.predict(ctx.project_id, ctx.label_config, chunk, params=params)
+        answer = backend.predict(ctx.project_id, ctx.label_config, chunk, params={"uncertainty": measure})
         if answer.get("model_version") and answer["model_version"] != served:
             raise SyncError(f"the backend now serves {answer['model_version']} instead of {served}: run rank again")
         p, e = to_predictions(chunk, answer)
         preds.extend(p)
         errors.extend(e)
-    if strategy == "kcenter" and preds:
-        by_id = {t["id"]: t for t in open_tasks}
-        conf = np.array([p["score"] if p["score"] is not None else 0.0 for p in preds])
-        emb = _embed(ctx, [by_id[p["task"]] for p in preds], batch_size)
-        centers = _embed(ctx, labeled, batch_size) if labeled else None
-        order = kcenter_order(conf, emb, batch, centers)
-        floor = BATCH_STEP * len(order)
-        for p in preds:
-            p["score"] = max(float(p["score"] or 0.0), floor)
-        for position, i in enumerate(order):
-            preds[i]["score"] = position * BATCH_STEP
+    if chosen.batch_aware and preds:
+        _write_order(ctx, chosen, preds, open_tasks, labeled, batch, batch_size)
     written = _write(ctx, preds, existing)
     if preds:
         set_model_version(ctx.ls, ctx.project_id, served)
     top = [p["task"] for p in sorted(preds, key=lambda p: (p["score"] is None, p["score"]))[:10]]
-    return {"model_version": served, "strategy": strategy, "scored": len(preds), "written": written,
-            "errors": errors, "top": top}
+    return {"model_version": served, "strategy": chosen.name, "uncertainty": measure, "scored": len(preds),
+            "written": written, "errors": errors, "top": top, "note": note}
+
+
+def _write_order(ctx: Context, chosen: selection.Strategy, preds: list[dict], open_tasks: list[dict],
+                 labeled: list[dict], batch: int, batch_size: int) -> None:
+    """Let a batch-aware strategy pick the batch and write its order into the predictions' scores."""
+    conf = np.array([p["score"] if p["score"] is not None else 0.0 for p in preds])
+    fields: dict[str, Any] = {"confidence": conf, "n_labeled": len(labeled)}
+    if "embeddings" in chosen.needs:
+        by_id = {t["id"]: t for t in open_tasks}
+        fields["embeddings"] = _embed(ctx, [by_id[p["task"]] for p in preds], batch_size)
+        if labeled:
+            fields["labeled_embeddings"] = _embed(ctx, labeled, batch_size)
+    order = chosen.order(selection.Pool(**fields), batch)
+    for p, score in zip(preds, selection.scores(conf, order)):
+        p["score"] = float(score)
 
 
 def _write(ctx: Context, preds: list[dict], existing: dict[int, dict]) -> int:

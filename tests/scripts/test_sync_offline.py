@@ -7,12 +7,13 @@ import sys
 import numpy as np
 import pytest
 
+import selection
 from scripts.labelloop_sync import config as config_mod
 from scripts.labelloop_sync.agreement import task_agreement
 from scripts.labelloop_sync.cli import build_parser, main
 from scripts.labelloop_sync.errors import ConfigError
 from scripts.labelloop_sync.export import audio_duration
-from scripts.labelloop_sync.rank import kcenter_order
+from scripts.labelloop_sync.rank import STRATEGIES as RANK_STRATEGIES
 from ops.services import ROOT, free_port
 
 SYNC = [sys.executable, str(ROOT / "scripts" / "sync.py")]
@@ -52,6 +53,8 @@ def test_missing_api_key_is_a_usage_error(capsys, monkeypatch):
     ("title: ok title\ntemplate: asr\noverlap: {maximum_annotations: 0}\n", "maximum_annotations must be >= 1"),
     ("title: ok title\ntemplate: asr\nml_backends: [{url: 'http://x', auth: {user: u, password: '${NOPE_X}'}}]\n",
      "environment variable NOPE_X is not set"),
+    ("title: ok title\ntemplate: asr\nml_backends: [{url: 'http://x', extra_params: {uncertainty: most}}]\n",
+     "ml_backends[0].extra_params.uncertainty: unknown selection strategy 'most'; choose one of: badge"),
 ])
 def test_invalid_config_is_explained(tmp_path, capsys, text, message):
     path = tmp_path / "p.yaml"
@@ -74,19 +77,14 @@ def test_examples_are_valid(monkeypatch):
     assert text.backends[0].auth_header() == "Basic bGFiZWwtc3R1ZGlvOnNlY3JldA=="
 
 
-def test_kcenter_skips_near_duplicates_and_starts_with_the_least_confident():
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=(6, 16))
-    dup = base[0] + rng.normal(scale=1e-3, size=(4, 16))  # four near-copies of task 0
-    emb = np.vstack([base, dup])
-    conf = np.array([0.05, 0.5, 0.6, 0.7, 0.8, 0.9, 0.06, 0.07, 0.08, 0.09])
-    order = kcenter_order(conf, emb, 5)
-    assert order[0] == 0
-    assert not set(order) & {6, 7, 8, 9}
-    # pure uncertainty would have put the copies right behind task 0
-    assert list(np.argsort(conf)[:5]) == [0, 6, 7, 8, 9]
-    # a labeled task counts as covered: its near-copies go last
-    assert 0 not in kcenter_order(conf, emb, 3, centers=base[:1])
+def test_rank_offers_the_strategies_it_can_feed_and_defaults_to_the_measured_best():
+    # rank has the backend's confidences and embeddings, not class probabilities: no BADGE or class balance
+    assert set(RANK_STRATEGIES) == {n for n, s in selection.STRATEGIES.items() if not s.needs - {"confidence", "embeddings"}}
+    assert {"hybrid", "kcenter", "margin"} <= set(RANK_STRATEGIES) and "badge" not in RANK_STRATEGIES
+    args = build_parser().parse_args(["rank", "--project", "1"])
+    assert args.strategy is None and selection.DEFAULT in RANK_STRATEGIES  # None: rank.run uses the default
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["rank", "--project", "1", "--strategy", "badge"])
 
 
 def _choice(label):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from backends.uncertainty import STRATEGIES, combine, entropy, get_strategy, least_confidence, margin
+from selection.uncertainty import MEASURES, combine, entropy, least_confidence, margin
 
 ALL = [least_confidence, margin, entropy]
 
@@ -81,12 +81,8 @@ def test_bad_values_stay_in_range(strategy):
     assert not np.isnan(conf_ml).any() and np.all((conf_ml >= 0) & (conf_ml <= 1))
 
 
-def test_registry():
-    assert set(STRATEGIES) == {"least_confidence", "margin", "entropy"}
-    assert get_strategy("margin") is margin
-    assert get_strategy(" Entropy ") is entropy
-    with pytest.raises(ValueError, match="least_confidence"):
-        get_strategy("random")
+def test_measures_by_name():
+    assert MEASURES == {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
 
 
 def test_combine_takes_the_least_confident_control():

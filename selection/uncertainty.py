@@ -1,6 +1,6 @@
-"""Uncertainty sampling: turn class probabilities into a per-task confidence for Label Studio.
+"""Uncertainty measures: turn class probabilities into a per-item confidence.
 
-Every strategy shares one signature, `strategy(probs, multi_label=False) -> confidence`, and returns a
+Every measure shares one signature, `measure(probs, multi_label=False) -> confidence`, and returns a
 confidence in [0, 1] where 1 means certain. Label Studio orders tasks by prediction score, lowest first,
 so the task the model is least sure about is shown to the annotator first.
 
@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-Strategy = Callable[..., np.ndarray]
+Measure = Callable[..., np.ndarray]
 
 
 def _rows(probs: np.ndarray, multi_label: bool) -> np.ndarray:
@@ -125,26 +125,11 @@ def entropy(probs: np.ndarray, multi_label: bool = False) -> np.ndarray:
     return _apply(_entropy, probs, multi_label)
 
 
-STRATEGIES: dict[str, Strategy] = {
+MEASURES: dict[str, Measure] = {
     "least_confidence": least_confidence,
     "margin": margin,
     "entropy": entropy,
 }
-
-
-def get_strategy(name: str) -> Strategy:
-    """Look a strategy up by name.
-
-    Args:
-        name: one of `STRATEGIES` (case and surrounding spaces ignored).
-
-    Returns:
-        The strategy function.
-    """
-    key = name.strip().lower()
-    if key not in STRATEGIES:
-        raise ValueError(f"unknown uncertainty strategy {name!r}; choose one of: {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[key]
 
 
 def combine(confidences: list[np.ndarray]) -> np.ndarray:
