@@ -1,7 +1,8 @@
 """Text classification for one or more choice controls over a shared sentence encoder.
 
 Each control starts zero-shot (similarity to label prototypes) and switches to a logistic-regression head once it
-has enough annotated examples. Saved models are a JSON file plus an `.npz` of arrays (no pickle), and the
+has enough annotated examples; the head's C and the weight it gives zero-shot are chosen by cross-validation, and a
+fit can be judged against the served classifier and zero-shot on the same folds (`fit(served=...)`). Saved models are a JSON file plus an `.npz` of arrays (no pickle), and the
 fine-tuned transformer when there is one.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sklearn.metrics import accuracy_score
 
 from . import zero_shot
 from .encoder import DEFAULT_MODEL, Encoder, get_encoder
-from .heads import LinearHead, cross_validate, fit_multi, fit_single
+from . import heads
+from .heads import LinearHead, fit_head
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # A control's head replaces zero-shot once it has min_examples answers and two classes with min_per_class each.
     "min_examples": 10,
     "min_per_class": 2,
-    # Inverse L2 strength on unit-length embeddings: 10 beat 1 and 100 on TREC-6 from 120 to 500 labels.
-    "C": 10.0,
+    # Inverse L2 strength on unit-length embeddings: "auto" picks it from heads.C_GRID by cross-validation.
+    "C": "auto",
+    # Weight of the zero-shot logits in a head: "auto" picks it from heads.PRIOR_GRID by cross-validation.
+    "prior_weight": "auto",
     "max_iter": 2000,
     "cv_folds": 5,
     "seed": 0,
@@ -47,6 +51,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "multi_temperature": zero_shot.DEFAULT_MULTI_TEMPERATURE,
     # Heads learn a correction to the zero-shot logits (see heads.py); False: plain logistic regression.
     "prior": True,
+    # The guard (fit(served=...)) calls a fit worse when its cross-validated accuracy is this much below the
+    # served classifier's or zero-shot's on the same folds.
+    "guard_tolerance": 0.0,
 }
 
 
@@ -93,9 +100,9 @@ class ControlSpec:
 class TextClassifier:
     """Zero-shot or trained classification of texts for several choice controls sharing one encoder.
 
-    Single-choice controls with a trained head predict only the labels seen in training: a label with no example
-    gets probability 0 until it is annotated. Multi-choice labels never chosen in training keep their zero-shot
-    probability.
+    Labels without a training example keep their zero-shot probability until they are annotated: a single-choice
+    head shares out only the probability zero-shot gives the labels it has seen, and a multi-choice label never
+    chosen in training keeps its zero-shot sigmoid.
 
     Args:
         encoder: Sentence encoder (shared; see `get_encoder`).
@@ -163,7 +170,11 @@ class TextClassifier:
 
     # ------------------------------------------------------------------ training
     def fit(
-        self, texts: list[str], targets: dict[str, list[list[str] | None]], params: dict | None = None
+        self,
+        texts: list[str],
+        targets: dict[str, list[list[str] | None]],
+        params: dict | None = None,
+        served: TextClassifier | None = None,
     ) -> dict:
         """Train a head per control that has enough answers; the others stay (or return to) zero-shot.
 
@@ -173,14 +184,18 @@ class TextClassifier:
                 control. For single choice an empty list also counts as no answer, and only the first label is
                 used. Controls left out have no answers.
             params: Overrides of the current params (kept for later fits and saved).
+            served: The classifier now in use, for the guard: its recipe (C and zero-shot weight of each head; a
+                control without a head is zero-shot) is cross-validated on the same folds as the new head's.
 
         Returns:
             Control name -> {"mode", "n_examples", "classes" (label -> count), "cv_folds", "cv_accuracy",
-            "cv_macro_f1" (None when a class is too small for 2 folds or the control stays zero-shot),
-            "zero_shot_accuracy" (of the zero-shot predictions on the training answers), "zero_shot_weight" (the
-            trust the head learnt in the zero-shot logits, ~1 = kept, ~0 = ignored; None without a head, with
-            params["prior"] false, or after fine-tuning), "finetuned" (embeddings from a fine-tuned transformer)}.
-            After fine-tuning, the cross-validation scores are optimistic: the transformer has seen every fold.
+            "cv_macro_f1", "cv_log_loss" (of the chosen recipe's held-out predictions; None when a class is too
+            small for 2 folds or the control stays zero-shot), "C", "zero_shot_weight" (the chosen recipe; None
+            without a head), "zero_shot_accuracy" (of the zero-shot predictions on the training answers),
+            "finetuned" (embeddings from a fine-tuned transformer), "guard" (see `_guard`; None without a
+            head)}. After fine-tuning, the cross-validation scores are optimistic: the transformer has seen every
+            fold. The cross-validated scores are those of the best of several recipes on the same folds, so
+            slightly optimistic as well.
 
         Raises:
             ValueError: Unknown control names, labels outside a control's labels, or length mismatches.
@@ -190,7 +205,6 @@ class TextClassifier:
         old_prompt = self.params["zero_shot_prompt"]
         self.params = _merge_params(self.params, params)
         p = self.params
-        seed = int(p["seed"])
 
         # Every fit starts again from the base encoder: fine-tunes do not stack, and a fit without fine-tuning
         # after one with it goes back to the pre-trained embeddings.
@@ -203,7 +217,7 @@ class TextClassifier:
         self.finetune_info = self._finetune(texts, data, eligible) if p["finetune"] else {}
 
         embeddings = self.encoder.encode(list(texts)) if texts else np.zeros((0, self.encoder.dim), np.float32)
-        heads: dict[str, LinearHead] = {}
+        new_heads: dict[str, LinearHead] = {}
         for spec in self.controls:
             rows, y = data[spec.name]
             E = embeddings[rows]
@@ -215,27 +229,96 @@ class TextClassifier:
                 "cv_folds": None,
                 "cv_accuracy": None,
                 "cv_macro_f1": None,
-                "zero_shot_accuracy": _accuracy(spec, y, zs_logits) if len(rows) else None,
+                "cv_log_loss": None,
+                "C": None,
                 "zero_shot_weight": None,
+                "zero_shot_accuracy": _accuracy(spec, y, zs_logits) if len(rows) else None,
                 "finetuned": self.finetuned,
+                "guard": None,
             }
             if eligible[spec.name]:
-                # After fine-tuning, zero-shot scores on the training texts are overfit (TREC-6, 120 labels: 0.95
-                # train accuracy), so a head would trust them too much: 0.86 test accuracy with them, 0.88 without.
-                prior = bool(p["prior"]) and not self.finetuned
-                C, max_iter = float(p["C"]), int(p["max_iter"])
-                # Cross-validation first, on the same recipe as the final head, which then sees all the data.
-                m.update(cross_validate(E, zs_logits, y, spec.multi, C, prior, seed, int(p["cv_folds"]), max_iter))
-                fit = fit_multi if spec.multi else fit_single
-                head = fit(E, y, zs_logits if prior else None, C, seed, max_iter)
-                heads[spec.name] = head
-                m["mode"] = "trained"
-                if prior and len(head.classes):
-                    m["zero_shot_weight"] = round(float(head.prior_scale.mean()), 4)
+                head, fitted = self._fit_control(spec, E, zs_logits, y, served)
+                new_heads[spec.name] = head
+                m.update(fitted, mode="trained")
             metrics[spec.name] = m
-        self.heads = heads
+        self.heads = new_heads
         self.metrics = metrics
         return metrics
+
+    def _grids(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The C and zero-shot weight candidates the params allow."""
+        p = self.params
+        C_grid = heads.C_GRID if p["C"] == "auto" else (float(p["C"]),)
+        # After fine-tuning, zero-shot scores on the training texts are overfit (TREC-6, 120 labels: 0.95 train
+        # accuracy), so a head would trust them too much: 0.86 test accuracy with them, 0.88 without.
+        if not p["prior"] or self.finetuned:
+            prior_grid: tuple[float, ...] = (0.0,)
+        else:
+            prior_grid = heads.PRIOR_GRID if p["prior_weight"] == "auto" else (float(p["prior_weight"]),)
+        return C_grid, prior_grid
+
+    def _fit_control(
+        self, spec: ControlSpec, E: np.ndarray, zs_logits: np.ndarray, y: np.ndarray, served: TextClassifier | None
+    ) -> tuple[LinearHead, dict[str, Any]]:
+        """Choose the recipe on held-out folds, judge it, then fit it on every example."""
+        p = self.params
+        max_iter = int(p["max_iter"])
+        C_grid, prior_grid = self._grids()
+        splits = heads.folds(y, spec.multi, int(p["seed"]), int(p["cv_folds"]))
+        out: dict[str, Any] = {}
+        if splits:
+            C, weight, cv, _ = heads.select(E, zs_logits, y, spec.multi, splits, C_grid, prior_grid, max_iter)
+            out.update(cv_folds=len(splits), cv_accuracy=cv["accuracy"], cv_macro_f1=cv["macro_f1"],
+                       cv_log_loss=cv["log_loss"])
+            out["guard"] = self._guard(spec, E, zs_logits, y, splits, cv, served)
+        else:
+            # Too few labels per class for two folds: the largest candidates, zero-shot kept at full weight.
+            C, weight = max(C_grid), max(prior_grid)
+        out.update(C=C, zero_shot_weight=weight)
+        return fit_head(E, y, zs_logits, spec.multi, C, weight, max_iter), out
+
+    def _guard(
+        self, spec: ControlSpec, E: np.ndarray, zs_logits: np.ndarray, y: np.ndarray, splits: list,
+        candidate: dict[str, float], served: TextClassifier | None,
+    ) -> dict[str, Any]:
+        """The new head against the served classifier's recipe and zero-shot, on the same held-out folds.
+
+        Returns:
+            {"metric", "candidate", "served", "zero_shot" (scores, see `heads.score`), "served_mode", "worse"
+            (bool), "reason" (why it is worse, else "")}.
+        """
+        zs_proba = zero_shot.sigmoid(zs_logits) if spec.multi else zero_shot.softmax(zs_logits)
+        zs_scores = heads.score(zs_proba, y, spec.multi)
+        recipe = served.recipe(spec) if served is not None else None
+        if recipe is None:
+            served_mode, served_scores = "zero_shot", zs_scores
+        else:
+            served_mode = "trained"
+            proba = heads.out_of_fold(E, zs_logits, y, spec.multi, splits, *recipe, int(self.params["max_iter"]))
+            served_scores = heads.score(proba, y, spec.multi)
+        metric = "label_accuracy" if spec.multi else "accuracy"
+        tolerance = float(self.params["guard_tolerance"])
+        reasons = [
+            f"{spec.name}: cross-validated {metric} {candidate[metric]:.3f} below {name}'s {other[metric]:.3f} "
+            f"on the same {len(splits)} folds of {len(y)} labels"
+            for name, other in (("the served version", served_scores), ("zero-shot", zs_scores))
+            if candidate[metric] < other[metric] - tolerance
+        ]
+        return {"metric": metric, "candidate": candidate, "served": served_scores, "zero_shot": zs_scores,
+                "served_mode": served_mode, "worse": bool(reasons), "reason": "; ".join(reasons)}
+
+    def recipe(self, spec: ControlSpec) -> tuple[float, float] | None:
+        """(C, zero-shot weight) of this classifier's head for a control like `spec` (same name, labels and
+        kind), or None when it has none."""
+        own = next((s for s in self.controls if s.name == spec.name), None)
+        head = self.heads.get(spec.name)
+        if own is None or head is None or own.labels != spec.labels or own.multi != spec.multi:
+            return None
+        m = self.metrics.get(spec.name) or {}
+        # Versions saved before C was chosen per fit used a fixed C of 10.
+        C = m.get("C") or (self.params["C"] if self.params["C"] != "auto" else 10.0)
+        weight = float(head.prior_scale.max()) if len(head.prior_scale) else 0.0
+        return float(C), weight
 
     def _targets(
         self, texts: list[str], targets: Mapping[str, Sequence[list[str] | None]]
@@ -445,8 +528,28 @@ def _merge_params(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) 
         if key not in DEFAULT_PARAMS:
             # Kept (and saved) so callers can pass shared params, but worth a trace when it is a typo.
             log.debug("text_cls: unknown param %r ignored", key)
+        elif key in _AUTO_OR_NUMBER:
+            value = _auto_or_number(key, value, *_AUTO_OR_NUMBER[key])
         merged[key] = value
     return merged
+
+
+# Params that are "auto" (chosen by cross-validation) or a number in a range.
+_AUTO_OR_NUMBER = {"C": (1e-6, 1e6), "prior_weight": (0.0, 10.0), "guard_tolerance": (0.0, 1.0)}
+
+
+def _auto_or_number(key: str, value: Any, lo: float, hi: float) -> str | float:
+    """Raises ValueError naming the param unless value is "auto" or a number in [lo, hi]."""
+    if value == "auto" and key != "guard_tolerance":
+        return value
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not lo <= number <= hi:
+        allowed = f"a number from {lo:g} to {hi:g}" + ("" if key == "guard_tolerance" else ' or "auto"')
+        raise ValueError(f"{key!r} must be {allowed}, got {str(value)[:40]!r}")
+    return number
 
 
 def _class_counts(spec: ControlSpec, y: np.ndarray) -> dict[str, int]:

@@ -103,17 +103,3 @@ def multi_choice_logits(
     """Per-label sigmoid inputs from similarities (n, n_labels) and similarities to the null phrase (n,)."""
     return (sims - null_sims[:, None] - margin) / temperature
 
-
-def single_choice_proba(sims: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
-    """Probabilities over labels from similarities (n, n_labels); rows sum to 1."""
-    return softmax(single_choice_logits(sims, temperature))
-
-
-def multi_choice_proba(
-    sims: np.ndarray,
-    null_sims: np.ndarray,
-    margin: float = DEFAULT_MULTI_MARGIN,
-    temperature: float = DEFAULT_MULTI_TEMPERATURE,
-) -> np.ndarray:
-    """Independent per-label probabilities from similarities (n, n_labels) and to the null phrase (n,)."""
-    return sigmoid(multi_choice_logits(sims, null_sims, margin, temperature))

@@ -1,9 +1,11 @@
 """Label Studio side of text classification: `<Text>` with `<Choices>` (single or multiple) or `<Taxonomy>`."""
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,15 +15,20 @@ import numpy as np
 from selection import combine
 from selection import get_measure as get_strategy  # the measure behind a strategy's per-task score
 from text_cls.classifier import ControlSpec, TextClassifier
-from text_cls.encoder import get_encoder
+from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
-from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
+from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls, task_value
 
 log = logging.getLogger(__name__)
 
 PATH_SEP = " / "  # joins a Taxonomy path into one class name
+# Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
+BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
+MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)
+# The params that change a zero-shot classifier: part of its cache key.
+ZERO_SHOT_PARAMS = ("zero_shot_prompt", "zero_shot_temperature", "multi_margin", "multi_temperature")
 
 
 @lru_cache(maxsize=64)
@@ -59,6 +66,12 @@ def _spec(control: Control, label_config: str) -> ControlSpec:
                        descriptions={lb: control.synonyms(lb) for lb in control.labels if control.synonyms(lb)})
 
 
+def _is_url_object(control: Control) -> bool:
+    """The config says the object's value is a link to the text (`<Text valueType="url">`, same for HyperText)."""
+    attrs = {k.lower(): v for k, v in control.object_attrs.items()}
+    return str(attrs.get("valuetype", "")).strip().lower() == "url"
+
+
 def _answer(control: Control, item: dict) -> list[str] | None:
     """The labels an annotation result item chose for `control`, or None when it is not for this control."""
     if item.get("from_name") != control.name:
@@ -83,7 +96,7 @@ class TextClassificationBackend(Backend):
 
     def __init__(self, settings):
         super().__init__(settings)
-        self._zero_shot: dict[tuple, TextClassifier] = {}
+        self._zero_shot: OrderedDict[tuple, TextClassifier] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- config -------------------------------------------------------------------------------------------
@@ -95,8 +108,31 @@ class TextClassificationBackend(Backend):
             if c.tag == "choices" and not c.labels:
                 raise UnsupportedConfig(f"<Choices name={c.name!r}> has no <Choice> entries")
 
-    def encoder(self, params: dict | None = None):
-        return get_encoder((params or {}).get("model") or None, self.settings.weights_dir)
+    def model_name(self, params: dict | None = None) -> str:
+        """The encoder `params.model` names: the base model, or a folder of WEIGHTS_DIR allowed by ALLOWED_WEIGHTS.
+
+        Raises:
+            BadRequest: any other value (a path, an unknown or disallowed name).
+        """
+        name = (params or {}).get("model")
+        if name is None or name == "" or name in BASE_MODEL_NAMES:
+            return DEFAULT_MODEL
+        allowed = self.settings.allowed_weights
+        weights_dir = self.settings.weights_dir
+        if (isinstance(name, str) and weights_dir and allowed and "/" not in name and "\\" not in name
+                and name not in (".", "..") and any(fnmatch.fnmatch(name, pattern) for pattern in allowed)
+                and (Path(weights_dir) / name / "config.json").is_file()):
+            return name
+        shown = name[:80] if isinstance(name, str) else type(name).__name__
+        raise BadRequest(f"'model' must be {DEFAULT_MODEL!r} or a folder of WEIGHTS_DIR that ALLOWED_WEIGHTS "
+                         f"lists, got {shown!r}")
+
+    def encoder(self, params: dict | None = None) -> Encoder:
+        name = self.model_name(params)
+        try:
+            return get_encoder(name, self.settings.weights_dir)
+        except (OSError, ValueError, EnvironmentError) as e:
+            raise ModelUnavailable(f"the text model {name!r} could not be loaded: {e}") from None
 
     # -- serving ------------------------------------------------------------------------------------------
     def load_model(self, version_dir: Path | None) -> TextModel | None:
@@ -115,18 +151,34 @@ class TextClassificationBackend(Backend):
             own = next((s for s in trained.controls if s.name == spec.name), None)
             if own is not None and own.labels == spec.labels and trained.mode(spec.name) == "trained":
                 return trained
-        key = (spec.name, tuple(spec.labels), spec.multi, tuple(sorted((k, tuple(v)) for k, v in
-                                                                     spec.descriptions.items())))
+        encoder = self.encoder(params)
+        # Everything a zero-shot classifier depends on: the model, the control and the zero-shot params.
+        key = (encoder.name_or_path, spec.name, tuple(spec.labels), spec.multi,
+               tuple(sorted((k, tuple(v)) for k, v in spec.descriptions.items())),
+               tuple(repr(params.get(k)) for k in ZERO_SHOT_PARAMS))
         with self._lock:
-            if key not in self._zero_shot:
-                self._zero_shot[key] = TextClassifier(self.encoder(params), [spec], params)
-            return self._zero_shot[key]
+            found = self._zero_shot.get(key)
+            if found is None:
+                try:
+                    found = TextClassifier(encoder, [spec], params)
+                except ValueError as e:
+                    raise BadRequest(f"params: {e}") from None
+                self._zero_shot[key] = found
+                while len(self._zero_shot) > MAX_ZERO_SHOT:
+                    self._zero_shot.popitem(last=False)
+            self._zero_shot.move_to_end(key)
+            return found
 
-    def _text(self, task: dict, key: str, media) -> str:
-        value = task_value(task, key)
+    def _text(self, task: dict, control: Control, media) -> str:
+        """The text a control labels: the task value, or what it links to when the config says it is a link."""
+        value = task_value(task, control.value_key)
         if not isinstance(value, str):
-            raise LabelloopError(f"task {task.get('id', '?')}: ${key} is not text")
-        if media is not None and media.is_url(value):
+            raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is not text")
+        # A text that merely starts with "http" is text to classify; only a url-valued object is fetched.
+        if _is_url_object(control):
+            if media is None:
+                raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is a link and no media "
+                                     "fetcher is available")
             return media.fetch_text(value)
         return value
 
@@ -145,7 +197,7 @@ class TextClassificationBackend(Backend):
                 if answers[i].error is not None:
                     continue
                 try:
-                    texts.append(self._text(task, control.value_key, media))
+                    texts.append(self._text(task, control, media))
                     rows.append(i)
                 except LabelloopError as e:
                     answers[i].error = str(e)
@@ -180,7 +232,7 @@ class TextClassificationBackend(Backend):
         texts, rows = [], []
         for i, task in enumerate(tasks):
             try:
-                texts.append(self._text(task, control.value_key, media))
+                texts.append(self._text(task, control, media))
                 rows.append(i)
             except LabelloopError as e:
                 out[i].error = str(e)
@@ -198,6 +250,7 @@ class TextClassificationBackend(Backend):
             by_field.setdefault(c.value_key, []).append(c)
         metrics: dict[str, Any] = {}
         trained_any, used = False, 0
+        verdicts: list[str] = []  # why the new version is worse than the served one or zero-shot
         for key, group in by_field.items():
             specs = [_spec(c, label_config) for c in group]
             texts: list[str] = []
@@ -205,7 +258,7 @@ class TextClassificationBackend(Backend):
             unknown: dict[str, int] = {}
             for ex in examples:
                 try:
-                    text = self._text({"id": ex.task_id, "data": ex.data}, key, media)
+                    text = self._text({"id": ex.task_id, "data": ex.data}, group[0], media)
                 except LabelloopError as e:
                     log.warning("training example skipped: %s", e)
                     continue
@@ -230,8 +283,13 @@ class TextClassificationBackend(Backend):
                     targets[name].append(v)
             if not texts:
                 continue
-            clf = TextClassifier(self.encoder(params), specs, params)
-            field_metrics = clf.fit(texts, targets, params)
+            served = parent.classifiers.get(key) if isinstance(parent, TextModel) else None
+            try:
+                clf = TextClassifier(self.encoder(params), specs, params)
+                field_metrics = clf.fit(texts, targets, params, served=served)
+            except ValueError as e:
+                raise BadRequest(f"training parameters: {e}") from None
+            verdicts += [m["guard"]["reason"] for m in field_metrics.values() if (m.get("guard") or {}).get("worse")]
             if unknown:
                 field_metrics["skipped_unknown_labels"] = unknown
                 log.warning("annotations with labels the config no longer has were skipped: %s", unknown)
@@ -244,4 +302,6 @@ class TextClassificationBackend(Backend):
             raise NotEnoughData(
                 f"not enough labels to train yet ({len(examples)} annotated tasks); a head takes over from zero-shot "
                 f"at {params.get('min_examples', 10)} labels with {params.get('min_per_class', 2)}+ in 2+ classes")
-        return TrainResult(n_examples=used, metrics=metrics)
+        # The guard: a version whose heads predict held-out labels worse than the served version's recipe or
+        # zero-shot (same folds, see TextClassifier._guard) is kept as rejected and the served version stays.
+        return TrainResult(n_examples=used, metrics=metrics, publish=not verdicts, reason="; ".join(verdicts))

@@ -101,14 +101,24 @@ def test_needs_two_classes_with_min_per_class(encoder: Encoder, sentiment: Contr
     assert metrics["cv_folds"] == 2
 
 
-def test_single_choice_unseen_labels_get_zero(encoder: Encoder, sentiment: ControlSpec) -> None:
+def test_single_choice_unseen_labels_keep_zero_shot(encoder: Encoder, sentiment: ControlSpec) -> None:
     texts, targets = _sentiment_data(6)
     clf = TextClassifier(encoder, [sentiment])
+    probe = ["An absolute joy to watch", "Tedious and dreadful", "It is a film"]
+    before = clf.predict_proba(probe)["sentiment"]
     clf.fit(texts, {"sentiment": targets})
-    proba = clf.predict_proba(["An absolute joy to watch", "Tedious and dreadful", "It is a film"])["sentiment"]
-    assert (proba[:, 2] == 0).all()  # "neutral" was never annotated
+    proba = clf.predict_proba(probe)["sentiment"]
+    np.testing.assert_allclose(proba[:, 2], before[:, 2])  # "neutral" was never annotated: zero-shot's share
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert proba[0].argmax() == 0 and proba[1].argmax() == 1
+
+
+def test_bad_params_name_the_param(encoder: Encoder, sentiment: ControlSpec) -> None:
+    with pytest.raises(ValueError, match="'C' must be a number"):
+        TextClassifier(encoder, [sentiment], {"C": "abc"})
+    with pytest.raises(ValueError, match="'prior_weight'"):
+        TextClassifier(encoder, [sentiment], {"prior_weight": -1})
+    assert TextClassifier(encoder, [sentiment], {"C": "2"}).params["C"] == 2.0
 
 
 def test_none_targets_are_excluded(encoder: Encoder, sentiment: ControlSpec, topics: ControlSpec) -> None:

@@ -16,7 +16,7 @@ def test_finetune_one_epoch_saves_and_reloads(tmp_path: Path, encoder: Encoder, 
     clf = TextClassifier(encoder, [spec], {"finetune": True, "finetune_epochs": 1, "min_per_class": 1, "seed": 1})
     metrics = clf.fit(texts, {spec.name: [[y] for y in labels]})[spec.name]
     assert metrics["mode"] == "trained" and metrics["finetuned"] is True and clf.finetuned
-    assert metrics["zero_shot_weight"] is None  # zero-shot scores of a fine-tune are overfit: not used as a prior
+    assert metrics["zero_shot_weight"] == 0.0  # zero-shot scores of a fine-tune are overfit: not used as a prior
     assert clf.encoder is not encoder and clf.base_encoder is encoder
     # The shared pre-trained encoder is untouched, and the fine-tuned one embeds differently.
     probe = ["What is the capital of Peru ?", "Who invented the telephone ?"]
