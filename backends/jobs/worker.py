@@ -19,6 +19,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Callback, Queue, Worker, get_current_job
+from rq.exceptions import AbandonedJobError
 
 from .coordination import BEAT_TTL, LOCK_MARGIN, Enqueue, _error_text, _execute, _lost
 from .stores import RedisStore
@@ -92,7 +93,11 @@ def _job_lost(job: Any, connection: Any, reason: str) -> None:
 def _rq_job_lost(job: Any, connection: Any, *exc_info: Any) -> None:
     """RQ failure callback: a job that died outside our own handling (abandoned, crashed) is marked failed."""
     value = exc_info[1] if len(exc_info) > 1 else None
-    _job_lost(job, connection, _error_text(value) if value else "the worker lost the job")
+    if isinstance(value, AbandonedJobError):  # found by another worker's clean-up of RQ's started registry
+        reason = "the worker running it died (RQ found the job abandoned)"
+    else:
+        reason = _error_text(value) if value else "the worker lost the job"
+    _job_lost(job, connection, reason)
 
 
 def _rq_job_stopped(job: Any, connection: Any) -> None:

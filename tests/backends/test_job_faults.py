@@ -260,3 +260,31 @@ def test_worker_and_queue_recover_when_redis_restarts(workdir):
         q.close()
         w.stop()
         server.stop()
+
+
+def test_an_abandoned_job_reported_by_rq_fails_and_queues_the_deferred_run(workdir, redis_url):
+    # A worker that died whole (not only its work-horse) leaves its job in RQ's started registry; another
+    # worker's clean-up calls the job's failure callback with AbandonedJobError.
+    import redis
+    from rq import Queue
+    from rq.exceptions import AbandonedJobError
+
+    from backends.jobs.worker import _rq_job_lost
+
+    q = _queue(redis_url)  # no worker: jobs stay queued
+    job_id = q.submit(1, "webhook")["job_id"]
+    q.store.update(job_id, status="running")
+    assert q.store.acquire_lock(1, job_id, 60)
+    q.store.set_pending(1, 60)  # a request deferred while it ran
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        rq_job = Queue(QUEUE_NAME, connection=conn).fetch_job(job_id)
+        _rq_job_lost(rq_job, conn, AbandonedJobError, AbandonedJobError(), None)
+        record = q.job(job_id)
+        assert record["status"] == "failed" and "worker running it died" in record["error"], record
+        assert record["follow_up"] and Queue(QUEUE_NAME, connection=conn).get_job_ids() == [job_id,
+                                                                                           record["follow_up"]]
+        assert q.store.lock_holder(1) is None
+    finally:
+        conn.close()
+        q.close()
