@@ -37,13 +37,15 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
-import backends.adapters.detection as adapter_module  # noqa: E402
+import backends.regions_images as regions_images  # noqa: E402
+import detection.batches as batches  # noqa: E402
 from backends.adapters.detection import DetectionBackend  # noqa: E402
 from backends.app import create_app  # noqa: E402
 from backends.config import Settings  # noqa: E402
+from backends.regions_writers import RegionWriter  # noqa: E402
 from detection.dataset import build_dataset  # noqa: E402
 from detection.evaluate import evaluate  # noqa: E402
-from detection.images import load_image  # noqa: E402
+from detection.images import image_size, load_image  # noqa: E402
 from detection.model import Detector  # noqa: E402
 from detection.train import TrainOptions, extend_classes, finetune  # noqa: E402
 from detection.types import Sample  # noqa: E402
@@ -98,10 +100,13 @@ class Server:
         self.profile = p = Profile()
         b = self.backend
         b.predict = p.wrap(b.predict, "adapter")  # everything the adapter does
-        b._image = p.wrap(b._image, "fetch_decode")  # media fetch + decode
+        # media fetch + header sizes + decode
+        regions_images.image_files = p.wrap(regions_images.image_files, "fetch_decode")
+        batches.image_size = p.wrap(image_size, "fetch_decode")
+        batches._decode = p.wrap(batches._decode, "fetch_decode")
+        batches.load_image = p.wrap(load_image, "decode")  # PIL decode (EXIF, RGB) inside fetch_decode
         b.run = p.wrap(b.run, "model")  # Detector.predict for every plan + label mapping
-        b.region = p.wrap(b.region, "regions")  # Label Studio region JSON per detection
-        adapter_module.load_image = p.wrap(load_image, "decode")  # PIL decode (EXIF, RGB) inside fetch_decode
+        RegionWriter.predict_regions = p.wrap(RegionWriter.predict_regions, "regions")  # Label Studio region JSON
         self._wrapped: set[int] = set()
 
     def predict(self, paths: list[Path], config: str) -> tuple[list[dict], float, dict[str, float]]:
@@ -122,7 +127,7 @@ class Server:
 
     def _wrap_detectors(self):
         # Ultralytics' own predict inside the model step (loaded on the first request for each weights file)
-        for det in self.backend._detectors.values():
+        for det in self.backend.pool.loaded.values():
             if id(det) not in self._wrapped:
                 det.yolo.predict = self.profile.wrap(det.yolo.predict, "ultralytics")
                 self._wrapped.add(id(det))

@@ -10,9 +10,32 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .images import ImageError, image_size, load_image
 
 log = logging.getLogger(__name__)
+
+RELEASE_AFTER_PIXELS = 20_000_000  # a stream that decoded more hands the freed memory back to the system
+_LEFT_OUT = "left out"  # the error of an item given as None: it is not handed out at all
+
+
+@dataclass
+class SizedImage:
+    """An image file with its size as displayed (after EXIF rotation), and its pixels once decoded."""
+
+    path: Path
+    width: int
+    height: int
+    array: np.ndarray | None = None
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
 class PixelBudget:
@@ -78,3 +101,64 @@ def release_memory() -> None:
             _LIBC.malloc_trim(0)
         except Exception:  # never fail a request over housekeeping
             log.debug("malloc_trim failed", exc_info=True)
+
+
+def stream_images(files: Sequence[dict[str, Path] | None], batch: int, max_image_pixels: int,
+                  max_request_pixels: int) -> Iterator[tuple[list[int], list[dict[str, SizedImage]], list]]:
+    """Decode the images of many items batch by batch: (item indices, their images by key, their errors).
+
+    Each item (one task: its image files by key; None for an item to leave out) is sized from its headers first,
+    so that the pixel budget is spent in item order before anything is decoded; an item over it gets an error.
+    Items with an error come first, in one group; then each batch (at most `batch` items and `max_image_pixels`
+    pixels) is decoded and handed out, and emptied when the caller asks for the next one (so that at most one
+    batch of decoded images is held at a time); the freed memory goes back to the system at the end.
+
+    Errors are the reason as a string (without naming the item), or None.
+    """
+    sized: list[dict[str, SizedImage]] = []
+    errors: list[str | None] = []
+    budget = PixelBudget(max_request_pixels)
+    for found in files:
+        sized.append({})
+        if found is None:
+            errors.append(_LEFT_OUT)
+            continue
+        try:
+            sized[-1] = {k: SizedImage(Path(p), *image_size(p, max_image_pixels)) for k, p in found.items()}
+        except (ImageError, OSError) as e:
+            errors.append(str(e))
+            continue
+        pixels = sum(img.pixels for img in sized[-1].values())
+        errors.append(None if budget.take(pixels) else
+                      f"its images would take the request over the pixel budget of {max_request_pixels} "
+                      "(MAX_REQUEST_PIXELS); ask for fewer tasks at once")
+    failed = [i for i, e in enumerate(errors) if e is not None and e is not _LEFT_OUT]
+    if failed:
+        yield failed, [{} for _ in failed], [errors[i] for i in failed]
+    ok = [i for i, e in enumerate(errors) if e is None]
+    sizes = [sum(img.pixels for img in sized[i].values()) for i in ok]
+    decoded = 0
+    try:
+        for group in pixel_batches(sizes, batch, max_image_pixels):
+            idx = [ok[g] for g in group]
+            images, batch_errors = [], []
+            for i in idx:
+                try:
+                    images.append({k: _decode(img, max_image_pixels) for k, img in sized[i].items()})
+                    batch_errors.append(None)
+                except (ImageError, OSError) as e:
+                    images.append({})
+                    batch_errors.append(str(e))
+            decoded += sum(sizes[g] for g in group)
+            yield idx, images, batch_errors
+            for found in images:  # the caller may still hold the list: empty it, so that the arrays go now
+                found.clear()
+            images.clear()
+    finally:
+        if decoded > RELEASE_AFTER_PIXELS:
+            release_memory()
+
+
+def _decode(img: SizedImage, max_pixels: int) -> SizedImage:
+    array = load_image(img.path, max_pixels)
+    return SizedImage(img.path, array.shape[1], array.shape[0], array)

@@ -1,20 +1,13 @@
-"""Label Studio region geometry to and from pixels, YOLO label lines, and polygon simplification.
-
-Label Studio stores regions in percent (0..100) of the image's original width and height. A rectangle value is
-{x, y, width, height, rotation}: (x, y) is the top-left corner before rotation, and the rectangle turns by
-`rotation` degrees clockwise on screen (y pointing down) around that corner. A polygon value is
-{points: [[x%, y%], ...]}. Everything here works in pixels of the original image as float64 arrays.
+"""Pixel geometry of detected and annotated objects: boxes clipped to the image, outline bounds, polygon
+simplification and area, and YOLO label lines. Pixels of the original image throughout, float64 arrays; Label
+Studio's percent formats are `backends/regions.py`'s business.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
-
-# the result types that carry their labels under a key of the same name
-REGION_TYPES = ("rectanglelabels", "polygonlabels")
 
 
 def _check_size(width: int, height: int) -> None:
@@ -22,84 +15,10 @@ def _check_size(width: int, height: int) -> None:
         raise ValueError(f"image size must be positive, got {width}x{height}")
 
 
-def _scale(width: int, height: int) -> np.ndarray:
-    _check_size(width, height)
-    return np.array([width, height], dtype=np.float64) / 100.0
-
-
-def rect_corners(value: dict, width: int, height: int) -> np.ndarray:
-    """Pixel corners of a Label Studio rectangle, rotated when it has a rotation.
-
-    Args:
-        value: the region value {x, y, width, height, rotation}, in percent.
-        width, height: size of the original image in pixels.
-
-    Returns:
-        (4, 2) float64: top-left, top-right, bottom-right, bottom-left of the unrotated rectangle, each turned
-        around the top-left corner.
-    """
-    sx, sy = _scale(width, height)
-    x0, y0 = float(value["x"]) * sx, float(value["y"]) * sy
-    w, h = float(value["width"]) * sx, float(value["height"]) * sy
-    # rotate in pixels: percent axes have different scales on a non-square image, so angles there are skewed
-    theta = math.radians(float(value.get("rotation") or 0.0))
-    cos, sin = math.cos(theta), math.sin(theta)
-    offsets = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
-    # with y down, this matrix turns clockwise on screen: +x goes to +y at 90 degrees
-    rotation = np.array([[cos, -sin], [sin, cos]])
-    return offsets @ rotation.T + np.array([x0, y0])
-
-
-def polygon_pixels(value: dict, width: int, height: int) -> np.ndarray:
-    """Pixel points of a Label Studio polygon.
-
-    Args:
-        value: the region value {points: [[x%, y%], ...]}.
-        width, height: size of the original image in pixels.
-
-    Returns:
-        (N, 2) float64.
-    """
-    scale = _scale(width, height)
-    points = np.asarray(value.get("points") or [], dtype=np.float64).reshape(-1, 2)
-    return points * scale
-
-
-def _polygon_area(points: np.ndarray) -> float:
+def polygon_area(points: np.ndarray) -> float:
+    """Area of a polygon (shoelace formula), any orientation."""
     x, y = points[:, 0], points[:, 1]
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def region_outline(item: dict, width: int, height: int) -> tuple[str, np.ndarray] | None:
-    """Label and pixel outline of one Label Studio result item.
-
-    Args:
-        item: a result item of type "rectanglelabels" or "polygonlabels".
-        width, height: size of the original image in pixels; the caller decides whether item["original_width"]
-            can be trusted.
-
-    Returns:
-        (label, outline) with a rectangle given as its 4 corners, or None when the item is of another type,
-        has no label, or is malformed or degenerate (no area).
-    """
-    kind = item.get("type")
-    value = item.get("value")
-    if kind not in REGION_TYPES or not isinstance(value, dict):
-        return None
-    labels = value.get(kind)
-    if not isinstance(labels, list) or not labels or not isinstance(labels[0], str) or not labels[0]:
-        return None
-    try:
-        if kind == "rectanglelabels":
-            outline = rect_corners(value, width, height)
-        else:
-            outline = polygon_pixels(value, width, height)
-    except (KeyError, TypeError, ValueError):
-        return None  # missing or non-numeric coordinates: skip the region, not the whole task
-    # collinear points leave rounding noise, not exactly zero: compare with the image's area
-    if len(outline) < 3 or not np.isfinite(outline).all() or _polygon_area(outline) <= 1e-9 * width * height:
-        return None
-    return labels[0], outline
 
 
 def clip_xyxy(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -136,37 +55,6 @@ def outline_xyxy(outline: np.ndarray, width: int, height: int) -> tuple[float, f
     return clip_xyxy((lo[0], lo[1], hi[0], hi[1]), width, height)
 
 
-def xyxy_to_rect_value(xyxy: Sequence[float], width: int, height: int) -> dict:
-    """A Label Studio rectangle value for a pixel box.
-
-    Args:
-        xyxy: (x1, y1, x2, y2) in pixels; parts outside the image are cut off.
-        width, height: size of the original image in pixels.
-
-    Returns:
-        {x, y, width, height, rotation: 0} in percent, within [0, 100].
-    """
-    x1, y1, x2, y2 = clip_xyxy(xyxy, width, height)
-    x, y = 100.0 * x1 / width, 100.0 * y1 / height
-    w, h = 100.0 * (x2 - x1) / width, 100.0 * (y2 - y1) / height
-    return {"x": x, "y": y, "width": min(w, 100.0 - x), "height": min(h, 100.0 - y), "rotation": 0}
-
-
-def points_to_polygon_value(points_px: np.ndarray, width: int, height: int) -> dict:
-    """A Label Studio polygon value for pixel points.
-
-    Args:
-        points_px: (N, 2) points in pixels.
-        width, height: size of the original image in pixels.
-
-    Returns:
-        {points: [[x%, y%], ...]} within [0, 100].
-    """
-    points = np.asarray(points_px, dtype=np.float64).reshape(-1, 2) / _scale(width, height)
-    points = np.clip(points, 0.0, 100.0)
-    return {"points": [[float(x), float(y)] for x, y in points]}
-
-
 def simplify_polygon(points_px: np.ndarray, max_points: int = 64, tolerance: float = 0.005) -> np.ndarray | None:
     """Fewer points for a polygon outline, by Douglas-Peucker.
 
@@ -198,7 +86,7 @@ def simplify_polygon(points_px: np.ndarray, max_points: int = 64, tolerance: flo
         return None
     result = approx.reshape(-1, 2).astype(np.float64) + origin
     # a sliver (all points nearly on one line) has an area tiny next to its perimeter squared
-    if _polygon_area(result) <= 1e-6 * perimeter**2:
+    if polygon_area(result) <= 1e-6 * perimeter**2:
         return None
     return result
 
@@ -243,6 +131,6 @@ def yolo_polygon_line(cls_index: int, points_px: np.ndarray, width: int, height:
     if len(points) < 3 or not np.isfinite(points).all():
         return None
     points = np.clip(points / np.array([width, height], dtype=np.float64), 0.0, 1.0)
-    if _polygon_area(points) <= 0.0:  # all points on one line (or all clipped onto one edge): no object left
+    if polygon_area(points) <= 0.0:  # all points on one line (or all clipped onto one edge): no object left
         return None
     return f"{int(cls_index)} {_normalized(points.ravel())}"

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 import ultralytics
-import backends.adapters.detection as adapter
-from backends.adapters.detection import DetectionBackend
+import detection.batches as batches
 from backends.app import create_app
+from backends.regions_writers import DEFAULT_THRESHOLD
 from backends.config import Settings
 from tests.backends.protocol import predict
 
@@ -81,7 +81,7 @@ def test_finds_the_bus_and_the_persons(client):
     assert v["x"] < 5 and v["width"] > 90 and 15 < v["y"] < 30 and 40 < v["height"] < 60 and v["rotation"] == 0
     for _, r in found:
         assert 0 <= r["value"]["x"] <= 100 and 0 <= r["value"]["y"] <= 100
-        assert adapter.DEFAULT_THRESHOLD <= r["score"] <= 1
+        assert DEFAULT_THRESHOLD <= r["score"] <= 1
         assert r["from_name"] == "label" and r["to_name"] == "image" and r["type"] == "rectanglelabels"
     assert answer["score"] == pytest.approx(np.mean([r["score"] for _, r in found]), abs=1e-3)
 
@@ -221,14 +221,6 @@ def test_model_path_loads_only_allowed_or_own_weights(client, settings, tmp_path
     assert not marker.exists()
 
 
-def test_loaded_base_models_are_bounded(settings, monkeypatch):
-    monkeypatch.setattr(adapter, "MAX_BASE_DETECTORS", 2)
-    backend = DetectionBackend(settings)
-    for name in ("yolov8n.pt", "yolov8n_int8.onnx", "yolov8n-seg.pt"):
-        backend.detector(backend.resolve(name, "detect"), None)
-    assert [Path(w).name for w in backend._detectors] == ["yolov8n_int8.onnx", "yolov8n-seg.pt"]
-
-
 def test_numeric_params_are_range_checked(client):
     task = {"id": 1, "data": {"image": str(BUS)}}
     r = client.post("/predict", json={"tasks": [task], "project": "5.1", "label_config": BOXES,
@@ -240,7 +232,7 @@ def test_numeric_params_are_range_checked(client):
 
 def test_images_are_decoded_batch_by_batch_within_a_request_budget(settings, monkeypatch):
     live, peak = [], [0]
-    real = adapter.load_image
+    real = batches.load_image
 
     def tracked(*args, **kwargs):
         array = real(*args, **kwargs)
@@ -248,7 +240,7 @@ def test_images_are_decoded_batch_by_batch_within_a_request_budget(settings, mon
         peak[0] = max(peak[0], sum(ref() is not None for ref in live))
         return array
 
-    monkeypatch.setattr(adapter, "load_image", tracked)
+    monkeypatch.setattr(batches, "load_image", tracked)
     tasks = [{"id": i, "data": {"image": str(BUS)}} for i in range(1, 6)]
     client = create_app("detection", settings).test_client()
     r = client.post("/predict", json={"tasks": tasks, "project": "5.1", "label_config": BOXES,

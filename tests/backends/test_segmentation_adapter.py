@@ -16,11 +16,12 @@ import torch
 import ultralytics
 from PIL import Image
 
-from backends.adapters.segmentation import SegmentationBackend, mask_to_rle, polygon_mask, rle_to_mask
+from backends.adapters.segmentation import SegmentationBackend
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
 from backends.media import MediaFetcher
+from backends.regions import mask_to_rle, rle_to_mask
 from segmentation.engines import load_sam
 from tests.backends.protocol import predict
 
@@ -63,14 +64,6 @@ def _settings(tmp_path, weights, roots=()):
 
 def _predict(client, tasks, config=CONFIG, context=None):
     return predict(client, tasks, config, "9.1700000000", context)["results"]
-
-
-def test_rle_round_trip_through_label_studios_decoder():
-    rng = np.random.default_rng(0)
-    mask = rng.random((37, 53)) > 0.6
-    assert (rle_to_mask(mask_to_rle(mask), 53, 37) == mask).all()
-    with pytest.raises(ValueError, match="53x36"):
-        rle_to_mask(mask_to_rle(mask), 53, 36)
 
 
 def test_automatic_masks_without_sam_and_health_says_why(tmp_path, weights_dir):
@@ -210,11 +203,6 @@ def test_decoder_training_makes_a_version_that_serves(tmp_path, sam_weights, dat
     [answer] = backend.predict(served, [{"id": 1, "data": {"image": str(BUS)}}], CONFIG,
                                context={"result": [click(50, 40)]}, media=MediaFetcher(settings))
     assert answer.result and answer.result[0]["type"] == "brushlabels"
-
-
-def test_polygon_mask_fills_the_outline():
-    mask = polygon_mask(np.array([[10, 10], [30, 10], [30, 20], [10, 20]], float), 40, 30)
-    assert mask.shape == (30, 40) and 190 <= mask.sum() <= 231
 
 
 def test_real_sam_click(tmp_path, weights_dir):

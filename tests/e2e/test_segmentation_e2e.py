@@ -9,7 +9,7 @@ import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
-from backends.adapters.segmentation import rle_to_mask
+from backends.regions import rle_to_mask
 from tests.e2e.label_studio import predictions, retrieve_predictions, upload
 from tests.backends.test_segmentation_adapter import BUS, CONFIG, click, random_sam_weights
 

@@ -1,0 +1,107 @@
+"""The YOLO models behind region controls (detection's boxes and outlines, segmentation's automatic masks): the
+parameters a project may set for them, a control's labels onto a model's classes, and the base model a control's
+writer names, loaded from a `detection.pool.DetectorPool`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from detection.model import Detector, ModelLoadError
+from detection.pool import DetectorPool
+from detection.predict import IMGSZ_RANGE, Plan
+from detection.types import Detection
+from detection.weights import WeightsError
+
+from .exceptions import BadRequest, LabelloopError, UnsupportedConfig
+from .labels import Control, LabelMap
+from .params import Number
+from .regions_writers import PixelRegion, RegionWriter, writer_for
+
+# the YOLO parameters a request's params or a project's extra params may set (checked at /setup and /predict)
+IMGSZ = Number("imgsz", *IMGSZ_RANGE, integer=True)  # prediction and training; memory grows with its square
+BATCH_PREDICT = Number("batch_predict", 1, 64, integer=True)
+THRESHOLD = Number("model_score_threshold", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A yes/no parameter (JSON true/false, 1/0, or "true"/"false"/"yes"/"no"); read like `params.Number`."""
+
+    name: str
+
+    def parse(self, raw: Any) -> bool:
+        text = str(raw).strip().lower() if isinstance(raw, (str, bool, int)) else None
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise BadRequest(f"{self.name!r} must be true or false, got {str(raw)[:40]!r}")
+
+    def read(self, params: dict | None, default: bool | None = None) -> bool | None:
+        raw = (params or {}).get(self.name)
+        return default if raw is None or raw == "" else self.parse(raw)  # Flag: to backends/params.py
+
+
+_LABEL_MAPS: dict[tuple, LabelMap] = {}
+
+
+def label_map(control: Control, names: list[str]) -> LabelMap:
+    """`LabelMap` of a control onto a model's classes, built once, so that labels unknown to the model are
+    logged once rather than on every request."""
+    key = (control.name, control.tag, tuple(control.labels),
+           tuple(sorted((k, tuple(sorted(v.items()))) for k, v in control.label_attrs.items())), tuple(names))
+    found = _LABEL_MAPS.get(key)
+    if found is None:
+        if len(_LABEL_MAPS) > 512:
+            _LABEL_MAPS.clear()
+        found = _LABEL_MAPS[key] = LabelMap(control, names)
+    return found
+
+
+def label_plan(detector: Detector, control: Control, conf: float, skip: set[str] = frozenset()) -> Plan | None:
+    """The run of `detector` for the control's labels it knows (except those in `skip`), or None."""
+    lm = label_map(control, detector.names)
+    labels = {c: lm.label(c) for c in lm.model_classes if lm.label(c) not in skip}
+    return Plan(detector, labels, conf) if labels else None
+
+
+def found_regions(dets: list[tuple[str, Detection]]) -> list[PixelRegion]:
+    """(label, detection) pairs as the regions a writer writes."""
+    return [PixelRegion(label, d.score, d.xyxy, d.polygon) for label, d in dets]
+
+
+def check_controls(pool: DetectorPool, controls: tuple[Control, ...]) -> None:
+    """Raise `UnsupportedConfig` for a control without labels, with bad model settings, or whose `model_path`
+    names weights that may not be loaded."""
+    for control in controls:
+        if not control.labels:
+            raise UnsupportedConfig(f"<{control.tag} name={control.name!r}> has no <Label> entries")
+        writer = writer_for(control)
+        try:
+            pool.resolve(writer.model_path, writer.model_task)
+        except WeightsError as e:
+            raise UnsupportedConfig(str(e)) from None
+
+
+def base_detector(pool: DetectorPool, writer: RegionWriter | None, task: str = "detect",
+                  spec: str | None = None) -> Detector:
+    """The base model of a control: its writer's `model_path` (tag, else the project's params), else `spec`, else
+    the default weights of the writer's task (or of `task` without a writer).
+
+    Raises:
+        UnsupportedConfig: weights that may not be loaded, or a box model where outlines are needed.
+        LabelloopError: weights that do not load.
+    """
+    task = writer.model_task if writer else task
+    spec = (writer.model_path if writer else None) or spec or None
+    try:
+        detector = pool.get(pool.resolve(spec, task), task)
+    except WeightsError as e:
+        raise UnsupportedConfig(str(e)) from None
+    except ModelLoadError as e:
+        raise LabelloopError(str(e)) from None
+    if task == "segment" and detector.task != "segment":
+        where = f"<{writer.tag} name={writer.control.name!r}>" if writer else "outlines"
+        raise UnsupportedConfig(f"{where} needs a segmentation model; {detector.source} is a {detector.task} model "
+                                "(use e.g. yolov8n-seg.pt)")
+    return detector

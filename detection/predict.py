@@ -1,0 +1,77 @@
+"""Prediction over several models at once: each `Plan` is one model run for some of its classes, each class
+standing for one of the caller's labels; a batch that fails is retried image by image."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import Detector
+from .types import Detection
+
+log = logging.getLogger(__name__)
+
+IMGSZ_RANGE = (32, 2048)  # inference and training sizes; memory grows with the square
+FORWARD_PIXELS = 8 * 1024 * 1024  # most letterboxed pixels in one forward pass (8 images at 1024)
+
+
+@dataclass
+class Plan:
+    """One model run: the detector, and the label each wanted class of it stands for (its keys, in order, are the
+    classes predicted)."""
+
+    detector: Detector
+    labels: dict[str, str]
+    conf: float
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.labels)
+
+
+def forward_batch(batch: int, imgsz: int | None) -> int:
+    """Images per forward pass: `batch`, cut down for a large `imgsz` so that one pass stays within
+    `FORWARD_PIXELS`."""
+    if not imgsz:
+        return max(1, batch)
+    return max(1, min(batch, FORWARD_PIXELS // (imgsz * imgsz)))
+
+
+def run_plans(plans: Sequence[Plan], arrays: Sequence[np.ndarray], imgsz: int | None = None, batch: int = 8,
+              conf: float | None = None) -> list[list[tuple[str, Detection]] | Exception]:
+    """(label, detection) per image, over all plans.
+
+    Args:
+        arrays: RGB images.
+        imgsz: inference size (None: each model's own).
+        batch: images per forward pass (cut down for a large imgsz, see `forward_batch`).
+        conf: a minimum score for every plan instead of each plan's own.
+
+    Returns:
+        Per image its (label, detection) pairs, or the Exception its prediction raised: a batch that fails is
+        retried image by image, so one bad image costs only itself.
+    """
+    out: list = [[] for _ in arrays]
+    kw = dict(imgsz=imgsz, batch=forward_batch(batch, imgsz))
+    for plan in plans:
+        args = dict(kw, conf=plan.conf if conf is None else conf, classes=plan.classes)
+        try:
+            per_image: list = plan.detector.predict(arrays, **args)
+        except Exception:
+            log.warning("batch prediction failed; retrying image by image", exc_info=True)
+            per_image = []
+            for a in arrays:
+                try:
+                    per_image.append(plan.detector.predict([a], **args)[0])
+                except Exception as e:
+                    per_image.append(e)
+        for i, dets in enumerate(per_image):
+            if isinstance(out[i], Exception):
+                continue
+            if isinstance(dets, Exception):
+                out[i] = dets
+                continue
+            out[i].extend((plan.labels[d.cls], d) for d in dets if d.cls in plan.labels)
+    return out
