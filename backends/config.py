@@ -60,6 +60,10 @@ class Settings:
     media_timeout: float = 30.0
     media_deadline: float = 300.0
     max_image_pixels: int = 100_000_000  # larger images are refused before decoding (decompression bombs)
+    # requests: 20 MiB is 1,000 tasks of 20 KiB each; a config with more labels is refused (parsing and encoding
+    # 10,000 of them held a model for 35 s)
+    max_request_bytes: int = 20 << 20
+    max_labels: int = 1000
     # detection and segmentation models
     allowed_weights: tuple[str, ...] = ()  # patterns of WEIGHTS_DIR names a label config may load; () = yolo*
     max_request_pixels: int = 1_000_000_000  # pixels one /predict may decode over all its images
@@ -101,6 +105,8 @@ class Settings:
             media_timeout=float(env.get("MEDIA_TIMEOUT", "30") or 30),
             media_deadline=float(env.get("MEDIA_DEADLINE", "300") or 300),
             max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000),
+            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 20 << 20),
+            max_labels=_int(env, "MAX_LABELS", 1000),
             allowed_weights=_list(env, "ALLOWED_WEIGHTS"),
             max_request_pixels=_int(env, "MAX_REQUEST_PIXELS", 1_000_000_000),
             sam_model=env.get("SAM_MODEL", "").strip(),

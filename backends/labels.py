@@ -2,7 +2,10 @@
 label, where the task data is, and how model classes map onto config labels."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -38,14 +41,56 @@ class Control:
         return [p.strip() for p in raw.split(",") if p.strip()]
 
 
+_PARSED: OrderedDict[str, LabelInterface | str] = OrderedDict()  # sha256 of a config -> parsed, or why not
+_PARSED_MAX = 64
+_parsed_lock = threading.Lock()
+
+
 def parse_config(label_config: str) -> LabelInterface:
-    """Parse a label config, turning any XML or schema problem into `UnsupportedConfig`."""
-    if not label_config or not label_config.strip():
+    """Parse a label config, turning any XML or schema problem into `UnsupportedConfig`.
+
+    A config is parsed once (keyed by its hash; the last 64 are kept): the SDK's parse of a large config takes
+    seconds, and every request of a project carries the same one. The result is shared: do not modify it.
+    """
+    if not isinstance(label_config, str):
+        raise UnsupportedConfig(f"the label config must be a string of XML, not {type(label_config).__name__}")
+    if not label_config.strip():
         raise UnsupportedConfig("the label config is empty")
-    try:
-        return LabelInterface(label_config)
-    except Exception as e:  # the SDK raises lxml, pydantic and its own errors alike
-        raise UnsupportedConfig(f"the label config could not be parsed: {e}") from None
+    key = hashlib.sha256(label_config.encode("utf-8", "surrogatepass")).hexdigest()
+    with _parsed_lock:
+        parsed = _PARSED.get(key)
+        if parsed is not None:
+            _PARSED.move_to_end(key)
+    if parsed is None:
+        try:
+            parsed = LabelInterface(label_config)
+        except Exception as e:  # the SDK raises lxml, pydantic and its own errors alike
+            parsed = f"the label config could not be parsed: {e}"
+        with _parsed_lock:
+            _PARSED[key] = parsed
+            while len(_PARSED) > _PARSED_MAX:
+                _PARSED.popitem(last=False)
+    if isinstance(parsed, str):
+        raise UnsupportedConfig(parsed)
+    return parsed
+
+
+def check_size(label_config: str, max_labels: int) -> None:
+    """Raise `UnsupportedConfig` when the config's controls hold more than `max_labels` labels in all.
+
+    An empty config passes: whether a backend can serve it is `check_config`'s to say.
+    """
+    if isinstance(label_config, str) and not label_config.strip():
+        return
+    # A tag count first, so a config of a million labels is refused without parsing it (the SDK takes ~30 µs
+    # a label); every label is a tag, and configs hold a few hundred other tags at most.
+    tags = label_config.count("<") if isinstance(label_config, str) else 0
+    if tags > 2 * max_labels + 1000:
+        raise UnsupportedConfig(f"the label config has {tags} tags; at most {max_labels} labels are served "
+                                "(MAX_LABELS)")
+    n = sum(len(ctrl.labels or []) for ctrl in parse_config(label_config).controls)
+    if n > max_labels:
+        raise UnsupportedConfig(f"the label config has {n} labels; at most {max_labels} are served (MAX_LABELS)")
 
 
 def find_controls(label_config: str, control_tags: Iterable[str], object_tags: Iterable[str],

@@ -132,3 +132,8 @@ def validate(params: Mapping[str, Any] | None, specs: Iterable[Param], where: st
             if not where:
                 raise
             raise BadRequest(f"{where}: {e}") from None
+
+
+# The server's own: a project's extra params may say after how many annotation events to retrain.
+RETRAIN_EVERY = Number("retrain_every", 1, 1_000_000, integer=True)
+SERVER_PARAMS: tuple[Param, ...] = (RETRAIN_EVERY,)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from selection import combine
+from selection import combine, names
 from selection import get_measure as get_strategy  # the measure behind a strategy's per-task score
 from text_cls.classifier import ControlSpec, TextClassifier
 from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
@@ -20,10 +20,13 @@ from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls, task_value
+from ..params import Number, OneOf
 
 log = logging.getLogger(__name__)
 
 PATH_SEP = " / "  # joins a Taxonomy path into one class name
+MULTI_THRESHOLD = Number("multi_threshold", 0, 1)
+UNCERTAINTY = OneOf("uncertainty", tuple(names()))
 # Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
 BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
 MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)
@@ -93,6 +96,7 @@ class TextClassificationBackend(Backend):
     """Pre-annotates Choices/Taxonomy on text: zero-shot until enough labels exist, then a trained head."""
 
     name = "text_cls"
+    PARAMS = (MULTI_THRESHOLD, UNCERTAINTY)  # checked at /setup and /predict (backends/params.py)
 
     def __init__(self, settings):
         super().__init__(settings)
@@ -186,10 +190,10 @@ class TextClassificationBackend(Backend):
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
         controls = _controls(label_config)
-        strategy = get_strategy(params.get("uncertainty") or self.settings.uncertainty)
+        strategy = get_strategy(UNCERTAINTY.read(params) or self.settings.uncertainty)
         answers = [TaskPrediction() for _ in tasks]
         confidences: list[list[float]] = [[] for _ in tasks]
-        threshold = float(params.get("multi_threshold", 0.5))
+        threshold = MULTI_THRESHOLD.read(params, default=0.5)
         for control in controls:
             spec = _spec(control, label_config)
             texts, rows = [], []

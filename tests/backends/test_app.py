@@ -230,3 +230,33 @@ def test_embed_gives_one_vector_per_task_and_errors_in_place(client):
     assert a @ b > a @ c  # near-duplicates are closer than an unrelated text
     r = client.post("/embed", json={"tasks": tasks, "label_config": IMAGE_CONFIG})
     assert r.status_code == 400
+
+
+def test_basic_auth_challenge_scheme_case_and_guessing_brake(settings):
+    c = create_app("text_cls", settings.with_overrides(basic_auth_user="ls", basic_auth_pass=PASSWORD)).test_client()
+    credentials = base64.b64encode(f"ls:{PASSWORD}".encode()).decode()
+    r = c.get("/jobs")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert c.get("/jobs", headers={"Authorization": f"basic {credentials}"}).status_code == 200
+    bad = {"Authorization": "Basic " + base64.b64encode(b"ls:guess").decode()}
+    assert [c.get("/jobs", headers=bad).status_code for _ in range(10)] == [401] * 10
+    r = c.get("/jobs", headers={"Authorization": f"Basic {credentials}"})  # right, but too late: the brake holds
+    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60 and "too many" in r.json["error"]
+    other = c.get("/jobs", headers={"Authorization": f"Basic {credentials}"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 200  # per client
+    assert c.get("/health").status_code == 200
+
+
+def test_project_tokens_from_setup_are_redacted_in_logs(settings):
+    from backends.logs import RedactSecrets
+
+    def redact(text):
+        filters = [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, RedactSecrets)]
+        assert filters
+        return filters[0].redact(text)
+
+    c = create_app("text_cls", settings).test_client()
+    r = c.post("/setup", json={"project": "3.1", "schema": CONFIG, "access_token": "proj3-token-xyz"})
+    assert r.status_code == 200 and redact("GET with proj3-token-xyz") == "GET with ***"
+    create_app("text_cls", settings.with_overrides(api_key="other-key-1"))  # a restart reads the stored tokens
+    assert redact("proj3-token-xyz other-key-1") == "*** ***"

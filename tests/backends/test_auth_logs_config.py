@@ -58,3 +58,60 @@ def test_gunicorn_binds_the_backends_own_port_unless_told(monkeypatch, tmp_path,
         monkeypatch.setenv(key, value)
     conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "backends" / "gunicorn_conf.py"))
     assert conf["bind"] == bind
+
+
+def test_basic_scheme_is_case_insensitive():
+    for scheme in ("basic", "BASIC", "bAsIc"):
+        assert check_basic_auth(_basic("ls", "s3cret").replace("Basic", scheme, 1), "ls", "s3cret")
+    assert check_basic_auth("  " + _basic("ls", "s3cret"), "ls", "s3cret")
+    assert not check_basic_auth("Basicx " + _basic("ls", "s3cret")[6:], "ls", "s3cret")
+
+
+def test_failed_attempts_brake_per_client(monkeypatch):
+    from backends import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    attempts = auth.FailedAttempts(limit=3, window_s=60, max_clients=2)
+    for _ in range(3):
+        assert attempts.retry_after("a") == 0
+        attempts.failed("a")
+    assert attempts.retry_after("a") == 60 and attempts.retry_after("b") == 0
+    now[0] += 59.5
+    assert attempts.retry_after("a") == 1
+    now[0] += 1
+    assert attempts.retry_after("a") == 0  # the oldest failure left the window
+    attempts.failed("b"), attempts.failed("c")
+    assert len(attempts._failures) == 2  # the stalest client is forgotten, memory stays bounded
+
+
+def test_redaction_covers_tracebacks_and_stacks():
+    import io
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets(["supersecretkey"]))
+    logger = logging.getLogger("test_redaction_covers_tracebacks")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ConnectionError("GET http://ls/api?token=abc123def failed with key supersecretkey")
+        except ConnectionError:
+            logger.exception("fetch failed")
+        logger.warning("where", stack_info=True, extra={"k": "supersecretkey"})
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "fetch failed" in text and "Traceback" in text and "ConnectionError" in text
+    assert "supersecretkey" not in text and "abc123def" not in text and "token=***" in text
+    assert "Stack (most recent call last)" in text
+
+
+def test_add_secrets_reaches_the_configured_handlers():
+    from backends.logs import add_secrets, setup_logging
+
+    setup_logging("INFO", ["first-secret"])
+    add_secrets(["project-token-1", "", "abc"])  # empty and too short values are not secrets
+    filters = [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, RedactSecrets)]
+    assert filters and all(f.redact("t project-token-1 first-secret abc") == "t *** *** abc" for f in filters)

@@ -1,7 +1,7 @@
 import pytest
 
 from backends.exceptions import TaskDataError, UnsupportedConfig
-from backends.labels import LabelMap, find_controls, parse_config, task_value
+from backends.labels import LabelMap, check_size, find_controls, parse_config, task_value
 
 CONFIG = """<View>
   <Text name="text" value="$text"/>
@@ -58,3 +58,33 @@ def test_task_value_missing_field_names_task_and_key():
         task_value({"id": 7, "data": {"other": 1}}, "text")
     with pytest.raises(TaskDataError):
         task_value({"id": 8}, "text")
+
+
+def _choices(n: int) -> str:
+    return ('<View><Text name="text" value="$text"/><Choices name="c" toName="text">'
+            + "".join(f'<Choice value="label {i}"/>' for i in range(n)) + "</Choices></View>")
+
+
+def test_a_config_is_parsed_once():
+    import time
+
+    config = _choices(2000)
+    started = time.perf_counter()
+    first = parse_config(config)
+    first_s = time.perf_counter() - started
+    started = time.perf_counter()
+    assert parse_config(config) is first
+    assert time.perf_counter() - started < max(0.01, first_s / 20)
+    with pytest.raises(UnsupportedConfig, match="could not be parsed"):  # a failure is remembered too
+        parse_config("<View><Text name='t' value='$t'>")
+    with pytest.raises(UnsupportedConfig, match="must be a string"):
+        parse_config({"not": "xml"})
+
+
+def test_check_size_bounds_the_labels():
+    check_size(_choices(1000), 1000)
+    check_size("", 10)  # empty: for check_config to refuse
+    with pytest.raises(UnsupportedConfig, match=r"1001 labels; at most 1000 .*MAX_LABELS"):
+        check_size(_choices(1001), 1000)
+    with pytest.raises(UnsupportedConfig, match=r"\d+ tags; at most 1000 labels"):
+        check_size(_choices(200_000), 1000)  # refused before parsing: this would take seconds
