@@ -1,7 +1,7 @@
 """Effort bench for boxes (by hand, not CI): how much of an annotator's time yolov8n's pre-annotations save on
 coco128, as a function of the score threshold, and how well the task score ranks the images it gets wrong.
 
-    .venv/bin/python bench/effort_bench.py --out bench/results        # about 2 min on 2 CPU cores
+    .venv/bin/python -m bench.effort_bench --out bench/results        # about 2 min on 2 CPU cores
 
 1. The model runs once over all 128 images at a low floor (0.01), keeping every candidate's 80 class probabilities
    (`detection.class_probs.ClassProbsPredictor`).
@@ -26,7 +26,6 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -34,7 +33,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
 from bench.effort import boxes, total  # noqa: E402
