@@ -11,6 +11,7 @@ from lsclient import newest_annotation
 from .base import LabeledTask
 from .config import Settings
 from .exceptions import BadRequest, LabelStudioUnavailable
+from .logs import add_secrets
 
 _PAGE_SIZE = 100
 _PROJECT_RE = re.compile(r"^\s*(\d+)(?:\.\d+)?\s*$")
@@ -110,4 +111,5 @@ def client_for(settings: Settings, url: str | None = None, api_key: str | None =
         raise LabelStudioUnavailable(
             f"{missing} is not set: the backend needs Label Studio's address and an API key to read tasks "
             "and media (set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the model in Label Studio)")
+    add_secrets([api_key])  # a key from /setup is a secret of this process's log too (training workers included)
     return LabelStudioClient(url, api_key)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from .. import logs, metrics
+from .. import metrics
 from ..base import Backend
 from ..config import Settings
 from ..jobs import TrainingQueue
@@ -66,7 +66,6 @@ class Services:
         url = self.settings.label_studio_url or saved.get("hostname", "")
         key = self.settings.api_key or saved.get("access_token", "")
         if (url, key) not in self._media:
-            logs.add_secrets([key])  # a token /setup stored in another worker process is a secret here too
             auth = client_for(self.settings, url, key).auth_headers if url and key else None
             self._media[(url, key)] = MediaFetcher(self.settings, ls_url=url or None, auth=auth)
         return self._media[(url, key)]

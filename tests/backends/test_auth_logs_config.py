@@ -115,3 +115,14 @@ def test_add_secrets_reaches_the_configured_handlers():
     add_secrets(["project-token-1", "", "abc"])  # empty and too short values are not secrets
     filters = [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, RedactSecrets)]
     assert filters and all(f.redact("t project-token-1 first-secret abc") == "t *** *** abc" for f in filters)
+
+
+def test_a_key_given_to_a_client_is_redacted_in_this_process():
+    # how a training worker (another process than the one /setup reached) learns a project's token
+    from backends.logs import setup_logging
+    from backends.ls_client import client_for
+
+    setup_logging("INFO", [])
+    client_for(Settings(), "http://127.0.0.1:9", "worker-side-token-7")
+    filters = [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, RedactSecrets)]
+    assert filters and all(f.redact("key worker-side-token-7") == "key ***" for f in filters)
