@@ -127,16 +127,15 @@ class _Heartbeat:
 
 
 def _finish(store: JobStore, job_id: str, status: str, **fields: Any) -> dict:
-    """Write a job's final status once: a job reported lost and its own late end cannot both count."""
-    changed = store.update_if(job_id, ACTIVE, status=status, finished=_now(), **fields)
-    if changed or store.get(job_id) is None:  # a record dropped from the history still counts
-        store.count_outcome(status)
-        result = fields.get("result")
-        if status == "succeeded" and isinstance(result, dict) and result.get("status"):
-            store.count_outcome(f"{RESULT_PREFIX}{result['status']}")
-    else:
-        logger.warning("job %s already ended (%s); its %s is not recorded", job_id,
-                       (store.get(job_id) or {}).get("status"), status)
+    """Write a job's final status and count it, once: a job reported lost and its own late end cannot both."""
+    outcomes = [status]
+    result = fields.get("result")
+    if status == "succeeded" and isinstance(result, dict) and result.get("status"):
+        outcomes.append(f"{RESULT_PREFIX}{result['status']}")
+    if not store.finish(job_id, ACTIVE, outcomes, status=status, finished=_now(), **fields):
+        record = store.get(job_id)
+        if record is not None:
+            logger.warning("job %s already ended (%s); its %s is not recorded", job_id, record.get("status"), status)
     return store.get(job_id) or {"id": job_id, "status": status, **fields}
 
 

@@ -83,11 +83,15 @@ class JobStore(ABC):
         """Change fields of an existing record (a record already dropped stays dropped)."""
 
     @abstractmethod
-    def update_if(self, job_id: str, statuses: frozenset[str], **fields: Any) -> bool:
-        """Change fields of a record only while its status is one of `statuses` (atomically).
+    def finish(self, job_id: str, statuses: frozenset[str], outcomes: list[str], **fields: Any) -> bool:
+        """End a job, atomically: while its record's status is one of `statuses`, set `fields` and add one to
+        each of the `outcomes` totals (so a record seen final is already counted).
+
+        A record already dropped from the history is only counted; one whose status is not in `statuses` is left
+        alone: a job reported lost and its own late end cannot both finish it.
 
         Returns:
-            Whether the record was changed; a job reported lost and its own late end cannot both finish it.
+            Whether the record was changed.
         """
 
     @abstractmethod
@@ -97,10 +101,6 @@ class JobStore(ABC):
     @abstractmethod
     def records(self, project_id: int | None, limit: int) -> list[dict]:
         """Records newest first, of one project or of all."""
-
-    @abstractmethod
-    def count_outcome(self, status: str) -> None:
-        """Add one to the total of a final status."""
 
     @abstractmethod
     def outcomes(self) -> dict[str, int]:
@@ -203,10 +203,13 @@ class MemoryStore(JobStore):
             if job_id in self._records:
                 self._records[job_id].update(fields)
 
-    def update_if(self, job_id: str, statuses: frozenset[str], **fields: Any) -> bool:
+    def finish(self, job_id: str, statuses: frozenset[str], outcomes: list[str], **fields: Any) -> bool:
         with self._lock:
             record = self._records.get(job_id)
-            if record is None or record.get("status") not in statuses:
+            if record is not None and record.get("status") not in statuses:
+                return False
+            self._outcomes.update(outcomes)
+            if record is None:
                 return False
             record.update(fields)
             return True
@@ -222,10 +225,6 @@ class MemoryStore(JobStore):
             found = [self._records[i] for p in pids for i in list(self._index.get(p, ()))[:limit]]
             found.sort(key=lambda r: r["created"], reverse=True)
             return json.loads(json.dumps(found[:limit]))
-
-    def count_outcome(self, status: str) -> None:
-        with self._lock:
-            self._outcomes[status] += 1
 
     def outcomes(self) -> dict[str, int]:
         with self._lock:
@@ -251,16 +250,22 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-_UPDATE_IF = """
+# ARGV: n, n statuses, m, m outcomes, then field/value pairs; KEYS: the record, the outcome totals.
+_FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 0 end
-for i = 1, tonumber(ARGV[1]) do
-  if status == ARGV[1 + i] then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 2 + tonumber(ARGV[1])))
-    return 1
-  end
+local n = tonumber(ARGV[1])
+local m = tonumber(ARGV[n + 2])
+local open = not status
+for i = 1, n do
+  if status == ARGV[1 + i] then open = true end
 end
-return 0
+if not open then return 0 end
+for j = 1, m do
+  redis.call('HINCRBY', KEYS[2], ARGV[n + 2 + j], 1)
+end
+if not status then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, n + m + 3))
+return 1
 """
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -286,7 +291,7 @@ class RedisStore(JobStore):
         self._claim = connection.register_script(_CLAIM)
         self._release = connection.register_script(_RELEASE)
         self._update = connection.register_script(_UPDATE)
-        self._update_if = connection.register_script(_UPDATE_IF)
+        self._finish = connection.register_script(_FINISH)
 
     def _key(self, project_id: int, what: str) -> str:
         return f"{KEY_PREFIX}{self.backend}:{int(project_id)}:{what}"
@@ -347,10 +352,12 @@ class RedisStore(JobStore):
         args = [part for k, v in fields.items() for part in (k, json.dumps(v))]
         self._update(keys=[self._record_key(job_id)], args=args)
 
-    def update_if(self, job_id: str, statuses: frozenset[str], **fields: Any) -> bool:
+    def finish(self, job_id: str, statuses: frozenset[str], outcomes: list[str], **fields: Any) -> bool:
         wanted = [json.dumps(s) for s in sorted(statuses)]
-        args = [len(wanted), *wanted, *(part for k, v in fields.items() for part in (k, json.dumps(v)))]
-        return bool(self._update_if(keys=[self._record_key(job_id)], args=args))
+        args = [len(wanted), *wanted, len(outcomes), *outcomes,
+                *(part for k, v in fields.items() for part in (k, json.dumps(v)))]
+        keys = [self._record_key(job_id), f"{KEY_PREFIX}{self.backend}:outcomes"]
+        return bool(self._finish(keys=keys, args=args))
 
     @staticmethod
     def _decode(raw: dict) -> dict | None:
@@ -373,9 +380,6 @@ class RedisStore(JobStore):
         found = [r for r in map(self._decode, pipe.execute() if ids else []) if r is not None]
         found.sort(key=lambda r: r["created"], reverse=True)
         return found[:limit]
-
-    def count_outcome(self, status: str) -> None:
-        self.redis.hincrby(f"{KEY_PREFIX}{self.backend}:outcomes", status, 1)
 
     def outcomes(self) -> dict[str, int]:
         raw = self.redis.hgetall(f"{KEY_PREFIX}{self.backend}:outcomes")
