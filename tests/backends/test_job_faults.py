@@ -267,6 +267,9 @@ def test_worker_and_queue_recover_when_redis_restarts(workdir):
         assert record["status"] == "succeeded", (record, w.log())
         assert [p for p, _ in _starts(workdir)] == [1, 1]
         assert w.procs[0].poll() is None, w.log()
+        # A stop request still stops it (it is not taken for a lost connection).
+        w.procs[0].terminate()
+        assert w.procs[0].wait(15) == 0, w.log()
     finally:
         q.close()
         w.stop()
