@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..exceptions import BadRequest
+from ..labels import check_size
 from ..params import RETRAIN_EVERY, Number
 from .context import services
 from .reading import json_body, optional_project, project_id
@@ -41,6 +42,7 @@ def webhook():
     if config:
         if not isinstance(config, str):
             raise BadRequest("'project.label_config' must be a string (a label config's XML)")
+        check_size(config, s.settings.max_labels)  # training would read it
         if saved.get("label_config") != config:
             s.store.save_project_settings(pid, {**saved, "label_config": config})
     if action == "START_TRAINING":

@@ -157,3 +157,5 @@ def test_a_config_with_too_many_labels_is_400_at_once(client):
     assert "at most 1000 labels" in _error(r, 400) and "MAX_LABELS" in r.json["error"]
     assert time.perf_counter() - started < 5  # it held the model lock 35 s
     assert "MAX_LABELS" in _error(client.post("/setup", json={"project": "1.1", "schema": config}), 400)
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": 1, "label_config": config}}
+    assert "MAX_LABELS" in _error(client.post("/webhook", json=event), 400)
