@@ -3,13 +3,14 @@ backend's pre-annotation, replayed against a labelled data set.
 
 One function per modality, each `(prediction, truth, ...) -> Effort`. The per-action times and their sources live
 with the task package that also uses them in the product (boxes: `detection.effort.BoxCosts`, used there to learn a
-project's score threshold); this module only replays. Boxes are modelled; choices (choosing against confirming),
-transcripts (typing against correcting word edits) and masks (clicks against tracing a polygon) are not yet: add
-their function here and to `MODALITIES`.
+project's score threshold); this module only replays. Choices are bench-only (no product code learns from them
+yet), so their times live here, in `ChoiceCosts`. Transcripts (typing against correcting word edits) and masks
+(clicks against tracing a polygon) are not modelled yet: add their function here and to `MODALITIES`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from detection.effort import BOX_COSTS, BoxCosts, scratch_seconds
@@ -50,4 +51,74 @@ def total(efforts: Sequence[Effort]) -> Effort:
     return out
 
 
-MODALITIES = {"boxes": boxes}
+@dataclass(frozen=True)
+class ChoiceCosts:
+    """Seconds an annotator spends on a choice task (a text and a `<Choices>` control): the one home of these
+    constants. The operators are those of the keystroke-level model; none of it was measured on labelling.
+
+    - words_per_minute 238: silent reading of English non-fiction, Brysbaert, "How many words do we read per
+      minute? A review and meta-analysis of reading rate", Journal of Memory and Language 109, 2019. Reading is the
+      same with and without a pre-annotation: the annotator must read the text to judge the shown choice too.
+    - decide 1.35 s: the mental preparation operator M of Card, Moran & Newell, "The keystroke-level model for user
+      performance time with interactive systems", CACM 23(7), 1980. Charged once to settle on an answer from
+      scratch and once to judge a shown choice (ASSUMPTION: verifying a shown class is one M, like choosing one).
+    - point 1.1 s and press 0.2 s: pointing with the mouse (P) and a key or button press (K, average skilled
+      typist) of the same paper. One P+K per choice clicked and one to submit.
+    - bits 0.15 s per bit: the Hick-Hyman law's constant as Card, Moran & Newell, "The Psychology of
+      Human-Computer Interaction", 1983, give it (150 ms/bit, range 0-157): finding one of k choices takes
+      bits * log2(k + 1) more.
+    - A wrong pre-annotation costs what choosing from scratch costs plus the judging M (ASSUMPTION: the annotator
+      first weighs the shown choice, then chooses as without it; anchoring on a wrong choice may cost more).
+    """
+
+    words_per_minute: float = 238.0
+    decide: float = 1.35
+    point: float = 1.1
+    press: float = 0.2
+    bits: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("words_per_minute", "decide", "point", "press", "bits"):
+            value = getattr(self, name)
+            if not value >= 0.0:  # NaN fails this too
+                raise ValueError(f"ChoiceCosts.{name} must be a non-negative number, got {value!r}")
+        if self.words_per_minute == 0:
+            raise ValueError("ChoiceCosts.words_per_minute must be positive")
+
+    def read(self, words: int) -> float:
+        """Seconds to read a text of `words` words."""
+        return 60.0 * max(int(words), 0) / self.words_per_minute
+
+    def click(self) -> float:
+        """Point at a choice or button and click it."""
+        return self.point + self.press
+
+    def search(self, n_choices: int) -> float:
+        """Finding the right one among `n_choices` (Hick-Hyman)."""
+        return self.bits * math.log2(max(int(n_choices), 1) + 1)
+
+
+CHOICE_COSTS = ChoiceCosts()
+
+
+def choices(predicted: Collection[str] | None, truth: Collection[str], words: int, n_choices: int,
+            multi: bool = False, costs: ChoiceCosts = CHOICE_COSTS) -> Effort:
+    """One text: the pre-annotated choices (None: nothing shown) against the choices it should end up with.
+
+    From scratch: read, decide, find and click each true choice, submit. Pre-annotation right: read, judge it,
+    submit. Wrong: read, judge it, then decide, find and click what changes (single choice: one click replaces
+    the shown choice; multi choice: one toggle per choice shown wrongly or missing), submit.
+    """
+    truth = set(truth)
+    base = costs.read(words) + costs.click()  # reading and the submit button, in every case
+    scratch = base + costs.decide + costs.search(n_choices) + len(truth) * costs.click()
+    if predicted is None:
+        return Effort(scratch, scratch)
+    predicted = set(predicted)
+    if predicted == truth:
+        return Effort(base + costs.decide, scratch)
+    changes = len(predicted ^ truth) if multi else len(truth - predicted) or 1
+    return Effort(base + 2 * costs.decide + costs.search(n_choices) + changes * costs.click(), scratch)
+
+
+MODALITIES = {"boxes": boxes, "choices": choices}
