@@ -283,6 +283,9 @@ class TextClassifier:
     ) -> dict[str, Any]:
         """The new head against the served classifier's recipe and zero-shot, on the same held-out folds.
 
+        Judged by accuracy among the labels the answers use ("known_accuracy", see `heads.score`): all three give
+        the other labels zero-shot's probability.
+
         Returns:
             {"metric", "candidate", "served", "zero_shot" (scores, see `heads.score`), "served_mode", "worse"
             (bool), "reason" (why it is worse, else "")}.
@@ -296,12 +299,15 @@ class TextClassifier:
             served_mode = "trained"
             proba = heads.out_of_fold(E, zs_logits, y, spec.multi, splits, *recipe, int(self.params["max_iter"]))
             served_scores = heads.score(proba, y, spec.multi)
-        metric = "label_accuracy" if spec.multi else "accuracy"
+        metric = "known_accuracy"
         tolerance = float(self.params["guard_tolerance"])
+        references = [("zero-shot", zs_scores)]
+        if served_mode == "trained":
+            references.insert(0, ("the served version", served_scores))
         reasons = [
-            f"{spec.name}: cross-validated {metric} {candidate[metric]:.3f} below {name}'s {other[metric]:.3f} "
+            f"{spec.name}: cross-validated accuracy {candidate[metric]:.3f} below {name}'s {other[metric]:.3f} "
             f"on the same {len(splits)} folds of {len(y)} labels"
-            for name, other in (("the served version", served_scores), ("zero-shot", zs_scores))
+            for name, other in references
             if candidate[metric] < other[metric] - tolerance
         ]
         return {"metric": metric, "candidate": candidate, "served": served_scores, "zero_shot": zs_scores,

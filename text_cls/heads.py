@@ -263,7 +263,12 @@ def out_of_fold(
 
 def score(proba: np.ndarray, targets: np.ndarray, multi: bool) -> dict[str, float]:
     """Accuracy (exact match for multi choice), macro F1 over the labels that occur, log-loss, and for multi
-    choice the per-label accuracy; multi choice decides at 0.5."""
+    choice the per-label accuracy; multi choice decides at 0.5.
+
+    "known_accuracy" counts only the labels the answers use (single choice: the argmax among them; multi choice:
+    the per-label accuracy over them). Labels without answers keep zero-shot's probability in every head, so
+    this is where two heads differ; and answers of some labels cannot show what zero-shot knows of the others.
+    """
     eps = 1e-12
     if multi:
         predicted = (proba >= 0.5).astype(targets.dtype)
@@ -272,12 +277,15 @@ def score(proba: np.ndarray, targets: np.ndarray, multi: bool) -> dict[str, floa
         return {
             "accuracy": float((predicted == targets).all(axis=1).mean()),
             "label_accuracy": float((predicted == targets).mean()),
+            "known_accuracy": float((predicted[:, present] == targets[:, present]).mean()) if len(present) else 1.0,
             "macro_f1": float(f1_score(targets[:, present], predicted[:, present], average="macro", zero_division=0)),
             "log_loss": float(-np.mean(targets * np.log(p) + (1 - targets) * np.log(1 - p))),
         }
     predicted = proba.argmax(axis=1)
+    present = np.unique(targets)
     return {
         "accuracy": float(accuracy_score(targets, predicted)),
+        "known_accuracy": float(np.mean(present[proba[:, present].argmax(axis=1)] == targets)),
         "macro_f1": float(f1_score(targets, predicted, labels=np.unique(targets), average="macro", zero_division=0)),
         "log_loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(targets)), targets], eps, 1.0)))),
     }

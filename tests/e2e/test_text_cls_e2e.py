@@ -113,3 +113,71 @@ def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_
     assert ordered[0] == least
     scores = [newest[tid]["score"] for tid in ordered]
     assert scores == sorted(scores)
+
+
+FOUR = {"HUM": "Human", "LOC": "Location", "NUM": "Numeric", "DESC": "Description"}
+FOUR_CONFIG = ('<View><Text name="question" value="$question"/><Choices name="topic" toName="question" '
+               'choice="single">' + "".join(f'<Choice value="{v}"/>' for v in FOUR.values()) + "</Choices></View>")
+
+
+def test_labels_of_two_classes_keep_the_others_and_a_worse_head_is_rejected(label_studio, redis_server,
+                                                                            start_backend, datasets_dir):
+    """12 labels of 2 of 4 classes once erased the other 2 (recall 0.80 / 0.45 -> 0.00); text_cls had no guard."""
+    backend = start_backend("text_cls", worker=True, REDIS_URL=redis_server.url, LABEL_STUDIO_URL=label_studio.url,
+                            LABEL_STUDIO_API_KEY=label_studio.token, RETRAIN_EVERY="1000")
+    logs = lambda: backend.log() + "\n--- worker ---\n" + backend.worker.log()  # noqa: E731
+    client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    questions, coarse = read_trec(datasets_dir / "text/trec/TREC_10.label")
+    rows = [(FOUR[c], q) for q, c in zip(questions, coarse) if c in FOUR]
+    train = [r for label in ("Numeric", "Description") for r in [r for r in rows if r[0] == label][:6]]
+    test = [r for label in FOUR.values() for r in [r for r in rows if r[0] == label and r not in train][:12]]
+    project = client.projects.create(title="e2e text forgetting", label_config=FOUR_CONFIG)
+    client.projects.import_tasks(project.id, request=[{"question": q} for _, q in train + test])
+    tasks = {t.data["question"]: t.id for t in client.tasks.list(project=project.id)}
+    ml = client.ml.create(project=project.id, url=backend.url, title="labelloop text", is_interactive=False)
+    health = lambda: requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()  # noqa
+    jobs = lambda: requests.get(f"{backend.url}/jobs", params={"project": project.id}, timeout=10).json()["jobs"]  # noqa
+
+    def chosen(version: str) -> dict[str, str]:
+        """The label each test task's prediction of `version` chose, after Label Studio asked the backend."""
+        retrieve_predictions(label_studio.url, label_studio.token, project.id)
+        preds = predictions(client, project.id)
+        return {label + "|" + q: next(p for p in preds[tasks[q]] if p["model_version"] == version)["result"][0]
+                ["value"]["choices"][0] for label, q in test}
+
+    def recall(answers: dict[str, str], label: str) -> float:
+        hits = [answer == label for key, answer in answers.items() if key.split("|", 1)[0] == label]
+        return sum(hits) / len(hits)
+
+    def train_and_wait(n_jobs: int) -> dict:
+        client.ml.train(ml.id)
+        wait_until("training to finish", lambda: len(jobs()) >= n_jobs and all(
+            j["status"] not in ("queued", "running") for j in jobs()), 240, logs)
+        job = jobs()[0]
+        assert job["status"] == "succeeded", (job, logs()[-3000:])
+        return job["result"]
+
+    before = chosen("text_cls-base")
+    for label, q in train:
+        client.annotations.create(tasks[q], result=[{"from_name": "topic", "to_name": "question", "type": "choices",
+                                                      "value": {"choices": [label]}}], was_cancelled=False)
+    result = train_and_wait(1)
+    assert result["status"] == "published", result
+    version = health()["model_version"]
+    assert version == "text_cls-v1"
+    after = chosen(version)
+    for label in ("Human", "Location"):
+        assert recall(before, label) > 0.3, (label, before)
+        assert recall(after, label) >= 0.75 * recall(before, label), (label, recall(before, label), after)
+
+    # A head that cannot learn (C tiny, no zero-shot) from the project's extra params: the guard keeps it out.
+    client.ml.update(ml.id, url=backend.url, project=project.id, extra_params={"C": 0.0001, "prior_weight": 0})
+    result = train_and_wait(2)
+    assert result["status"] == "rejected" and "below the served version's" in result["reason"], result
+    assert health()["model_version"] == "text_cls-v1"  # the served version stays
+    listed = requests.get(f"{backend.url}/versions", params={"project": project.id}, timeout=10).json()
+    rejected = [v for v in listed["versions"][str(project.id)] if v["status"] == "rejected"]
+    assert rejected and "below the served version's" in rejected[0]["reason"], listed
+    guard = rejected[0]["metrics"]["question"]["topic"]["guard"]
+    assert guard["worse"] and guard["candidate"]["known_accuracy"] < guard["served"]["known_accuracy"]
+    assert listed["current"][str(project.id)] == "text_cls-v1"
