@@ -13,6 +13,7 @@ from .diversity import normalize
 from .pool import Pool
 
 MAX_CLUSTERS = 500  # as in TypiClust: beyond it clusters get too small for typicality to mean anything
+CLUSTER_DIMS = 32  # k-means runs on this many principal components: 5x faster than on 384-d MiniLM vectors
 NEIGHBOURS = 20  # the paper's K for typicality
 
 
@@ -36,6 +37,16 @@ def typicality(vectors: np.ndarray, neighbours: int = NEIGHBOURS, chunk: int = 1
     return out
 
 
+def _kmeans(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Cluster labels of k-means with k clusters, on the leading principal components when there are more."""
+    from sklearn.cluster import KMeans  # here, so that `import selection` costs only numpy
+    from sklearn.decomposition import PCA
+
+    if vectors.shape[1] > CLUSTER_DIMS and len(vectors) > CLUSTER_DIMS:
+        vectors = PCA(CLUSTER_DIMS, random_state=seed).fit_transform(vectors)
+    return KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(vectors)
+
+
 def typical_clusters(pool: Pool, n: int, rng: np.random.Generator) -> np.ndarray:
     """TypiClust: the most typical open item of each of the largest clusters with the fewest labels.
 
@@ -51,9 +62,7 @@ def typical_clusters(pool: Pool, n: int, rng: np.random.Generator) -> np.ndarray
     labeled = pool.labeled_embeddings if pool.labeled_embeddings is not None else np.zeros((0, open_emb.shape[1]))
     vectors = np.vstack([open_emb, normalize(labeled)]) if len(labeled) else open_emb
     k = min(len(vectors), len(labeled) + n, MAX_CLUSTERS)
-    from sklearn.cluster import KMeans  # here, so that `import selection` costs only numpy
-
-    clusters = KMeans(n_clusters=k, n_init=1, random_state=int(rng.integers(2**31))).fit_predict(vectors)
+    clusters = _kmeans(vectors, k, int(rng.integers(2**31)))
     covered = np.bincount(clusters[len(open_emb):], minlength=k).astype(np.float64)
     sizes = np.bincount(clusters, minlength=k)
     taken = np.zeros(len(open_emb), dtype=bool)

@@ -43,3 +43,12 @@ def test_more_picks_than_clusters_and_tiny_pools():
     picks = typical_clusters(Pool(embeddings=emb), 10, np.random.default_rng(0))
     assert sorted(picks.tolist()) == list(range(10))
     assert len(typical_clusters(Pool(embeddings=emb[:1]), 3, np.random.default_rng(0))) == 1
+
+
+def test_wide_vectors_are_clustered_on_their_principal_components():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 384)) * 3
+    emb = np.vstack([c + rng.normal(size=(s, 384)) * 0.3 for c, s in zip(centres, [50, 30, 20])])
+    blob = np.repeat(np.arange(3), [50, 30, 20])
+    picks = typical_clusters(Pool(embeddings=emb), 3, np.random.default_rng(0))
+    assert [blob[i] for i in picks] == [0, 1, 2]
