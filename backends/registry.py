@@ -12,6 +12,7 @@ ADAPTERS: dict[str, str] = {
     "detection": "backends.adapters.detection:DetectionBackend",
     "segmentation": "backends.adapters.segmentation:SegmentationBackend",
     "asr": "backends.adapters.asr:ASRBackend",
+    "ner": "backends.adapters.ner:NERBackend",
 }
 
 

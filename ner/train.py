@@ -1,0 +1,106 @@
+"""Learning a tagger from annotated texts, and deciding whether it may replace the served model.
+
+As in asr's adaptation: a candidate learns from a training split; on the held-out split (a fixed share of the
+texts, chosen by a hash of their keys so a retrain holds out the same ones) its span F1 on the project's labels
+is compared with the served model's (spaCy's mapping before any training); the candidate is then learned again
+from every text, and published only when it was not worse.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import pipeline
+from .features import token_features
+from .model import Measure, NerModel
+from .spans import Span, bio_tags, check_spans, span_f1
+from .tagger import DEFAULT_C, Tagger
+
+MIN_EXAMPLES = 8  # annotated texts before a tagger is trained (2 held out, 6 to learn from)
+HOLDOUT = 0.25
+
+
+class TrainingError(ValueError):
+    """Nothing to learn from: too few annotated texts, or no span of a project label."""
+
+
+@dataclass
+class Sample:
+    """An annotated text: the spans an annotator marked (none is an answer too), `key` identifies it."""
+
+    text: str
+    spans: list[Span] = field(default_factory=list)
+    key: str = ""
+
+
+def held_out(samples: Sequence[Sample], fraction: float = HOLDOUT) -> set[int]:
+    """Indices of the held-out samples: at least 2, chosen by the hash of their keys (stable across retrains)."""
+    n = max(2, round(len(samples) * fraction))
+    order = sorted(range(len(samples)), key=lambda i: hashlib.sha256(samples[i].key.encode()).hexdigest())
+    return set(order[:n])
+
+
+def _fit(features: Sequence[np.ndarray], analyses: Sequence[pipeline.Analysis], samples: Sequence[Sample],
+         c: float) -> Tagger:
+    return Tagger.fit(features, [bio_tags(a.tokens, s.spans) for a, s in zip(analyses, samples)], c=c)
+
+
+def train_tagger(samples: Sequence[Sample], labels: Sequence[str], type_to_label: Mapping[str, str],
+                 served: NerModel | None, encoder, measure: Measure, c: float = DEFAULT_C,
+                 holdout: float = HOLDOUT) -> tuple[NerModel, dict, bool, str]:
+    """Learn a tagger for the project's `labels` and decide whether to publish it.
+
+    Args:
+        samples: annotated texts; spans of labels not in `labels` are ignored.
+        served: the model served now (None: spaCy's mapping alone).
+        encoder: the MiniLM `text_cls.encoder.Encoder` for the token features.
+
+    Returns:
+        (model, metrics, publish, reason): publish is False when held-out span F1 would get worse.
+
+    Raises:
+        TrainingError: fewer than MIN_EXAMPLES texts, or no span with a project label.
+    """
+    wanted = set(labels)
+    samples = [Sample(s.text, [sp for sp in s.spans if sp.label in wanted], s.key) for s in samples]
+    for s in samples:
+        check_spans(s.text, s.spans)
+    if len(samples) < MIN_EXAMPLES:
+        raise TrainingError(f"{len(samples)} annotated texts; a tagger needs at least {MIN_EXAMPLES}")
+    if not any(s.spans for s in samples):
+        raise TrainingError(f"no annotated span has one of the project's labels ({', '.join(labels)})")
+    texts = [s.text for s in samples]
+    analyses = pipeline.analyse(texts)
+    features = token_features(encoder, texts, analyses)
+    held = held_out(samples, holdout)
+    train = [i for i in range(len(samples)) if i not in held]
+    test = sorted(held)
+    gold = [samples[i].spans for i in test]
+
+    def f1_of(model: NerModel) -> float:
+        pred = model.predict([analyses[i] for i in test], [features[i] for i in test], type_to_label, labels,
+                             measure)
+        return span_f1(gold, [p.spans for p in pred], labels)[0].f1
+
+    served = served or NerModel()
+    f1_base = f1_of(NerModel())
+    f1_before = f1_of(served) if served.tagger is not None else f1_base
+    f1_after = None
+    if any(samples[i].spans for i in train):
+        candidate = NerModel(_fit([features[i] for i in train], [analyses[i] for i in train],
+                                  [samples[i] for i in train], c))
+        f1_after = f1_of(candidate)
+    final = NerModel(_fit(features, analyses, samples, c))
+    metrics = {"span_f1_base": round(f1_base, 4), "span_f1_before": round(f1_before, 4),
+               "span_f1_after": None if f1_after is None else round(f1_after, 4),
+               "learned_labels": final.learned_labels, "n_train": len(train), "n_heldout": len(test),
+               "n_spans": sum(len(s.spans) for s in samples)}
+    if f1_after is None:
+        return final, metrics, False, "the training split holds no span: nothing to compare on held-out texts"
+    if f1_after < f1_before:
+        return final, metrics, False, (f"held-out span F1 would get worse: {f1_after:.3f} against "
+                                       f"{f1_before:.3f} for the served model")
+    return final, metrics, True, ""
