@@ -51,8 +51,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "multi_temperature": zero_shot.DEFAULT_MULTI_TEMPERATURE,
     # Heads learn a correction to the zero-shot logits (see heads.py); False: plain logistic regression.
     "prior": True,
-    # The guard (fit(served=...)) calls a fit worse when its cross-validated accuracy is this much below the
-    # served classifier's or zero-shot's on the same folds.
+    # The guard (fit(served=...)) calls a fit worse when its cross-validated accuracy is below the served
+    # classifier's or zero-shot's on the same folds by more than this and more than one standard error.
     "guard_tolerance": 0.0,
 }
 
@@ -267,10 +267,10 @@ class TextClassifier:
         splits = heads.folds(y, spec.multi, int(p["seed"]), int(p["cv_folds"]))
         out: dict[str, Any] = {}
         if splits:
-            C, weight, cv, _ = heads.select(E, zs_logits, y, spec.multi, splits, C_grid, prior_grid, max_iter)
+            C, weight, cv, oof = heads.select(E, zs_logits, y, spec.multi, splits, C_grid, prior_grid, max_iter)
             out.update(cv_folds=len(splits), cv_accuracy=cv["accuracy"], cv_macro_f1=cv["macro_f1"],
                        cv_log_loss=cv["log_loss"])
-            out["guard"] = self._guard(spec, E, zs_logits, y, splits, cv, served)
+            out["guard"] = self._guard(spec, E, zs_logits, y, splits, cv, oof, served)
         else:
             # Too few labels per class for two folds: the largest candidates, zero-shot kept at full weight.
             C, weight = max(C_grid), max(prior_grid)
@@ -279,7 +279,7 @@ class TextClassifier:
 
     def _guard(
         self, spec: ControlSpec, E: np.ndarray, zs_logits: np.ndarray, y: np.ndarray, splits: list,
-        candidate: dict[str, float], served: TextClassifier | None,
+        candidate: dict[str, float], candidate_proba: np.ndarray, served: TextClassifier | None,
     ) -> dict[str, Any]:
         """The new head against the served classifier's recipe and zero-shot, on the same held-out folds.
 
@@ -291,25 +291,29 @@ class TextClassifier:
             (bool), "reason" (why it is worse, else "")}.
         """
         zs_proba = zero_shot.sigmoid(zs_logits) if spec.multi else zero_shot.softmax(zs_logits)
-        zs_scores = heads.score(zs_proba, y, spec.multi)
+        references = [("zero-shot", zs_proba)]
         recipe = served.recipe(spec) if served is not None else None
-        if recipe is None:
-            served_mode, served_scores = "zero_shot", zs_scores
-        else:
-            served_mode = "trained"
+        if recipe is not None:
             proba = heads.out_of_fold(E, zs_logits, y, spec.multi, splits, *recipe, int(self.params["max_iter"]))
-            served_scores = heads.score(proba, y, spec.multi)
-        metric = "known_accuracy"
+            references.insert(0, ("the served version", proba))
+        mine = heads.known_correct(candidate_proba, y, spec.multi)
         tolerance = float(self.params["guard_tolerance"])
-        references = [("zero-shot", zs_scores)]
-        if served_mode == "trained":
-            references.insert(0, ("the served version", served_scores))
-        reasons = [
-            f"{spec.name}: cross-validated accuracy {candidate[metric]:.3f} below {name}'s {other[metric]:.3f} "
-            f"on the same {len(splits)} folds of {len(y)} labels"
-            for name, other in references
-            if candidate[metric] < other[metric] - tolerance
-        ]
+        scores: dict[str, dict[str, float]] = {}
+        reasons = []
+        for name, proba in references:
+            scores[name] = heads.score(proba, y, spec.multi)
+            # Worse means worse beyond the folds' noise: the mean paired difference per label below minus one
+            # standard error (and the tolerance). With a dozen labels a head level with zero-shot is kept.
+            diff = mine - heads.known_correct(proba, y, spec.multi)
+            margin = max(tolerance, float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0)
+            if diff.mean() < -margin:
+                reasons.append(f"{spec.name}: cross-validated accuracy {candidate['known_accuracy']:.3f} below "
+                               f"{name}'s {scores[name]['known_accuracy']:.3f} on the same {len(splits)} folds of "
+                               f"{len(y)} labels (by more than {margin:.3f}, one standard error)")
+        served_mode = "trained" if recipe is not None else "zero_shot"
+        zs_scores = scores["zero-shot"]
+        served_scores = scores.get("the served version", zs_scores)
+        metric = "known_accuracy"
         return {"metric": metric, "candidate": candidate, "served": served_scores, "zero_shot": zs_scores,
                 "served_mode": served_mode, "worse": bool(reasons), "reason": "; ".join(reasons)}
 
