@@ -11,12 +11,14 @@ import threading
 import time
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..config import Settings
 from ..exceptions import LabelloopError
 from .coordination import BEAT_TTL, FINAL, LOCK_MARGIN, RESULT_PREFIX, JobFunc, _execute, _submit, job_path
 from .stores import HISTORY, JobStore, MemoryStore, RedisStore
+
+if TYPE_CHECKING:  # only annotations: an RQ work-horse imports this package without the settings' dependencies
+    from ..config import Settings
 
 logger = logging.getLogger(__name__)
 
