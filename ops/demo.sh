@@ -130,7 +130,8 @@ done <<< "$catalog"
 if running worker; then
     log "RQ worker already running (pid $(cat "$RUN/worker.pid"))"
 else
-    setsid env "${common_env[@]}" "$ROOT/.venv/bin/rq" worker --url "$REDIS_URL" labelloop-train \
+    # our worker, not plain `rq worker`: it records a killed work-horse's job at once and waits out a Redis restart
+    setsid env "${common_env[@]}" "$ROOT/.venv/bin/python" -m backends worker \
         >> "$LOGS/worker.log" 2>&1 < /dev/null &
     echo $! > "$RUN/worker.pid"
     log "RQ worker started (pid $!)"
