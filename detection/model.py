@@ -95,6 +95,7 @@ class Detector:
         bgr = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2BGR) for im in images]
         out: list[list[Detection]] = []
         with self._lock:
+            runtime.keep_process_threads()
             try:
                 for start in range(0, len(bgr), max(1, batch)):
                     for r in self.yolo.predict(bgr[start:start + batch], **kwargs):

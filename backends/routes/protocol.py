@@ -13,6 +13,7 @@ from ..exceptions import BadRequest, LabelloopError
 from ..labels import check_size
 from ..media import MediaFetcher
 from ..params import validate
+from ..threads import thread_report
 from .context import Services, services
 from .reading import extra_params, json_body, merge, optional_project, project_id, split_unreadable, text_field
 
@@ -29,7 +30,8 @@ def health():
         # 503 makes Label Studio refuse the connection and compose mark the container unhealthy
         return jsonify({"status": "UNAVAILABLE", "backend": s.backend.name, "model": state, "reason": reason}), 503
     body: dict[str, Any] = {"status": "UP", "backend": s.backend.name, "model": state,
-                            "model_version": s.backend.base_version(), **s.backend.status()}
+                            "model_version": s.backend.base_version(), "threads": thread_report(),
+                            **s.backend.status()}
     project = request.args.get("project")
     if project:
         pid = project_id(project)
