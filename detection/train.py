@@ -467,6 +467,7 @@ def finetune(start: str | Path, data_yaml: Path, out_dir: Path, opts: TrainOptio
         )
         if opts.lr0 is not None:
             args.update(optimizer="AdamW", lr0=opts.lr0)
+        detection.runtime.keep_process_threads()
         model.train(trainer=_TRAINERS[(task, opts.freeze_bn)], **args)
         trainer = model.trainer
         best = Path(trainer.best)
