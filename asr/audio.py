@@ -19,10 +19,59 @@ SAMPLE_RATE = 16000
 DEFAULT_CHUNK_S = 120.0  # peak memory grows with the chunk, not with the file
 _SEARCH_S = 5.0  # how far before the chunk end the quietest cut point is looked for
 _FRAME_S = 0.1
+_LIMIT_SLACK_S = 1.0  # headers estimate durations (mp3 from its bitrate): a file a hair over the limit passes
 
 
 class AudioError(ValueError):
     """A file that holds no decodable audio: empty, corrupt, or without an audio stream."""
+
+
+class AudioTooLong(AudioError):
+    """A file longer than the caller's limit: its header says so, or decoding ran past the limit."""
+
+
+def _hms(seconds: float) -> str:
+    """A duration for people: '3 h 20 min', '12 min 5 s', '40 s'."""
+    s = int(round(seconds))
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    if h:
+        return f"{h} h {m} min" if m else f"{h} h"
+    if m:
+        return f"{m} min {sec} s" if sec else f"{m} min"
+    return f"{sec} s"
+
+
+def _declared_duration(container) -> float | None:
+    """The duration the header declares, in seconds (container, else the audio stream); None when unknown.
+
+    libavformat reads it from the header or estimates it from the bitrate: nothing is decoded."""
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    stream = container.streams.audio[0]
+    if stream.duration is not None and stream.duration > 0 and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return None
+
+
+def probe_duration(path: str | Path) -> float | None:
+    """The duration `path`'s header declares, in seconds, or None when it declares none.
+
+    Raises:
+        AudioError: the file is empty, unreadable or holds no audio stream.
+    """
+    container = _open(path)
+    try:
+        return _declared_duration(container)
+    finally:
+        container.close()
+
+
+def _too_long(path: str | Path, max_s: float, declared: float | None) -> AudioTooLong:
+    limit = f"the limit is {_hms(max_s)}" + (f" ({max_s:g} s)" if max_s >= 60 else "")
+    if declared is not None:
+        return AudioTooLong(f"{Path(path).name} is {_hms(declared)} long; {limit}")
+    return AudioTooLong(f"{Path(path).name} is longer than its header declares: decoding passed {_hms(max_s)}; "
+                        f"{limit}")
 
 
 def _open(path: str | Path):
@@ -60,14 +109,23 @@ def _cut_point(samples: np.ndarray, target: int, sr: int) -> int:
     return lo + int(energy.argmin()) * frame + frame // 2
 
 
-def iter_chunks(path: str | Path, chunk_s: float = DEFAULT_CHUNK_S,
-                sample_rate: int = SAMPLE_RATE) -> Iterator[tuple[float, np.ndarray]]:
+def iter_chunks(path: str | Path, chunk_s: float = DEFAULT_CHUNK_S, sample_rate: int = SAMPLE_RATE,
+                max_s: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Stream a file as (offset seconds, mono float32 samples) pieces of about `chunk_s` seconds.
 
+    With `max_s`, a file whose header declares more is refused before anything is decoded, and one whose header
+    understates its length (or declares none) is stopped as soon as decoding passes the limit.
+
     Raises:
+        AudioTooLong: the file is longer than `max_s` seconds.
         AudioError: the file is empty, unreadable, has no audio stream, or no sample could be decoded.
     """
     container = _open(path)
+    declared = _declared_duration(container)
+    if max_s is not None and declared is not None and declared > max_s + _LIMIT_SLACK_S:
+        container.close()
+        raise _too_long(path, max_s, declared)
+    cap = None if max_s is None else int((max_s + _LIMIT_SLACK_S) * sample_rate)
     limit = int(chunk_s * sample_rate)
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
     pending: list[np.ndarray] = []
@@ -92,6 +150,8 @@ def iter_chunks(path: str | Path, chunk_s: float = DEFAULT_CHUNK_S,
                 arr = out.to_ndarray().reshape(-1)
                 pending.append(arr)
                 held += len(arr)
+            if cap is not None and offset + held > cap:
+                raise _too_long(path, max_s, None)
             if held >= limit + int(_SEARCH_S * sample_rate):
                 buf = np.concatenate(pending).astype(np.float32) / 32768.0
                 cut = _cut_point(buf, limit, sample_rate)

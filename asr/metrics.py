@@ -21,3 +21,14 @@ def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     if not pairs:
         raise ValueError("word error rate needs at least one non-empty reference")
     return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def word_edits(reference: str, hypothesis: str) -> int:
+    """Word substitutions, deletions and insertions that turn `hypothesis` into `reference` (both normalised)."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref:
+        return len(hyp.split())
+    if not hyp:
+        return len(ref.split())
+    out = jiwer.process_words(ref, hyp)
+    return int(out.substitutions + out.deletions + out.insertions)

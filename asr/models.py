@@ -12,7 +12,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+
 DEFAULT_MODEL = "tiny.en"
+LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the language codes Whisper knows ("en", "de", ...)
 HUB_PREFIX = "Systran/faster-whisper-"
 FASTER_WHISPER = "faster-whisper"
 OPENAI_WHISPER = "openai-whisper"

@@ -77,6 +77,10 @@ class Settings:
     uncertainty: str = selection.DEFAULT  # selection strategy whose measure scores each task
     # speech recognition: the Whisper model by name or path (a project's extra params `model` wins); "" = tiny.en
     asr_model: str = ""
+    # longer audio files are refused (that task's error; the rest of the batch is predicted): one upload must not
+    # hold the CPU for hours (tiny.en decodes speech ~5x faster than real time on 2 cores: 3 h take ~35 min); 0 = no
+    # limit
+    max_audio_seconds: int = 3 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +121,7 @@ class Settings:
             train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),
             uncertainty=_strategy(env.get("UNCERTAINTY_STRATEGY", "")),
             asr_model=env.get("ASR_MODEL", "").strip(),
+            max_audio_seconds=_int(env, "MAX_AUDIO_SECONDS", 3 * 3600),
         )
 
     def with_overrides(self, **changes) -> Settings:

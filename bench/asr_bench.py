@@ -3,6 +3,7 @@ calibration fit.
 
     .venv/bin/python -m bench.asr_bench --out bench/results                      # tiny.en from $WEIGHTS_DIR
     .venv/bin/python -m bench.asr_bench --out bench/results --model tiny.en --model /path/to/faster-whisper-base
+    .venv/bin/python -m bench.asr_bench --probe   # duration: PyAV header vs ffprobe vs decoding, 3 h files
 
 Each model runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. Real-time factor here is audio
 seconds per wall second (higher is faster), over the 48 LJSpeech clips plus 60 spoken digits. Writes asr.json.
@@ -88,15 +89,60 @@ def run_one(model: str, beam_size: int) -> dict:
     return out
 
 
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def probe_timing(hours: float = 3.0, repeats: int = 20) -> dict:
+    """How long finding out a file's duration takes: the header through PyAV in-process (what asr does before
+    decoding, `asr.audio.probe_duration`) against an `ffprobe` subprocess, and against decoding the whole file."""
+    import tempfile
+
+    from asr.audio import iter_chunks, probe_duration
+
+    out: dict = {"hours": hours}
+    with tempfile.TemporaryDirectory() as tmp:
+        for ext, codec in (("flac", ["-c:a", "flac"]), ("mp3", ["-c:a", "libmp3lame", "-b:a", "32k"]),
+                           ("ogg", ["-c:a", "libvorbis", "-q:a", "0"])):
+            path = Path(tmp) / f"long.{ext}"
+            _ffmpeg("-f", "lavfi", "-i", f"anoisesrc=r=16000:a=0.001:d={hours * 3600:g}", "-ac", "1", *codec,
+                    str(path))
+            t = time.perf_counter()
+            for _ in range(repeats):
+                declared = probe_duration(path)
+            pyav_ms = (time.perf_counter() - t) / repeats * 1000
+            t = time.perf_counter()
+            for _ in range(repeats):
+                subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                str(path)], check=True, capture_output=True)
+            ffprobe_ms = (time.perf_counter() - t) / repeats * 1000
+            t = time.perf_counter()
+            decoded = sum(len(c) for _, c in iter_chunks(path, chunk_s=600)) / 16000
+            decode_s = time.perf_counter() - t
+            out[ext] = {"bytes": path.stat().st_size, "declared_s": round(declared or -1, 2),
+                        "decoded_s": round(decoded, 2), "pyav_header_ms": round(pyav_ms, 2),
+                        "ffprobe_ms": round(ffprobe_ms, 2), "decode_all_s": round(decode_s, 2)}
+            print(ext, out[ext], flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--model", action="append", help="model name or path (repeatable); default tiny.en")
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help="only time duration probes (asr_probe.json)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.beam_size)))
+        return
+    if args.probe:
+        result = {"date": time.strftime("%Y-%m-%d"), "load_avg_start": round(os.getloadavg()[0], 2),
+                  "probe": probe_timing()}
+        result["load_avg_end"] = round(os.getloadavg()[0], 2)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "asr_probe.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return
     from asr.confidence import DEFAULT_CALIBRATION, fit_calibration
 

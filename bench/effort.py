@@ -4,8 +4,9 @@ backend's pre-annotation, replayed against a labelled data set.
 One function per modality, each `(prediction, truth, ...) -> Effort`. The per-action times and their sources live
 with the task package that also uses them in the product (boxes: `detection.effort.BoxCosts`, used there to learn a
 project's score threshold); this module only replays. Choices are bench-only (no product code learns from them
-yet), so their times live here, in `ChoiceCosts`. Transcripts (typing against correcting word edits) and masks
-(clicks against tracing a polygon) are not modelled yet: add their function here and to `MODALITIES`.
+yet), so their times live here, in `ChoiceCosts`. Transcripts: `asr.effort.TranscriptCosts` (typing against
+correcting word edits). Masks (clicks against tracing a polygon) are not modelled yet: add their function here and
+to `MODALITIES`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from asr.effort import TRANSCRIPT_COSTS, TranscriptCosts, assisted_seconds
+from asr.effort import scratch_seconds as transcript_scratch_seconds
 from detection.effort import BOX_COSTS, BoxCosts, scratch_seconds
 from detection.threshold import Truth, outcome_at
 from detection.types import Detection
@@ -121,4 +124,12 @@ def choices(predicted: Collection[str] | None, truth: Collection[str], words: in
     return Effort(base + 2 * costs.decide + costs.search(n_choices) + changes * costs.click(), scratch)
 
 
-MODALITIES = {"boxes": boxes, "choices": choices}
+def transcripts(hypothesis: str, reference: str, duration_s: float,
+                costs: TranscriptCosts = TRANSCRIPT_COSTS) -> Effort:
+    """One clip: listening and fixing each word edit of the pre-annotated transcript, against listening and typing
+    every word (`asr.effort`; an empty pre-annotation is typed from scratch)."""
+    return Effort(assisted_seconds(reference, hypothesis, duration_s, costs),
+                  transcript_scratch_seconds(reference, duration_s, costs))
+
+
+MODALITIES = {"boxes": boxes, "choices": choices, "transcripts": transcripts}

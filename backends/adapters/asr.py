@@ -11,18 +11,79 @@ from typing import Any
 
 from asr.adapt import FILE as ADAPTATION_FILE
 from asr.adapt import Adaptation, AdaptationError, Sample, train_adaptation
-from asr.audio import DEFAULT_CHUNK_S, AudioError
+from asr.audio import DEFAULT_CHUNK_S, AudioError, AudioTooLong
 from asr.engine import DecodeOptions, Transcriber, Transcript, get_transcriber
-from asr.models import ModelError
+from asr.models import LANGUAGES, ModelError
+from selection import STRATEGIES, UnknownStrategy
+from selection import get as get_strategy
 
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
-from ..exceptions import LabelloopError, NotEnoughData, UnsupportedConfig
+from ..exceptions import BadRequest, LabelloopError, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls
 from ..media import task_media
+from ..params import Number, OneOf
 
 log = logging.getLogger(__name__)
 
 _TRUE = ("true", "1", "yes")
+# The per-task score is the probability that the transcript is right (the product of Whisper's probabilities for
+# the tokens it chose, see asr.confidence): sequence-level least confidence. Margin and entropy need the
+# probabilities of the tokens it did not choose, which faster-whisper does not report, so strategies built on them
+# are refused, never silently replaced.
+SCORED_MEASURE = "least_confidence"
+
+
+class StrategyParam:
+    """The `uncertainty` param: a known selection strategy whose per-task measure asr can compute."""
+
+    name = "uncertainty"
+
+    @staticmethod
+    def supported() -> list[str]:
+        return sorted(n for n, s in STRATEGIES.items() if s.measure == SCORED_MEASURE and
+                      not s.needs & {"probs", "predicted"})
+
+    def parse(self, raw: Any) -> str:
+        """`raw` as a strategy name asr can score by.
+
+        Raises:
+            BadRequest: an unknown strategy (the known ones listed), or one asr cannot score by.
+        """
+        try:
+            strategy = get_strategy(raw if isinstance(raw, str) else repr(raw))
+        except UnknownStrategy as e:
+            raise BadRequest(f"'uncertainty': {e}") from None
+        if strategy.name not in self.supported():
+            raise BadRequest(
+                f"'uncertainty': asr cannot rank by {strategy.name!r}: it needs {strategy.measure} over "
+                "alternatives, and Whisper reports only the probability of each token it chose; choose one of: "
+                f"{', '.join(self.supported())}")
+        return strategy.name
+
+    def read(self, params: dict | None, default: str | None = None) -> str | None:
+        raw = (params or {}).get(self.name)
+        if raw is None or raw == "":
+            return default
+        return self.parse(raw)
+
+
+@lru_cache(maxsize=8)
+def _default_strategy(name: str) -> str:
+    """The process default if asr can score by it, else least_confidence (logged once per process and name)."""
+    try:
+        return UNCERTAINTY.parse(name)
+    except BadRequest as e:
+        log.warning("UNCERTAINTY_STRATEGY=%s: %s; asr scores by least_confidence", name, e)
+        return SCORED_MEASURE
+
+
+# what a request's params or a project's extra params may set (checked at /setup and at every /predict)
+BEAM_SIZE = Number("beam_size", 1, 10, integer=True)
+CHUNK_S = Number("chunk_s", 10, 600)  # memory grows with the chunk; below 10 s Whisper loses context
+LANGUAGE = OneOf("language", LANGUAGES)
+MIN_RULE_COUNT = Number("min_rule_count", 1, 1_000_000, integer=True)
+UNCERTAINTY = StrategyParam()
+PARAMS = (BEAM_SIZE, CHUNK_S, LANGUAGE, MIN_RULE_COUNT, UNCERTAINTY)
 
 
 @dataclass(frozen=True)
@@ -79,6 +140,7 @@ class ASRBackend(Backend):
     """Transcribes audio tasks with Whisper; adapts to corrected transcripts with vocabulary and rules."""
 
     name = "asr"
+    PARAMS = PARAMS
 
     def check_config(self, label_config: str) -> None:
         _layout(label_config)
@@ -102,11 +164,26 @@ class ASRBackend(Backend):
         return ASRModel(self.transcriber(adaptation.base_model), adaptation)
 
     def _options(self, layout: Layout, params: dict) -> DecodeOptions:
-        return DecodeOptions(language=params.get("language") or layout.language,
-                             beam_size=int(params.get("beam_size", 1)),
+        prompt = params.get("initial_prompt")
+        return DecodeOptions(language=LANGUAGE.read(params) or layout.language,
+                             beam_size=BEAM_SIZE.read(params, 1),
                              vad=str(params.get("vad", True)).lower() in _TRUE,
-                             initial_prompt=params.get("initial_prompt") or None,
-                             chunk_s=float(params.get("chunk_s", DEFAULT_CHUNK_S)))
+                             initial_prompt=prompt if isinstance(prompt, str) and prompt.strip() else None,
+                             chunk_s=CHUNK_S.read(params, DEFAULT_CHUNK_S),
+                             max_seconds=self.settings.max_audio_seconds or None)
+
+    def strategy(self, params: dict) -> str:
+        """The selection strategy the scores serve: the project's or request's `uncertainty`, else the process
+        default (UNCERTAINTY_STRATEGY).
+
+        A project or request naming one asr cannot score by is a 400; a process default it cannot score by (one
+        setting for every backend) leaves asr with its only measure, least confidence, and says so in the log.
+
+        Raises:
+            BadRequest: see `StrategyParam.parse`.
+        """
+        asked = UNCERTAINTY.read(params)
+        return asked if asked is not None else _default_strategy(self.settings.uncertainty)
 
     def _model_for(self, model: ASRModel | None, params: dict) -> ASRModel:
         if params.get("model"):  # a project asking for another base model (extra_params), not adapted
@@ -120,6 +197,7 @@ class ASRBackend(Backend):
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
         layout = _layout(label_config)
+        self.strategy(params)  # every strategy asr honours ranks by the same confidence; the rest are 400s
         model = self._model_for(model, params)
         opts = self._options(layout, params)
         answers = []
@@ -127,6 +205,9 @@ class ASRBackend(Backend):
             tid = task.get("id", "?") if isinstance(task, dict) else "?"
             try:
                 transcript = model.transcribe(task_media(task, layout.textarea.value_key, media, "an audio"), opts)
+            except AudioTooLong as e:
+                answers.append(TaskPrediction(error=f"task {tid}: {e}; MAX_AUDIO_SECONDS sets it"))
+                continue
             except (AudioError, LabelloopError) as e:
                 answers.append(TaskPrediction(error=f"task {tid}: {e}"))
                 continue
@@ -194,7 +275,7 @@ class ASRBackend(Backend):
 
         try:
             adaptation, metrics, publish, reason = train_adaptation(
-                samples, decode, parent.adaptation, min_count=int(params.get("min_rule_count", 2)))
+                samples, decode, parent.adaptation, min_count=MIN_RULE_COUNT.read(params, 2))
         except AdaptationError as e:
             raise NotEnoughData(str(e)) from None
         adaptation.base_model = params.get("model") or self.settings.asr_model or None

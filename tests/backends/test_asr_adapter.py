@@ -78,7 +78,8 @@ def test_whole_transcripts_with_per_task_errors(client, datasets_dir, tmp_path):
     item = first["result"][0]
     assert item["type"] == "textarea" and item["from_name"] == "transcription" and item["to_name"] == "audio"
     assert "movable types" in item["value"]["text"][0].lower()
-    assert 0.5 < first["score"] <= 1 and item["score"] == first["score"]
+    # the probability that the whole transcript is right: 0.21 for this (right) 19-word sentence
+    assert 0.1 < first["score"] <= 1 and item["score"] == first["score"]
     assert "ugly ones" in last["result"][0]["value"]["text"][0].lower()
     errors = {i + 1: r.get("error", "") for i, r in enumerate(body["results"]) if "result" not in r}
     assert set(errors) == {2, 3, 4, 5, 6}
@@ -105,8 +106,13 @@ def test_segment_level_regions(client, datasets_dir, tmp_path):
         assert lab["from_name"] == "labels" and lab["value"]["labels"] == ["Speech"] and lab["to_name"] == "audio"
         assert text["from_name"] == "transcription" and text["value"]["text"][0]
         assert (lab["value"]["start"], lab["value"]["end"]) == (text["value"]["start"], text["value"]["end"])
-        assert 0 <= lab["score"] <= 1
+        assert 0 <= lab["score"] <= 1 and text["score"] == lab["score"]
     assert 0 < pred["score"] <= 1
+    # each segment is scored from its own words (both lie in one 30-second decoding window, which used to give
+    # them one number), and the task is as uncertain as its least certain segment
+    region_scores = [r["labels"]["score"] for r in regions.values()]
+    assert len(set(region_scores)) == len(region_scores), region_scores
+    assert pred["score"] == pytest.approx(min(region_scores))
     # the corrected transcript of such an annotation reads the regions in time order
     layout = _layout(SEGMENTS)
     shuffled = sorted(pred["result"], key=lambda i: -i["value"]["start"])
@@ -149,3 +155,51 @@ def test_the_base_model_comes_from_the_settings(monkeypatch):
     backend = ASRBackend(Settings.from_env({"ASR_MODEL": "no-such-size"}))
     with pytest.raises(LabelloopError, match="faster-whisper-no-such-size"):
         backend.transcriber()
+
+
+def test_strategies_asr_cannot_score_by_are_refused(client, datasets_dir):
+    """least_confidence (and the batch strategies built on it) rank by the word confidence; margin and entropy need
+    the probabilities of words Whisper did not choose: a 400 that says so, at /predict and at /setup."""
+    task = [{"id": 1, "data": {"audio": _clip(datasets_dir, "LJ001-0013")}}]
+
+    def ask(params):
+        return client.post("/predict", json={"tasks": task, "project": "5.1", "label_config": WHOLE,
+                                             "params": params})
+
+    ok = ask({"uncertainty": "least_confidence"})
+    assert ok.status_code == 200 and 0 < ok.json["results"][0]["score"] <= 1
+    for name in ("margin", "entropy", "badge"):
+        r = ask({"uncertainty": name})
+        assert r.status_code == 400, r.json
+        assert f"asr cannot rank by '{name}'" in r.json["error"] and "least_confidence" in r.json["error"]
+    r = ask({"uncertainty": "nope"})
+    assert r.status_code == 400 and "unknown selection strategy 'nope'" in r.json["error"]
+    assert "margin" in r.json["error"]  # the known names are listed
+    r = client.post("/setup", json={"project": "5.1", "schema": WHOLE, "extra_params": {"uncertainty": "entropy"}})
+    assert r.status_code == 400 and "entropy" in r.json["error"]
+
+
+@pytest.mark.parametrize("params,field", [({"beam_size": "abc"}, "beam_size"), ({"beam_size": 1000}, "beam_size"),
+                                          ({"chunk_s": 1e9}, "chunk_s"), ({"language": "xx"}, "language")])
+def test_bad_decoding_params_are_400s_naming_the_field(client, datasets_dir, params, field):
+    r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"audio": _clip(datasets_dir)}}], "project": "5.1",
+                                      "label_config": WHOLE, "params": params})
+    assert r.status_code == 400 and repr(field) in r.json["error"], r.json
+
+
+def test_a_file_over_max_audio_seconds_is_that_tasks_error(settings, datasets_dir, tmp_path):
+    client = create_app("asr", settings.with_overrides(max_audio_seconds=5)).test_client()
+    short = speak("Seven eight nine.", tmp_path / "short.wav")
+    body = _predict(client, [{"id": 1, "data": {"audio": _clip(datasets_dir)}},  # ~8 s
+                             {"id": 2, "data": {"audio": str(short)}}])
+    first, second = body["results"]
+    assert "result" not in first and "LJ001-0009.flac is 8 s long; the limit is 5 s;" in first["error"]
+    assert "MAX_AUDIO_SECONDS" in first["error"]
+    assert "8" in second["result"][0]["value"]["text"][0]
+
+
+def test_max_audio_seconds_comes_from_the_environment():
+    assert Settings.from_env({}).max_audio_seconds == 3 * 3600
+    assert Settings.from_env({"MAX_AUDIO_SECONDS": "600"}).max_audio_seconds == 600
+    with pytest.raises(ValueError, match="MAX_AUDIO_SECONDS must be an integer"):
+        Settings.from_env({"MAX_AUDIO_SECONDS": "3h"})
