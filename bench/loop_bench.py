@@ -123,11 +123,12 @@ class DiskCachedEncoder:
 
 
 def best_of_study(path: Path = RESULTS / "selection.json") -> str:
-    """The strategy with the largest mean area over random in the ranking study, or `FALLBACK_BEST` without one."""
+    """The registered strategy with the largest mean area over random in the ranking study
+    (bench/selection_bench.py's "results" per data set), or `FALLBACK_BEST` without one."""
     try:
         study = json.loads(path.read_text())
         gains: dict[str, list[float]] = {}
-        for result in study.get("datasets", study).values():
+        for result in study["results"].values():
             for name, s in (result.get("strategies") or {}).items():
                 if name in STRATEGIES and name != "random":
                     gains.setdefault(name, []).append(float(s["auc_minus_random"]))

@@ -42,9 +42,10 @@ def test_summarize_against_the_baseline_and_the_same_tasks():
 
 def test_best_of_study_reads_the_ranking_study(tmp_path):
     assert best_of_study(tmp_path / "missing.json") == FALLBACK_BEST
-    study = {"datasets": {"a": {"strategies": {"random": {"auc_minus_random": 0},
+    study = {"results": {"a": {"strategies": {"random": {"auc_minus_random": 0},
                                                "badge": {"auc_minus_random": 0.02},
-                                               "margin": {"auc_minus_random": 0.01}}},
+                                               "margin": {"auc_minus_random": 0.01},
+                                               "hybrid_kcenter": {"auc_minus_random": 0.05}}},
                           "b": {"strategies": {"badge": {"auc_minus_random": 0.0},
                                                "margin": {"auc_minus_random": 0.0}}}}}
     (tmp_path / "s.json").write_text(json.dumps(study))
