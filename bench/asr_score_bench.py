@@ -1,6 +1,6 @@
 """Does asr's score rank the clips Whisper gets wrong first? And what do its transcripts save an annotator?
 
-    python -m bench.asr_score_bench    # tiny.en from $WEIGHTS_DIR (../shared/models); 198 clips, 25 min at load 10 on 2 cores
+    python -m bench.asr_score_bench   # tiny.en from $WEIGHTS_DIR (../shared/models); 198 clips: 25 min at load 10
 
 Every LJSpeech clip and every second spoken digit (FSDD) of ../shared/datasets is transcribed once, as the backend
 does (word confidence on). From the same transcription come the new task score (`Transcript.confidence`: per segment
@@ -10,7 +10,8 @@ variants for comparison. Reported: Spearman of each score with -WER per clip, on
 and over 200 random halves of the pool (mean, spread) -- with WER under two normalisations: asr.metrics' (case and
 punctuation) and Whisper's English normaliser (numbers: "fifteenth" = "15th"; most LJSpeech "errors" of the first
 are spelled-out numbers). Effort: seconds to type every transcript from scratch against correcting the
-pre-annotations word by word (bench.effort.transcripts; constants and sources in asr.effort). Writes bench/results/asr_score.json.
+pre-annotations word by word (bench.effort.transcripts; constants and sources in asr.effort).
+Writes bench/results/asr_score.json.
 """
 from __future__ import annotations
 
