@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .features import tagger_features
 from .mapping import map_entities
 from .pipeline import Analysis, entity_types
 from .spans import Span, non_overlapping, spans_from_tags
@@ -52,7 +53,7 @@ class NerModel:
 
         Args:
             analyses: spaCy's analysis of each text.
-            features: each text's token features (`features.token_features`); needed only with a tagger.
+            features: each text's base token features (`features.token_features`); needed only with a tagger.
             type_to_label: spaCy type -> project label (`mapping.label_types`).
             labels: the project's labels: a learned label the project no longer has is not predicted.
         """
@@ -60,11 +61,13 @@ class NerModel:
             raise ValueError("a learned model needs the token features")
         wanted = set(labels)
         learned = set(self.learned_labels) & wanted
+        types = entity_types()
         out = []
         for i, a in enumerate(analyses):
             spans, confidences = [], []
             if self.tagger is not None and len(a.tokens):
-                probs = self.tagger.proba(features[i])
+                probs = self.tagger.proba(tagger_features(features[i], a, type_to_label,
+                                                          self.tagger.feature_labels, types))
                 conf = measure(probs)
                 tags = [self.tagger.tags[j] for j in probs.argmax(axis=1)]
                 tags = [t if t[2:] in learned else "O" for t in tags]

@@ -8,13 +8,13 @@ from every text, and published only when it was not worse.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import pipeline
-from .features import token_features
+from .features import N_SHAPE, tagger_features, tagger_weights, token_features
 from .model import Measure, NerModel
 from .spans import Span, bio_tags, check_spans, span_f1
 from .tagger import DEFAULT_C, Tagger
@@ -43,9 +43,16 @@ def held_out(samples: Sequence[Sample], fraction: float = HOLDOUT) -> set[int]:
     return set(order[:n])
 
 
-def _fit(features: Sequence[np.ndarray], analyses: Sequence[pipeline.Analysis], samples: Sequence[Sample],
-         c: float) -> Tagger:
-    return Tagger.fit(features, [bio_tags(a.tokens, s.spans) for a, s in zip(analyses, samples)], c=c)
+def fit_tagger(features: Sequence[np.ndarray], analyses: Sequence[pipeline.Analysis], samples: Sequence[Sample],
+               type_to_label: Mapping[str, str], labels: Sequence[str], c: float = DEFAULT_C) -> Tagger:
+    """A tagger learned from `samples` (their base features and spaCy analyses) for the project's `labels`."""
+    types = pipeline.entity_types()
+    full = [tagger_features(f, a, type_to_label, labels, types) for f, a in zip(features, analyses)]
+    dim = features[0].shape[1] - 2 * len(types) - N_SHAPE
+    tagger = Tagger.fit(full, [bio_tags(a.tokens, s.spans) for a, s in zip(analyses, samples)], c=c,
+                        weight=tagger_weights(dim, len(labels), len(types)))
+    tagger.feature_labels = list(labels)
+    return tagger
 
 
 def train_tagger(samples: Sequence[Sample], labels: Sequence[str], type_to_label: Mapping[str, str],
@@ -90,10 +97,10 @@ def train_tagger(samples: Sequence[Sample], labels: Sequence[str], type_to_label
     f1_before = f1_of(served) if served.tagger is not None else f1_base
     f1_after = None
     if any(samples[i].spans for i in train):
-        candidate = NerModel(_fit([features[i] for i in train], [analyses[i] for i in train],
-                                  [samples[i] for i in train], c))
+        candidate = NerModel(fit_tagger([features[i] for i in train], [analyses[i] for i in train],
+                                        [samples[i] for i in train], type_to_label, labels, c))
         f1_after = f1_of(candidate)
-    final = NerModel(_fit(features, analyses, samples, c))
+    final = NerModel(fit_tagger(features, analyses, samples, type_to_label, labels, c))
     metrics = {"span_f1_base": round(f1_base, 4), "span_f1_before": round(f1_before, 4),
                "span_f1_after": None if f1_after is None else round(f1_after, 4),
                "learned_labels": final.learned_labels, "n_train": len(train), "n_heldout": len(test),

@@ -20,7 +20,7 @@ from ner.train import Sample, TrainingError, train_tagger
 from selection import combine, get_measure, names
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
-from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
+from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls, task_value
 from ..params import Number, OneOf
 from ..regions_spans import SpanLabels, span_writer_for

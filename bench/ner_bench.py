@@ -1,0 +1,147 @@
+"""How well does the ner backend find CoNLL-2003's entities, before and after annotators label sentences?
+
+On CoNLL-2003 (`../shared/datasets/text/conll2003`: sentences of train.txt as the pool annotators label, of dev.txt
+to measure on), exact-match span F1 (micro, PER/ORG/LOC/MISC) of:
+
+- zero-shot: spaCy's `en_core_web_sm` entities mapped onto the labels by name (`ner.mapping`: PER<-PERSON,
+  LOC<-GPE/LOC/FAC, MISC<-NORP/EVENT/PRODUCT/WORK_OF_ART/LANGUAGE/LAW, ORG<-ORG); also without MISC;
+- the learned tagger the backend trains (`ner.model.NerModel` with `ner.tagger.Tagger`) from N = 25, 50, 100, 200
+  random annotated sentences (several seeds), for a few regularisation strengths C;
+- the active-learning curve: from 25 random sentences, each next batch of 25 picked by the served model's task
+  score (least confident first, as the backend scores tasks) against random batches.
+
+Run by hand (not part of CI; a few minutes on 2 CPU cores):
+
+    .venv/bin/python -m bench.ner_bench --out bench/results
+
+Writes `ner.json` into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import selection
+from ner import conll, pipeline
+from ner.features import encoder as load_encoder, token_features
+from ner.mapping import label_types
+from ner.model import NerModel
+from ner.spans import span_f1
+from ner.train import Sample, fit_tagger
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ["PER", "ORG", "LOC", "MISC"]
+SIZES = (25, 50, 100, 200)
+SEEDS = (0, 1, 2)
+C_GRID = (0.01, 0.03, 0.1)
+STEP = 25  # active learning batch
+
+
+def prepare(sentences, enc):
+    texts = [t for t, _ in sentences]
+    analyses = pipeline.analyse(texts)
+    return {"texts": texts, "gold": [s for _, s in sentences], "analyses": analyses,
+            "features": token_features(enc, texts, analyses)}
+
+
+def evaluate(model: NerModel, data: dict, mapping: dict, labels=LABELS) -> tuple[float, list]:
+    measure = selection.get_measure("least_confidence")
+    pred = model.predict(data["analyses"], data["features"], mapping, LABELS, measure)
+    micro, per = span_f1(data["gold"], [p.spans for p in pred], labels)
+    return micro, per, pred
+
+
+def fit(pool: dict, rows, c: float) -> NerModel:
+    mapping = label_types(LABELS, {}, pipeline.entity_types())
+    samples = [Sample(pool["texts"][i], pool["gold"][i]) for i in rows]
+    return NerModel(fit_tagger([pool["features"][i] for i in rows], [pool["analyses"][i] for i in rows], samples,
+                               mapping, LABELS, c))
+
+
+def learning_curve(pool, dev, mapping) -> dict:
+    out = {}
+    for c in C_GRID:
+        rows = {}
+        for n in SIZES:
+            scores = []
+            for seed in SEEDS:
+                pick = np.random.default_rng(seed).choice(len(pool["texts"]), n, replace=False)
+                scores.append(evaluate(fit(pool, pick, c), dev, mapping)[0].f1)
+            rows[str(n)] = {"mean": round(float(np.mean(scores)), 4), "std": round(float(np.std(scores)), 4),
+                            "per_seed": [round(s, 4) for s in scores]}
+            print(f"C={c} n={n}: {rows[str(n)]['mean']:.3f} ± {rows[str(n)]['std']:.3f}", flush=True)
+        out[str(c)] = rows
+    return out
+
+
+def active_curve(pool, dev, mapping, c: float) -> dict:
+    """Least-confident-first batches of STEP against random ones, from the same STEP random sentences."""
+    measure = selection.get_measure("least_confidence")
+    curves = {"least_confidence": [], "random": []}
+    for seed in SEEDS:
+        rng = np.random.default_rng(100 + seed)
+        start = list(rng.choice(len(pool["texts"]), STEP, replace=False))
+        for name in curves:
+            chosen, points = list(start), []
+            while True:
+                model = fit(pool, chosen, c)
+                points.append(round(evaluate(model, dev, mapping)[0].f1, 4))
+                if len(chosen) >= max(SIZES):
+                    break
+                left = np.setdiff1d(np.arange(len(pool["texts"])), chosen)
+                if name == "random":
+                    chosen += list(rng.choice(left, STEP, replace=False))
+                else:
+                    pred = model.predict([pool["analyses"][i] for i in left], [pool["features"][i] for i in left],
+                                         mapping, LABELS, measure)
+                    scores = np.array([1.0 if p.score is None else p.score for p in pred])
+                    chosen += list(left[np.argsort(scores, kind="stable")[:STEP]])
+            curves[name].append(points)
+    sizes = list(range(STEP, max(SIZES) + 1, STEP))
+    return {"sizes": sizes, **{name: {"mean": [round(float(x), 4) for x in np.mean(v, axis=0)], "per_seed": v}
+                               for name, v in curves.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "text" / "conll2003")
+    parser.add_argument("--weights", type=Path, default=ROOT.parent / "shared" / "models")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--pool", type=int, default=1000, help="train sentences annotators may label")
+    parser.add_argument("--dev", type=int, default=800, help="dev sentences measured on")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rng = np.random.default_rng(0)
+    train = conll.read(args.data / "train.txt")
+    dev_all = conll.read(args.data / "dev.txt")
+    pool_s = [train[i] for i in rng.choice(len(train), args.pool, replace=False)]
+    dev_s = [dev_all[i] for i in rng.choice(len(dev_all), min(args.dev, len(dev_all)), replace=False)]
+    enc = load_encoder(args.weights if args.weights.is_dir() else None)
+    pool, dev = prepare(pool_s, enc), prepare(dev_s, enc)
+    mapping = label_types(LABELS, {}, pipeline.entity_types())
+    micro, per, _ = evaluate(NerModel(), dev, mapping)
+    no_misc = evaluate(NerModel(), dev, mapping, ["PER", "ORG", "LOC"])[0]
+    print(f"zero-shot: {micro.f1:.3f} (without MISC {no_misc.f1:.3f})", flush=True)
+    results = {"dataset": "CoNLL-2003", "pool_sentences": len(pool_s), "dev_sentences": len(dev_s),
+               "labels": LABELS, "spacy_model": pipeline.model_name(), "encoder": enc.name_or_path.rsplit("/", 1)[-1],
+               "mapping": mapping, "measure": "exact-match span F1, micro",
+               "zero_shot": {**micro.as_dict(), "per_label": {k: v.as_dict() for k, v in sorted(per.items())},
+                             "f1_without_misc": round(no_misc.f1, 4)},
+               "learned": learning_curve(pool, dev, mapping), "seeds": list(SEEDS)}
+    best_c = max(C_GRID, key=lambda c: results["learned"][str(c)]["100"]["mean"])
+    results["best_c_at_100"] = best_c
+    results["active_learning"] = active_curve(pool, dev, mapping, best_c)
+    results["machine"] = {"platform": platform.platform(), "cpus": __import__("os").cpu_count()}
+    results["total_s"] = round(time.perf_counter() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ner.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps({k: results[k] for k in ("zero_shot", "best_c_at_100", "total_s")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
