@@ -47,7 +47,8 @@ from detection.dataset import build_dataset  # noqa: E402
 from detection.evaluate import evaluate  # noqa: E402
 from detection.images import image_size, load_image  # noqa: E402
 from detection.model import Detector  # noqa: E402
-from detection.train import TrainOptions, extend_classes, finetune  # noqa: E402
+from detection.classes import extend_classes  # noqa: E402
+from detection.train import TrainOptions, finetune  # noqa: E402
 from detection.types import Sample  # noqa: E402
 from ops.sample_data import coco128_names, coco128_samples  # noqa: E402
 from scripts.labelloop_sync.templates import render  # noqa: E402  (the one writer of label configs)

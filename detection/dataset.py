@@ -169,6 +169,35 @@ class YoloDataset:
     val_ids: list[str]
 
 
+def _checked(samples: Sequence[Sample], class_names: list[str]) -> tuple[list[str], list[str]]:
+    """The class names as strings and each sample's file stem, once both are checked for duplicates."""
+    names = [str(n) for n in class_names]
+    if not names:
+        raise ValueError("class_names is empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names has duplicates: {sorted(n for n, k in Counter(names).items() if k > 1)}")
+    ids = [str(s.id) for s in samples]
+    dup = sorted(i for i, k in Counter(ids).items() if k > 1)
+    if dup:
+        raise ValueError(f"duplicate sample ids: {dup[:10]}")
+    stems = [safe_stem(i) for i in ids]
+    if len(set(stems)) != len(stems):
+        raise ValueError("sample ids collide once made into file names")
+    return names, stems
+
+
+def _fresh_folders(out_dir: Path) -> None:
+    """Empty images/{train,val} and labels/{train,val} under `out_dir` (a link or file in their place removed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "labels"):
+        if (out_dir / sub).is_symlink() or (out_dir / sub).is_file():
+            (out_dir / sub).unlink()
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    for part in ("train", "val"):
+        (out_dir / "images" / part).mkdir(parents=True, exist_ok=True)
+        (out_dir / "labels" / part).mkdir(parents=True, exist_ok=True)
+
+
 def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Path, task: str = "detect",
                   val_fraction: float = 0.2) -> YoloDataset:
     """Write an Ultralytics dataset for `samples` under `out_dir`.
@@ -176,8 +205,8 @@ def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Pa
     The split comes from `split` over the ids of the usable samples. Samples with no (known) objects stay as
     background images with an empty label file. Samples whose image is missing or of an unknown format, or that
     have objects but no size, are skipped with a warning. When there is a single usable sample it is used for both
-    train and val (Ultralytics needs a non-empty val folder), and its id is in both `train_ids` and `val_ids`. Existing ``images/``, ``labels/`` and ``data.yaml`` under `out_dir`
-    are replaced.
+    train and val (Ultralytics needs a non-empty val folder), and its id is in both `train_ids` and `val_ids`.
+    Existing ``images/``, ``labels/`` and ``data.yaml`` under `out_dir` are replaced.
 
     Args:
         samples: annotated images (pixel coordinates of the image as annotated).
@@ -192,29 +221,9 @@ def build_dataset(samples: Sequence[Sample], class_names: list[str], out_dir: Pa
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    names = [str(n) for n in class_names]
-    if not names:
-        raise ValueError("class_names is empty")
-    if len(set(names)) != len(names):
-        raise ValueError(f"class_names has duplicates: {sorted(n for n, k in Counter(names).items() if k > 1)}")
-    ids = [str(s.id) for s in samples]
-    dup = sorted(i for i, k in Counter(ids).items() if k > 1)
-    if dup:
-        raise ValueError(f"duplicate sample ids: {dup[:10]}")
-    stems = [safe_stem(i) for i in ids]
-    if len(set(stems)) != len(stems):
-        raise ValueError("sample ids collide once made into file names")
-
+    names, stems = _checked(samples, class_names)
     out_dir = Path(out_dir).absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for sub in ("images", "labels"):
-        if (out_dir / sub).is_symlink() or (out_dir / sub).is_file():
-            (out_dir / sub).unlink()
-        shutil.rmtree(out_dir / sub, ignore_errors=True)
-    for part in ("train", "val"):
-        (out_dir / "images" / part).mkdir(parents=True, exist_ok=True)
-        (out_dir / "labels" / part).mkdir(parents=True, exist_ok=True)
-
+    _fresh_folders(out_dir)
     class_index = {n: i for i, n in enumerate(names)}
     usable: list[tuple[Sample, str, str]] = []  # sample, stem, suffix
     missing = 0

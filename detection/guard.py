@@ -18,7 +18,8 @@ from .evaluate import PREDICT_CONF, evaluate
 from .images import load_image
 from .model import Detector
 from .predict import Plan, run_plans
-from .train import TrainOptions, extend_classes, finetune
+from .classes import extend_classes
+from .train import TrainOptions, finetune
 from .types import Detection, Sample
 
 METRICS = ("map50", "map50_95")

@@ -184,24 +184,7 @@ def finetune_decoder(segmenter: Segmenter, examples: list[tuple[np.ndarray, np.n
         raise NotEnoughMasks(f"{len(kept)} non-empty mask(s): at least 2 are needed (one to train, one to check)")
     train_idx, val_idx = split_indices(len(kept), val_fraction)
     device = sam.device
-    img_size = sam.image_encoder.img_size
-    entries: dict[str, Entry] = {}
-    exs: list[_Example] = []
-    hashed: dict[int, tuple[np.ndarray, str]] = {}  # by id of the caller's array: masks of one image share it
-    for i in kept:
-        image, mask = items[i]
-        if id(image) not in hashed:
-            rgb = as_rgb(image)
-            hashed[id(image)] = (rgb, image_sha256(rgb))
-        image, key = hashed[id(image)]
-        if key not in entries:  # held for the whole run: 2 MiB per image at 1024 px, float16
-            entries[key] = segmenter.embed(image, image_key=key)
-        ex = _Example(image=image, mask=mask, key=key)
-        if mask.shape != entries[key].original_size:
-            raise ValueError(f"mask {i} is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                             f"{entries[key].original_size[1]}x{entries[key].original_size[0]}")
-        _targets(ex, entries[key], img_size, device)
-        exs.append(ex)
+    entries, exs = _embedded(segmenter, items, kept)
     train = [exs[i] for i in train_idx]
     val = [exs[i] for i in val_idx]
 
@@ -219,52 +202,9 @@ def finetune_decoder(segmenter: Segmenter, examples: list[tuple[np.ndarray, np.n
     decoder = copy.deepcopy(original).to(device).train()
     decoder.requires_grad_(True)
     opt = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=weight_decay)
-    rng = np.random.default_rng(seed)
-    by_image: dict[str, list[_Example]] = {}
-    for ex in train:
-        by_image.setdefault(ex.key, []).append(ex)
-    keys = sorted(by_image)
-    with torch.no_grad():
-        image_pe = sam.prompt_encoder.get_dense_pe()
-    steps = epochs_done = 0
-    loss_value = float("nan")
-    for _ in range(epochs):
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            break
-        epoch_losses = []
-        for key in (keys[j] for j in rng.permutation(len(keys))):
-            entry = entries[key]
-            features = segmenter.features(entry)
-            # one decoder call per prompt shape (a mask filling its whole image gets no negative point)
-            groups: dict[tuple[str, int], list[tuple]] = {}
-            for ex in by_image[key]:
-                for k in range(prompts_per_mask):
-                    kind = kinds[k % len(kinds)]
-                    prompt = _prompts(ex.mask, kind, rng)
-                    groups.setdefault((kind, len(prompt[0])), []).append((ex, prompt))
-            losses = []
-            for (kind, _), group in groups.items():
-                pts = np.stack([g[1][0] for g in group]) if PROMPT_KINDS[kind][0] else None
-                labels = np.stack([g[1][1] for g in group]) if pts is not None else None
-                boxes = np.stack([g[1][2] for g in group]) if PROMPT_KINDS[kind][2] else None
-                with torch.no_grad():
-                    sparse, dense = segmenter.encode_prompts(entry, pts, labels, boxes)
-                multimask = kind == "point"
-                low_res, iou_pred = decoder(image_embeddings=features, image_pe=image_pe,
-                                            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                            multimask_output=multimask)
-                target = torch.cat([g[0].target for g in group])
-                valid = torch.cat([g[0].valid for g in group])
-                losses.append(_losses(low_res, iou_pred, target, valid))
-            loss = torch.cat(losses).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
-            epoch_losses.append(float(loss.detach()))
-        epochs_done += 1
-        loss_value = float(np.mean(epoch_losses))
-        log.info("decoder fine-tune: epoch %d/%d, loss %.4f", epochs_done, epochs, loss_value)
+    deadline = None if max_seconds is None else t0 + max_seconds
+    steps, epochs_done, loss_value = _train(segmenter, decoder, opt, train, entries, kinds, prompts_per_mask, epochs,
+                                            np.random.default_rng(seed), deadline)
     decoder.eval().requires_grad_(False)
 
     metrics["val_miou_after"] = _evaluate(segmenter, val, val_prompts, decoder, entries)
@@ -277,6 +217,86 @@ def finetune_decoder(segmenter: Segmenter, examples: list[tuple[np.ndarray, np.n
         sam.mask_decoder = decoder
     state = {k: v.detach().cpu().clone() for k, v in decoder.state_dict().items()}
     return FinetuneReport(state_dict=state, metrics=metrics, improved=improved)
+
+
+def _train(segmenter: Segmenter, decoder: torch.nn.Module, opt: torch.optim.Optimizer, train: list[_Example],
+           entries: dict[str, Entry], kinds: list[str], prompts_per_mask: int, epochs: int, rng: np.random.Generator,
+           deadline: float | None) -> tuple[int, int, float]:
+    """Up to `epochs` passes over the training images (in a random order each), one optimiser step per image;
+    no new epoch starts after `deadline` (a `time.perf_counter()` value). Returns (steps, epochs run, last epoch's
+    mean loss)."""
+    by_image: dict[str, list[_Example]] = {}
+    for ex in train:
+        by_image.setdefault(ex.key, []).append(ex)
+    keys = sorted(by_image)
+    with torch.no_grad():
+        image_pe = segmenter.sam.prompt_encoder.get_dense_pe()
+    steps = epochs_done = 0
+    loss_value = float("nan")
+    for _ in range(epochs):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        epoch_losses = []
+        for key in (keys[j] for j in rng.permutation(len(keys))):
+            prompts = [(ex, _prompts(ex.mask, kinds[k % len(kinds)], rng), kinds[k % len(kinds)])
+                       for ex in by_image[key] for k in range(prompts_per_mask)]
+            loss = _image_loss(segmenter, decoder, entries[key], prompts, image_pe)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            epoch_losses.append(float(loss.detach()))
+        epochs_done += 1
+        loss_value = float(np.mean(epoch_losses))
+        log.info("decoder fine-tune: epoch %d/%d, loss %.4f", epochs_done, epochs, loss_value)
+    return steps, epochs_done, loss_value
+
+
+def _embedded(segmenter: Segmenter, items: list[tuple[np.ndarray, np.ndarray]], kept: list[int]
+              ) -> tuple[dict[str, Entry], list[_Example]]:
+    """The image embeddings (by image hash) and one `_Example` with its training target per kept mask."""
+    sam = segmenter.sam
+    entries: dict[str, Entry] = {}
+    exs: list[_Example] = []
+    hashed: dict[int, tuple[np.ndarray, str]] = {}  # by id of the caller's array: masks of one image share it
+    for i in kept:
+        image, mask = items[i]
+        if id(image) not in hashed:
+            rgb = as_rgb(image)
+            hashed[id(image)] = (rgb, image_sha256(rgb))
+        image, key = hashed[id(image)]
+        if key not in entries:  # held for the whole run: 2 MiB per image at 1024 px, float16
+            entries[key] = segmenter.embed(image, image_key=key)
+        ex = _Example(image=image, mask=mask, key=key)
+        if mask.shape != entries[key].original_size:
+            raise ValueError(f"mask {i} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                             f"{entries[key].original_size[1]}x{entries[key].original_size[0]}")
+        _targets(ex, entries[key], sam.image_encoder.img_size, sam.device)
+        exs.append(ex)
+    return entries, exs
+
+
+def _image_loss(segmenter: Segmenter, decoder: torch.nn.Module, entry: Entry, prompts: list[tuple],
+                image_pe: torch.Tensor) -> torch.Tensor:
+    """The mean loss of `decoder` on one image's (example, prompt, prompt kind) triples, with gradients."""
+    features = segmenter.features(entry)
+    # one decoder call per prompt shape (a mask filling its whole image gets no negative point)
+    groups: dict[tuple[str, int], list[tuple]] = {}
+    for ex, prompt, kind in prompts:
+        groups.setdefault((kind, len(prompt[0])), []).append((ex, prompt))
+    losses = []
+    for (kind, _), group in groups.items():
+        pts = np.stack([g[1][0] for g in group]) if PROMPT_KINDS[kind][0] else None
+        labels = np.stack([g[1][1] for g in group]) if pts is not None else None
+        boxes = np.stack([g[1][2] for g in group]) if PROMPT_KINDS[kind][2] else None
+        with torch.no_grad():
+            sparse, dense = segmenter.encode_prompts(entry, pts, labels, boxes)
+        low_res, iou_pred = decoder(image_embeddings=features, image_pe=image_pe, sparse_prompt_embeddings=sparse,
+                                    dense_prompt_embeddings=dense, multimask_output=kind == "point")
+        target = torch.cat([g[0].target for g in group])
+        valid = torch.cat([g[0].valid for g in group])
+        losses.append(_losses(low_res, iou_pred, target, valid))
+    return torch.cat(losses).mean()
 
 
 def save_decoder(state_dict: dict[str, torch.Tensor], out_dir: str | Path, meta: dict | None = None) -> Path:

@@ -12,7 +12,8 @@ import torch
 import detection.runtime  # noqa: F401
 from detection.dataset import build_dataset
 from detection.evaluate import PREDICT_CONF, evaluate
-from detection.train import TrainingError, TrainOptions, extend_classes, finetune
+from detection.classes import extend_classes
+from detection.train import TrainingError, TrainOptions, finetune
 from detection.types import Detection, LabeledObject, Sample
 from ops.sample_data import coco128_samples
 
