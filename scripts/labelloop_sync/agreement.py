@@ -1,7 +1,8 @@
 """Agreement between annotators of one task, in [0, 1], per pair of annotations averaged over pairs.
 
 Per control (from_name): choices and taxonomy must match exactly; boxes and polygons are matched by IoU >= 0.5
-with the same label and scored as F1 (polygons by their bounding boxes); text (transcripts) by
+with the same label and scored as F1 (polygons by their bounding boxes); text spans by exact-match span F1
+(start, end and label); text (transcripts) by
 difflib's similarity ratio of the normalized text; anything else by equality.
 """
 from __future__ import annotations
@@ -66,9 +67,30 @@ def _text(regions: list[dict]) -> str:
     return " ".join(" ".join(parts).lower().split())
 
 
+def _span_keys(regions: list[dict]) -> set[tuple[int, int, str]] | None:
+    """(start, end, label) of every text span, or None when a region has no character offsets (HyperText)."""
+    keys = set()
+    for r in regions:
+        v = r.get("value") or {}
+        if not (isinstance(v.get("start"), int) and isinstance(v.get("end"), int)):
+            return None
+        keys |= {(v["start"], v["end"], str(label)) for label in v.get("labels") or []}
+    return keys
+
+
+def _spans_f1(a: list[dict], b: list[dict]) -> float | None:
+    """Exact-match span F1 (start, end and label agree), as CoNLL scores entities."""
+    ka, kb = _span_keys(a), _span_keys(b)
+    if ka is None or kb is None:
+        return None
+    return 2 * len(ka & kb) / (len(ka) + len(kb)) if ka or kb else 1.0
+
+
 def _control_agreement(kind: str, a: list[dict], b: list[dict]) -> float:
     if kind in ("rectanglelabels", "polygonlabels", "rectangle", "polygon"):
         return _regions_f1(a, b)
+    if kind == "labels" and (f1 := _spans_f1(a, b)) is not None:
+        return f1
     if kind == "textarea":
         return difflib.SequenceMatcher(None, _text(a), _text(b)).ratio()
 

@@ -99,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=RANK_STRATEGIES, help=f"re-rank strategy (default {selection.DEFAULT})")
     p.add_argument("--no-rank", action="store_true", help="do not re-rank after training")
 
-    p = sub.add_parser("export", help="export completed tasks (json, csv, coco, yolo, voc, asr-manifest)",
+    p = sub.add_parser("export", help="export completed tasks (json, csv, coco, yolo, voc, asr-manifest, "
+                                            "conll, spacy-jsonl)",
                        description="Export tasks with at least one submitted annotation, with agreement between "
                                    "annotators (agreement.json).")
     _project_args(p, backend=False)
-    p.add_argument("--format", "-f", required=True, choices=["json", "csv", "coco", "yolo", "voc", "asr-manifest"])
+    p.add_argument("--format", "-f", required=True, choices=["json", "csv", "coco", "yolo", "voc", "asr-manifest",
+                                                                 "conll", "spacy-jsonl"])
     p.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     p.add_argument("--all", action="store_true", help="also tasks without annotations")
     p.add_argument("--min-agreement", type=float, help="drop overlapping tasks whose agreement is below this")

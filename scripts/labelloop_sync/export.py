@@ -1,4 +1,5 @@
-"""`export`: completed tasks as JSON, CSV, COCO, YOLO, Pascal VOC or an ASR manifest, with annotator agreement.
+"""`export`: completed tasks as JSON, CSV, COCO, YOLO, Pascal VOC, an ASR manifest, or text spans as CoNLL BIO
+lines or spaCy JSONL (`export_spans.py`), with annotator agreement.
 
 A task is completed when it has at least one submitted (not cancelled) annotation; the exported labels are the
 newest such annotation's (the rule training uses). Tasks with several annotations get their agreement
@@ -23,12 +24,13 @@ from tqdm import tqdm
 
 from lsclient import newest_annotation
 
+from . import export_spans
 from .agreement import task_agreement
 from .context import Context, done_annotations, iter_tasks
 from .errors import SyncError
 from .importing import data_key
 
-FORMATS = ("json", "csv", "coco", "yolo", "voc", "asr-manifest")
+FORMATS = ("json", "csv", "coco", "yolo", "voc", "asr-manifest", "conll", "spacy-jsonl")
 REGION_TYPES = ("rectanglelabels", "polygonlabels")
 
 
@@ -359,6 +361,7 @@ def run(ctx: Context, fmt: str, out: Path, include_all: bool = False, min_agreem
         raise SyncError("--min-agreement must be within 0..1", code=2)
     items, dropped = collect(ctx, include_all, min_agreement)
     out.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {}
     if fmt == "json":
         files = _write_json(items, out)
     elif fmt == "csv":
@@ -369,12 +372,16 @@ def run(ctx: Context, fmt: str, out: Path, include_all: bool = False, min_agreem
         files = _write_yolo(ctx, items, out, copy_media)
     elif fmt == "voc":
         files = _write_voc(ctx, items, out, copy_media)
+    elif fmt in ("conll", "spacy-jsonl"):
+        writer = export_spans.write_conll if fmt == "conll" else export_spans.write_spacy_jsonl
+        files, bad_spans = writer(items, ctx.label_config, out)
+        extra["spans_outside_their_text"] = bad_spans
     else:
         files = _write_asr(ctx, items, out, copy_media)
     scored = [i.agreement for i in items if i.agreement is not None]
     report = {"format": fmt, "tasks": len(items), "dropped_low_agreement": dropped,
               "overlapping": len(scored), "mean_agreement": round(sum(scored) / len(scored), 4) if scored else None,
-              "files": [str(f) for f in files]}
+              "files": [str(f) for f in files], **extra}
     (out / "agreement.json").write_text(json.dumps(
         {**report, "per_task": {str(i.id): i.agreement for i in items if i.agreement is not None}}, indent=2))
     return report
