@@ -82,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "view then shows the least confident first.")
     _project_args(p)
     p.add_argument("--strategy", choices=RANK_STRATEGIES,
-                   help=f"default {selection.DEFAULT} (measured best: bench/results/selection.json; ranked by its "
-                        "uncertainty alone when the backend has no /embed)")
+                   help=f"default {selection.DEFAULT}, the best measured (bench/results/selection.json)")
     p.add_argument("--batch", type=int, default=20,
                    help="batch-aware strategies: how many tasks they put on top, in their order")
     p.add_argument("--uncertainty", choices=MEASURES, help="the measure behind the scores (default: the strategy's)")

@@ -2,9 +2,10 @@
 
 The strategies are selection's (selection/registry.py). The backend's /predict scores every open task with the
 strategy's uncertainty measure: a confidence in [0, 1], low = label first. A batch-aware strategy (the default
-hybrid, kcenter, typiclust, ...) then picks a batch of `--batch` tasks from those confidences and the backend's
-/embed vectors of the open and the labeled tasks, and writes its order into the scores: the batch gets 0, 1e-6,
-2e-6, ... so it sorts first; every other task keeps its confidence.
+class_balanced, hybrid, kcenter, typiclust, ...) then picks a batch of `--batch` tasks from those confidences, the
+predicted and the annotated labels, and for the diversity strategies the backend's /embed vectors of the open and
+the labeled tasks, and writes its order into the scores: the batch gets 0, 1e-6, 2e-6, ... so it sorts first;
+every other task keeps its confidence.
 """
 from __future__ import annotations
 
@@ -20,10 +21,21 @@ from .errors import SyncError
 from .predict import prediction_versions, to_predictions
 from .project import set_model_version
 
-# what rank can give a strategy: the backend's confidences and embeddings (not class probabilities)
+# what rank can give a strategy: the backend's confidences, embeddings and predicted labels (not probabilities)
 STRATEGIES = tuple(name for name, s in sorted(selection.STRATEGIES.items())
-                   if s.needs <= {"confidence", "embeddings"})
+                   if s.needs <= {"confidence", "embeddings", "predicted"})
 MEASURES = tuple(selection.MEASURES)
+
+
+def first_label(result: list[dict] | None) -> str | None:
+    """The first label a result list chose (a choice, a taxonomy path, a region's label): the task's class for
+    class-balanced ranking. None when it chose nothing (those tasks form a class of their own)."""
+    for item in result or []:
+        chosen = (item.get("value") or {}).get(item.get("type"))
+        if isinstance(chosen, list) and chosen:
+            first = chosen[0]
+            return " / ".join(map(str, first)) if isinstance(first, list) else str(first)
+    return None
 
 
 def _embed(ctx: Context, tasks: list[dict], batch_size: int) -> np.ndarray:
@@ -62,8 +74,9 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
     open_tasks, labeled, existing = [], [], {}
     for task in iter_tasks(ctx):
         item = {"id": task.id, "data": dict(task.data or {})}
-        if len(done_annotations(task)) >= needed:
-            labeled.append(item)
+        done = done_annotations(task)
+        if len(done) >= needed:
+            labeled.append({**item, "label": first_label(done[0].get("result"))})
             continue
         open_tasks.append(item)
         current = prediction_versions(task).get(served)
@@ -104,11 +117,16 @@ def _write_order(ctx: Context, chosen: selection.Strategy, preds: list[dict], op
     """Let a batch-aware strategy pick the batch and write its order into the predictions' scores."""
     conf = np.array([p["score"] if p["score"] is not None else 0.0 for p in preds])
     fields: dict[str, Any] = {"confidence": conf, "n_labeled": len(labeled)}
+    if "predicted" in chosen.needs:
+        classes: dict[str | None, int] = {}
+        fields["predicted"] = [classes.setdefault(first_label(p["result"]), len(classes)) for p in preds]
+        fields["labeled_classes"] = [classes.setdefault(t["label"], len(classes)) for t in labeled]
     if "embeddings" in chosen.needs:
         by_id = {t["id"]: t for t in open_tasks}
         fields["embeddings"] = _embed(ctx, [by_id[p["task"]] for p in preds], batch_size)
         if labeled:
-            fields["labeled_embeddings"] = _embed(ctx, labeled, batch_size)
+            fields["labeled_embeddings"] = _embed(ctx, [{"id": t["id"], "data": t["data"]} for t in labeled],
+                                                  batch_size)
     order = chosen.order(selection.Pool(**fields), batch)
     for p, score in zip(preds, selection.scores(conf, order)):
         p["score"] = float(score)

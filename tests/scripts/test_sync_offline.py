@@ -14,6 +14,7 @@ from scripts.labelloop_sync.cli import build_parser, main
 from scripts.labelloop_sync.errors import ConfigError
 from scripts.labelloop_sync.export import audio_duration
 from scripts.labelloop_sync.rank import STRATEGIES as RANK_STRATEGIES
+from scripts.labelloop_sync.rank import first_label
 from ops.services import ROOT, free_port
 
 SYNC = [sys.executable, str(ROOT / "scripts" / "sync.py")]
@@ -78,13 +79,20 @@ def test_examples_are_valid(monkeypatch):
 
 
 def test_rank_offers_the_strategies_it_can_feed_and_defaults_to_the_measured_best():
-    # rank has the backend's confidences and embeddings, not class probabilities: no BADGE or class balance
-    assert set(RANK_STRATEGIES) == {n for n, s in selection.STRATEGIES.items() if not s.needs - {"confidence", "embeddings"}}
-    assert {"hybrid", "kcenter", "margin"} <= set(RANK_STRATEGIES) and "badge" not in RANK_STRATEGIES
+    # rank has the backend's confidences, embeddings and predicted labels, not class probabilities: no BADGE
+    assert {"class_balanced", "hybrid", "kcenter", "margin", "typiclust"} <= set(RANK_STRATEGIES)
+    assert set(selection.STRATEGIES) - set(RANK_STRATEGIES) == {"badge"}
     args = build_parser().parse_args(["rank", "--project", "1"])
     assert args.strategy is None and selection.DEFAULT in RANK_STRATEGIES  # None: rank.run uses the default
     with pytest.raises(SystemExit):
         build_parser().parse_args(["rank", "--project", "1", "--strategy", "badge"])
+
+
+def test_first_label_is_the_class_rank_balances_over():
+    assert first_label([{"type": "choices", "value": {"choices": ["Human", "Location"]}}]) == "Human"
+    assert first_label([{"type": "taxonomy", "value": {"taxonomy": [["Animal", "Dog"]]}}]) == "Animal / Dog"
+    assert first_label([{"type": "rectanglelabels", "value": {"x": 1, "rectanglelabels": ["car"]}}]) == "car"
+    assert first_label([{"type": "choices", "value": {"choices": []}}]) is None and first_label(None) is None
 
 
 def _choice(label):
