@@ -1,6 +1,7 @@
 """The demo's data: taken from ../shared/datasets when it is there, generated otherwise.
 
 - questions (text_cls): the TREC test questions, else the committed examples/demo_questions.jsonl;
+- sentences (ner): CoNLL-2003 dev sentences, else the committed examples/demo_sentences.jsonl;
 - photos (detection, segmentation): COCO128 images, else drawn shapes (PIL), just so the projects exist;
 - speech (asr): LJSpeech clips, else sentences spoken by espeak-ng.
 
@@ -23,6 +24,8 @@ TREC_FILE = DATASETS / "text" / "trec" / "TREC_10.label"
 COCO_IMAGES = DATASETS / "coco128" / "images" / "train2017"
 LJSPEECH = DATASETS / "speech" / "ljspeech"
 FALLBACK_QUESTIONS = ROOT / "examples" / "demo_questions.jsonl"
+CONLL_FILE = DATASETS / "text" / "conll2003" / "dev.txt"
+FALLBACK_SENTENCES = ROOT / "examples" / "demo_sentences.jsonl"
 
 
 class DemoDataError(RuntimeError):
@@ -56,6 +59,19 @@ def questions(limit: int) -> tuple[list[dict], str]:
     tasks = [json.loads(line) for line in FALLBACK_QUESTIONS.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     return [{"text": t["text"]} for t in tasks[:limit]], str(FALLBACK_QUESTIONS)
+
+
+def sentences(limit: int) -> tuple[list[dict], str]:
+    """Up to `limit` tasks {"text": ...}: CoNLL-2003 dev sentences of 6+ words when shared/ is there, else the
+    committed file."""
+    if CONLL_FILE.is_file():
+        from ner.conll import read
+
+        texts = [t for t in (_detokenize(t) for t, _ in read(CONLL_FILE, limit=20 * limit)) if len(t.split()) >= 6]
+        return [{"text": t} for t in texts[:limit]], str(CONLL_FILE)
+    tasks = [json.loads(line) for line in FALLBACK_SENTENCES.read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    return [{"text": t["text"]} for t in tasks[:limit]], str(FALLBACK_SENTENCES)
 
 
 def _fill(folder: Path, makers: dict) -> None:

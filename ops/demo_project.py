@@ -39,7 +39,7 @@ class Demo:
     title: str
     description: str
     label_config: str
-    data: str  # "questions", "images" or "clips"
+    data: str  # "questions", "sentences", "images" or "clips"
     interactive: bool = False  # Label Studio sends the smart tools' clicks and boxes to the backend
 
 
@@ -58,6 +58,14 @@ DEMOS: dict[str, Demo] = {
     "asr": Demo(
         "Demo: speech transcripts", "labelloop demo: transcripts pre-written by the asr backend (Whisper)",
         render("asr", []), "clips"),
+    "ner": Demo(
+        "Demo: named entities", "labelloop demo: CoNLL-2003 entity spans pre-annotated by the ner backend (spaCy, "
+                                "then a tagger learned from your spans)",
+        render("ner", ["PER", "ORG", "LOC", "MISC"]), "sentences"),
+    "image_cls": Demo(
+        "Demo: photo classes", "labelloop demo: coco128 photos classified by the image_cls backend (YOLO's classes "
+                               "found in the photo, then a head learned from your choices), with the top 5 classes",
+        render("image_cls", IMAGE_LABELS + ["Other"], header="What is the photo mostly of?"), "images"),
 }
 
 
@@ -204,8 +212,9 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
     project_id, changes, _ = setup(ls, dataclasses.replace(cfg, backends=[]))  # the project now has cfg.label_config
     ctx = Context(ls, project_id, cfg.title, cfg.label_config, BackendHTTPClient(url, _auth()),
                   cfg)
-    if demo.data == "questions":
-        tasks, source = demo_data.questions(sizes["questions"])
+    if demo.data in ("questions", "sentences"):
+        reader = demo_data.questions if demo.data == "questions" else demo_data.sentences
+        tasks, source = reader(sizes[demo.data])
         imported, _ = importing.import_records(ctx, [{"data": t} for t in tasks], "text")
     else:
         folder = data_dir / demo.data
@@ -216,7 +225,7 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
     say(f"{name}: project {project_id} {demo.title!r}" + (f" ({'; '.join(changes)})" if changes else " (unchanged)"))
     say(f"{name}: {imported} new tasks from {source}")
     t0 = time.monotonic()
-    result = predict.run(ctx, batch_size=8 if demo.data == "questions" else 4)
+    result = predict.run(ctx, batch_size=8 if demo.data in ("questions", "sentences") else 4)
     if result["errors"]:
         say(f"{name}: {len(result['errors'])} tasks not predicted, first: {result['errors'][0]}")
     if not (result["predicted"] or result["already"]):
@@ -241,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=200, help="questions for the text project (default 200)")
     parser.add_argument("--images", type=int, default=20, help="photos for the image projects (default 20)")
     parser.add_argument("--clips", type=int, default=10, help="speech clips for the asr project (default 10)")
+    parser.add_argument("--sentences", type=int, default=100, help="sentences for the ner project (default 100)")
     parser.add_argument("--health-timeout", type=float, default=900,
                         help="seconds to wait for all models to load (default 900)")
     parser.add_argument("--username", default="", help="only printed")
@@ -272,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     status = wait_for_backends(backends, args.health_timeout, args.var_dir / "run", args.var_dir / "log")
-    sizes = {"questions": args.tasks, "images": args.images, "clips": args.clips}
+    sizes = {"questions": args.tasks, "images": args.images, "clips": args.clips, "sentences": args.sentences}
     lines: dict[str, str] = {name: f"skipped: {reason}" for name, reason in skipped.items()}
     failed = False
     for name, backend_url in backends.items():

@@ -1,4 +1,4 @@
-"""Label configs for the four labelloop backends, built from a list of labels: the one place labelloop writes
+"""Label configs for the labelloop backends, built from a list of labels: the one place labelloop writes
 them (the project file's `template:`, the demo projects, the benchmarks)."""
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from xml.sax.saxutils import quoteattr
 
 from .errors import ConfigError
 
-DEFAULT_DATA_KEY = {"text_cls": "text", "detection": "image", "segmentation": "image", "asr": "audio"}
-_DEFAULT_NAME = {"text_cls": "label", "detection": "label", "segmentation": "label", "asr": "transcription"}
+DEFAULT_DATA_KEY = {"text_cls": "text", "detection": "image", "segmentation": "image", "asr": "audio",
+                    "ner": "text", "image_cls": "image"}
+_DEFAULT_NAME = {"text_cls": "label", "detection": "label", "segmentation": "label", "asr": "transcription",
+                 "ner": "label", "image_cls": "label"}
 _MASK_TAGS = {"polygon": ("PolygonLabels", ' strokeWidth="2" pointSize="small"'), "brush": ("BrushLabels", "")}
 
 
@@ -23,12 +25,13 @@ def _labels_tag(tag: str, name: str, to_name: str, labels: list[str], attrs: str
 def render(template: str, labels: list[str], data_key: str | None = None, choice: str = "single", *,
            name: str | None = None, header: str | None = None, mask: str = "polygon", smart: bool = False,
            model_path: str | None = None) -> str:
-    """The label config of `template` (text_cls, detection, segmentation or asr).
+    """The label config of `template` (text_cls, detection, segmentation, asr, ner or image_cls).
 
     Args:
-        labels: class names (not used by asr).
+        labels: class names (not used by asr); for ner the entity labels, spaCy's types mapped onto them by name
+            (PER/PERSON, ORG, LOC/GPE, MISC, ...).
         data_key: the task data field ($text, $image, $audio by default).
-        choice: text_cls only: "single" or "multiple".
+        choice: text_cls and image_cls only: "single" or "multiple".
         name: the name of the control that holds the labels (the transcript for asr); "label" by default
             ("transcription" for asr).
         header: a line shown above the task.
@@ -50,11 +53,18 @@ def render(template: str, labels: list[str], data_key: str | None = None, choice
         return (f'{top}  <Text name="text" value="${key}"/>\n'
                 f'  <Choices name={quoteattr(name)} toName="text" choice="{choice}" showInline="true">'
                 f'{_options(labels, "Choice")}\n  </Choices>\n</View>')
+    if template == "ner":
+        return f'{top}{_labels_tag("Labels", name, "text", labels)}  <Text name="text" value="${key}"/>\n</View>'
     if template == "asr":
         return (f'{top}  <Audio name="audio" value="${key}"/>\n'
                 f'  <TextArea name={quoteattr(name)} toName="audio" rows="4" '
                 f'editable="true" maxSubmissions="1"/>\n</View>')
     image = f'{top}  <Image name="image" value="${key}" zoom="true"/>\n'
+    if template == "image_cls":
+        if choice not in ("single", "multiple"):
+            raise ConfigError("'choice' must be 'single' or 'multiple'")
+        return (f'{image}  <Choices name={quoteattr(name)} toName="image" choice="{choice}" showInline="true">'
+                f'{_options(labels, "Choice")}\n  </Choices>\n</View>')
     if template == "detection":
         attrs = f" model_path={quoteattr(model_path)}" if model_path else ""
         return f"{image}{_labels_tag('RectangleLabels', name, 'image', labels, attrs)}</View>"
