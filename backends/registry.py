@@ -13,6 +13,7 @@ ADAPTERS: dict[str, str] = {
     "segmentation": "backends.adapters.segmentation:SegmentationBackend",
     "asr": "backends.adapters.asr:ASRBackend",
     "ner": "backends.adapters.ner:NERBackend",
+    "image_cls": "backends.adapters.image_cls:ImageClassificationBackend",
 }
 
 

@@ -108,7 +108,7 @@ def test_the_image_holds_every_package_a_backend_needs():
     for src in copied:
         assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
     need = packages_the_backends_need()
-    assert {"backends", "text_cls", "asr", "ner"} <= need, need
+    assert {"backends", "text_cls", "asr", "ner", "image_cls"} <= need, need
     missing = need - copied
     assert not missing, f"the backends import {sorted(missing)}, which the Dockerfile does not COPY"
     assert "tests" not in need and "ops" not in need, "a backend package imports test or ops code"
