@@ -125,7 +125,8 @@ class ImageClassificationBackend(Backend):
             return ImageClsModel()
         try:
             manifest = json.loads((Path(version_dir) / MANIFEST).read_text())
-            return ImageClsModel({name: ImageClassifier.load(Path(version_dir) / sub) for name, sub in manifest.items()})
+            return ImageClsModel({name: ImageClassifier.load(Path(version_dir) / sub)
+                                  for name, sub in manifest.items()})
         except (OSError, ValueError, KeyError) as e:
             raise LabelloopError(f"{version_dir} holds no image classifier: {e}") from None
 
