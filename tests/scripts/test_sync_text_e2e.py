@@ -10,6 +10,7 @@ import os
 import pytest
 import requests
 
+import selection
 from ops.sample_data import read_trec
 from tests.scripts.conftest import BACKEND_PASS, BACKEND_USER, write_config
 
@@ -187,13 +188,26 @@ def test_rank_puts_the_least_confident_task_first(sync, sdk, project, strategy):
     assert all(scores[i] < 0.3 for i in hard) and all(scores[i] >= 0.7 for i in easy)
 
 
+def test_default_rank_writes_its_batch_order_into_the_scores(sync, sdk, project):
+    code, out, _ = sync("rank", "--config", project["config"], "--batch", "5")
+    assert code == 0 and f"ranked by {selection.DEFAULT}" in out, out
+    tasks = _tasks(sdk, project["id"])
+    assert all(len(_preds(t, "text_cls-base")) == 1 for t in tasks.values()), "re-scored in place"
+    scores = {t.id: _preds(t, "text_cls-base")[0]["score"] for t in tasks.values()}
+    ranked = sorted(scores.values())
+    # the batch on top in pick order (0, 1e-6, ...), every other task a confidence behind it
+    assert ranked[:5] == pytest.approx([i * selection.BATCH_STEP for i in range(5)], abs=1e-9)
+    assert ranked[5] >= 5 * selection.BATCH_STEP - 1e-9 and all(0 <= v <= 1 for v in ranked)
+    assert _view_order(sdk, project["id"], "Most uncertain first")[:5] == sorted(scores, key=scores.get)[:5]
+
+
 def test_kcenter_keeps_near_duplicates_off_the_top(sync, sdk, label_studio, text_backend, trec, tmp_path):
     cfg = write_config(tmp_path / "k.yaml", "sync kcenter", text_backend.url)
     assert sync("setup", "--config", cfg)[0] == 0
     questions = [q for _, q in trec[50:62]]
     (tmp_path / "q.jsonl").write_text("".join(json.dumps({"text": q}) + "\n" for q in questions))
     assert sync("import", "--config", cfg, tmp_path / "q.jsonl")[0] == 0
-    assert sync("rank", "--config", cfg)[0] == 0
+    assert sync("rank", "--config", cfg, "--strategy", "least_confidence")[0] == 0
     pid = next(p.id for p in sdk.projects.list() if p.title == "sync kcenter")
     first = sdk.tasks.get(_view_order(sdk, pid, "Most uncertain first")[0]).data["text"]
     # five near-copies of the task the model is least sure about
