@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backends.config import Settings
 from tests.samples import sentiment_examples
 from backends.versions import ModelStore
-from ops.services import ROOT, free_port, wait_for_port
+from ops.services import ROOT, free_port, wait_for_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +61,8 @@ class Gunicorn:
         try:
             wait_for_port(self.port, 120, self.proc)
             self._wait_health(120)
+            # the first worker answers /health while the others may still be booting
+            wait_until(f"{WORKERS} gunicorn workers", lambda: len(self.worker_pids()) >= WORKERS, 120, self.log)
         except BaseException as e:
             self.stop()
             raise RuntimeError(f"gunicorn did not start: {e}\n{self.tail()}") from e
