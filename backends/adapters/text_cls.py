@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 PATH_SEP = " / "  # joins a Taxonomy path into one class name
 MULTI_THRESHOLD = Number("multi_threshold", 0, 1)
 UNCERTAINTY = OneOf("uncertainty", tuple(names()))
+# The classifier's numeric options (text_cls.DEFAULT_PARAMS), so a bad one is a 400 at /setup, not a failed
+# training run later. C and prior_weight also take "auto" and are checked where the classifier reads them.
+NUMBERS = (Number("min_examples", 1, 100_000, integer=True), Number("min_per_class", 1, 10_000, integer=True),
+           Number("max_iter", 10, 100_000, integer=True), Number("cv_folds", 2, 20, integer=True),
+           Number("seed", 0, 2**31 - 1, integer=True), Number("finetune_epochs", 1, 100, integer=True),
+           Number("finetune_lr", 1e-8, 1.0), Number("finetune_batch_size", 1, 1024, integer=True),
+           Number("zero_shot_temperature", 1e-4, 100.0), Number("multi_margin", -1.0, 1.0),
+           Number("multi_temperature", 1e-4, 100.0), Number("guard_tolerance", 0.0, 1.0))
 # Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
 BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
 MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)
@@ -96,7 +104,7 @@ class TextClassificationBackend(Backend):
     """Pre-annotates Choices/Taxonomy on text: zero-shot until enough labels exist, then a trained head."""
 
     name = "text_cls"
-    PARAMS = (MULTI_THRESHOLD, UNCERTAINTY)  # checked at /setup and /predict (backends/params.py)
+    PARAMS = (MULTI_THRESHOLD, UNCERTAINTY, *NUMBERS)  # checked at /setup and /predict (backends/params.py)
 
     def __init__(self, settings):
         super().__init__(settings)

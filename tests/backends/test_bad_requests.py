@@ -121,6 +121,14 @@ def test_setup_checks_the_adapters_params(client, extra, field):
     assert r.status_code == 200
 
 
+@pytest.mark.parametrize("extra, field", [({"min_examples": "abc"}, "min_examples"), ({"cv_folds": 1}, "cv_folds"),
+                                          ({"max_iter": 10**12}, "max_iter"), ({"finetune_lr": -1}, "finetune_lr"),
+                                          ({"zero_shot_temperature": 0}, "zero_shot_temperature")])
+def test_setup_checks_the_text_classifiers_numbers(client, extra, field):
+    error = _error(client.post("/setup", json={"project": "1.1", "schema": CONFIG, "extra_params": extra}), 400)
+    assert error.startswith(f"extra_params: {field!r} must be")
+
+
 def test_adapter_params_stored_earlier_are_400_at_predict(client):
     store = client.application.config["STORE"]
     store.save_project_settings(4, {"label_config": CONFIG, "extra_params": {"uncertainty": "nope"}})
