@@ -31,12 +31,14 @@ class Tagger:
                  intercept: np.ndarray, feature_labels: Sequence[str] = ()):
         self.tags = list(tags)
         self.feature_labels = list(feature_labels)  # the project labels its features were built with
+        self.serve_labels: list[str] | None = None  # the labels it is used for (None: all it tags); see ner.train
         self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
 
     @property
     def labels(self) -> list[str]:
-        """The entity labels it tags (those it saw in training)."""
-        return sorted({t[2:] for t in self.tags if t != OUTSIDE})
+        """The entity labels it tags (those it saw in training) and is used for."""
+        tagged = sorted({t[2:] for t in self.tags if t != OUTSIDE})
+        return tagged if self.serve_labels is None else [lb for lb in tagged if lb in self.serve_labels]
 
     @classmethod
     def fit(cls, features: Sequence[np.ndarray], tags: Sequence[Sequence[str]], c: float = DEFAULT_C,
@@ -87,7 +89,8 @@ class Tagger:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.savez(directory / ARRAYS_FILE, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
-        (directory / CONFIG_FILE).write_text(json.dumps({"tags": self.tags, "feature_labels": self.feature_labels}, indent=2, ensure_ascii=False))
+        (directory / CONFIG_FILE).write_text(json.dumps({"tags": self.tags, "feature_labels": self.feature_labels,
+                                                           "serve_labels": self.serve_labels}, indent=2, ensure_ascii=False))
 
     @classmethod
     def load(cls, directory: str | Path) -> Tagger:
@@ -96,6 +99,7 @@ class Tagger:
         tags = config["tags"]
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as a:
             tagger = cls(tags, a["mean"], a["scale"], a["coef"], a["intercept"], config.get("feature_labels", ()))
+        tagger.serve_labels = config.get("serve_labels")
         if tagger.coef.shape[0] != len(tags) or tagger.coef.shape[1] != len(tagger.mean):
             raise ValueError(f"{directory}: the tagger's arrays do not match its {len(tags)} tags")
         return tagger

@@ -89,14 +89,30 @@ def test_labels_without_annotations_keep_spacys_spans(mapping, enc):
     assert ("Angela Merkel", "Person") in found and ("plum", "Fruit") in found
 
 
-def test_the_guard_rejects_a_tagger_worse_than_the_served_model_on_held_out_texts(mapping, enc):
+def test_a_label_spacy_finds_better_on_held_out_texts_keeps_spacys_spans(mapping, enc):
     samples = _fruit_samples(12)
     held = held_out(samples)
-    # the held-out texts are annotated right (the Person spaCy finds); the others mark the verb instead
-    bad = [s if i in held else Sample(s.text, [Span(21, 27, "Person")], s.key) for i, s in enumerate(samples)]
-    model, metrics, publish, reason = train_tagger(bad, ["Person"], mapping, None, enc, MEASURE)
+    # the held-out texts are annotated right; the others mark the verb as the Person
+    bad = [s if i in held else Sample(s.text, [Span(21, 27, "Person"), s.spans[1]], s.key)
+           for i, s in enumerate(samples)]
+    model, metrics, publish, reason = train_tagger(bad, LABELS, mapping, None, enc, MEASURE)
+    assert publish, reason
+    assert metrics["spacy_kept_for"] == ["Person"] and model.learned_labels == ["Fruit"]
+    text = "Angela Merkel bought a plum at the market."
+    found = {(text[s.start:s.end], s.label) for s in _predict(model, [text], mapping, enc)[0].spans}
+    assert ("Angela Merkel", "Person") in found and ("bought", "Person") not in found
+
+
+def test_the_guard_rejects_a_tagger_worse_than_the_served_model_on_held_out_texts(mapping, enc):
+    samples = _fruit_samples(12)
+    served = train_tagger(samples, LABELS, mapping, None, enc, MEASURE)[0]
+    held = held_out(samples)
+    # the held-out texts are annotated right; the others mark "market" as the fruit
+    bad = [s if i in held else Sample(s.text, [s.spans[0], Span(s.text.index("market"), s.text.index("market") + 6,
+                                                               "Fruit")], s.key) for i, s in enumerate(samples)]
+    model, metrics, publish, reason = train_tagger(bad, LABELS, mapping, served, enc, MEASURE)
     assert not publish and "worse" in reason
-    assert metrics["span_f1_after"] < metrics["span_f1_before"] == metrics["span_f1_base"]
+    assert metrics["span_f1_after"] < metrics["span_f1_before"]
 
 
 def test_too_few_texts_or_no_span_is_a_training_error(mapping, enc):
