@@ -54,8 +54,8 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
     """The `rank` command: returns the version, the number of tasks re-scored and the top of the queue.
 
     Args:
-        strategy: one of `STRATEGIES`; None means `selection.DEFAULT`, which falls back to its own measure alone
-            (with a note in the result) when the backend has no /embed; a strategy asked for by name fails then.
+        strategy: one of `STRATEGIES`; None means `selection.DEFAULT`. One that needs embeddings fails with the
+            backend's answer when the backend has no /embed (after one task, before scoring them all).
         batch: how many tasks a batch-aware strategy puts on top, in its order.
         batch_size: tasks per /predict and /embed request.
         uncertainty: the measure behind the confidences (default: the strategy's own).
@@ -82,15 +82,8 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
         current = prediction_versions(task).get(served)
         if current is not None:
             existing[task.id] = current
-    note = None
     if "embeddings" in chosen.needs and open_tasks:
-        try:  # one task first: a backend without /embed should not cost a whole scoring pass
-            _embed(ctx, open_tasks[:1], batch_size)
-        except SyncError as e:
-            if strategy is not None:
-                raise
-            note = f"{name} needs the backend's /embed ({e}); ranked by {chosen.measure} alone"
-            chosen = selection.get(chosen.measure)
+        _embed(ctx, open_tasks[:1], batch_size)  # a backend without /embed should not cost a whole scoring pass
     preds: list[dict] = []
     errors: list[str] = []
     for start in tqdm(range(0, len(open_tasks), batch_size), desc=f"score {measure}", unit="batch",
@@ -109,7 +102,7 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
         set_model_version(ctx.ls, ctx.project_id, served)
     top = [p["task"] for p in sorted(preds, key=lambda p: (p["score"] is None, p["score"]))[:10]]
     return {"model_version": served, "strategy": chosen.name, "uncertainty": measure, "scored": len(preds),
-            "written": written, "errors": errors, "top": top, "note": note}
+            "written": written, "errors": errors, "top": top}
 
 
 def _write_order(ctx: Context, chosen: selection.Strategy, preds: list[dict], open_tasks: list[dict],

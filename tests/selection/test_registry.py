@@ -56,7 +56,7 @@ def test_a_missing_field_is_named():
         get("kcenter").order(Pool(confidence=[0.5, 0.2]), 1)
 
 
-def test_hybrid_starts_cold_then_follows_uncertainty(monkeypatch):
+def test_hybrid_starts_cold_then_follows_uncertainty():
     pool = _pool(m=0)
     np.testing.assert_array_equal(get("hybrid").order(pool, 5, seed=2), get("typiclust").order(pool, 5, seed=2))
     warm = _pool(m=registry.COLD_START_LABELS)
