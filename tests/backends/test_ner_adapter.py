@@ -98,3 +98,20 @@ def test_training_on_spans_publishes_a_version_that_is_served(client):
     assert before["model_version"] == "ner-base" and after["model_version"] == "ner-v1"
     assert ("mango", "Fruit") in {(i["value"]["text"], i["value"]["labels"][0]) for i in after["result"]}
     assert all(i["value"]["labels"][0] != "Fruit" for i in before["result"])
+
+
+def test_annotation_spans_are_read_with_their_offsets_or_found_again_by_their_text():
+    from backends.labels import find_controls
+    from backends.regions_spans import SpanLabels
+
+    writer = SpanLabels.create(find_controls(CONFIG, ("labels",), ("text",))[0])
+    text = "😀😀 Angela Merkel and Angela Merkel."
+    item = lambda s, e, said, label="PER": {"from_name": "label", "value": {  # noqa: E731
+        "start": s, "end": e, "text": said, "labels": [label]}}
+    spans = writer.read_spans(text, [
+        item(3, 16, "Angela Merkel"),  # code points: taken as they are
+        item(24, 37, "Angela Merkel"),  # UTF-16 units (each emoji two): the nearest occurrence of its text
+        item(0, 2, "nowhere"),  # its text is not in the task: skipped
+        item(3, 16, "Angela Merkel", "Unknown"),  # a label the config does not have: skipped
+        {"from_name": "other", "value": {"start": 0, "end": 1, "labels": ["PER"]}}])
+    assert [(s.start, s.end, s.label) for s in spans] == [(3, 16, "PER"), (21, 34, "PER")]
