@@ -35,8 +35,10 @@ from . import templates
 from .errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-TOP_KEYS = {"title", "description", "instructions", "template", "labels", "data_key", "choice", "label_config",
-            "overlap", "predictions", "ml_backends", "views", "settings"}
+TOP_KEYS = {"title", "description", "instructions", "template", "template_options", "labels", "data_key", "choice",
+            "label_config", "overlap", "predictions", "ml_backends", "views", "settings"}
+# what `template_options` may pass on to templates.render
+TEMPLATE_OPTIONS = {"name": str, "header": str, "mask": str, "smart": bool}
 
 
 @dataclass
@@ -132,6 +134,8 @@ def _backend(raw: Any, i: int) -> BackendConfig:
         if not isinstance(auth, dict) or not auth.get("user"):
             raise ConfigError(f"{where}auth must be {{user: ..., password: ...}}")
         user, password = str(auth["user"]), str(auth.get("password") or "")
+        if not password:  # `password: "${BACKEND_PASS:-}"` with no password set: a backend without basic auth
+            user = password = None
     extra = raw.get("extra_params")
     if extra is not None and not isinstance(extra, dict):
         raise ConfigError(f"{where}extra_params must be a mapping")
@@ -165,8 +169,14 @@ def parse(raw: Any, path: Path | None = None) -> ProjectConfig:
             raise ConfigError("label_config must be Label Studio XML starting with <View>")
     else:
         labels = _typed(raw, "labels", list, [])
+        options = _typed(raw, "template_options", dict, {})
+        for key, value in options.items():
+            if key not in TEMPLATE_OPTIONS or not isinstance(value, TEMPLATE_OPTIONS[key]):
+                raise ConfigError(f"template_options.{key}: known options are "
+                                  + ", ".join(f"{k} ({t.__name__})" for k, t in TEMPLATE_OPTIONS.items()))
         label_config = templates.render(_typed(raw, "template", str, ""), [str(x) for x in labels],
-                                        _typed(raw, "data_key", str, None), _typed(raw, "choice", str, "single"))
+                                        _typed(raw, "data_key", str, None), _typed(raw, "choice", str, "single"),
+                                        **options)
     overlap = _typed(raw, "overlap", dict, {})
     if set(overlap) - {"maximum_annotations", "overlap_cohort_percentage"}:
         raise ConfigError("overlap takes maximum_annotations and overlap_cohort_percentage")
