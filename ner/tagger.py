@@ -89,8 +89,8 @@ class Tagger:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.savez(directory / ARRAYS_FILE, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
-        (directory / CONFIG_FILE).write_text(json.dumps({"tags": self.tags, "feature_labels": self.feature_labels,
-                                                           "serve_labels": self.serve_labels}, indent=2, ensure_ascii=False))
+        config = {"tags": self.tags, "feature_labels": self.feature_labels, "serve_labels": self.serve_labels}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False))
 
     @classmethod
     def load(cls, directory: str | Path) -> Tagger:
