@@ -151,6 +151,8 @@ def wait_for_backends(backends: dict[str, str], timeout: float, run_dir: Path,
                 out[name] = (True, detail)
                 say(f"{name}: ready at {url} (model version {detail.get('model_version')}, "
                     f"{time.monotonic() - started:.0f}s)")
+                if smart_tools_off(detail):
+                    say(f"{name}: the smart tools (SAM) are OFF, automatic masks only: {smart_tools_off(detail)}")
             elif state == "failed":
                 out[name] = (False, detail)
             elif state == "down" and _pid_alive(run_dir / f"backend-{name}.pid") is False:
@@ -175,6 +177,14 @@ def wait_for_backends(backends: dict[str, str], timeout: float, run_dir: Path,
 # --------------------------------------------------------------------------------------------------------------
 # the projects
 # --------------------------------------------------------------------------------------------------------------
+
+def smart_tools_off(health: dict) -> str | None:
+    """Why a backend's interactive (SAM) tools will not work, from its /health; None when they will or it has none."""
+    sam = health.get("sam") if isinstance(health, dict) else None
+    if isinstance(sam, dict) and sam.get("state") == "unavailable":
+        return str(sam.get("reason") or "no SAM weights")
+    return None
+
 
 def _auth() -> tuple[str, str] | None:
     user = os.environ.get("BASIC_AUTH_USER", "")
@@ -207,6 +217,9 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
 
     demo = DEMOS[name]
     cfg = project_config(name, url)
+    off = smart_tools_off(BackendHTTPClient(url, _auth()).health())
+    if off:  # the annotators must read it where they work, not only in /health
+        cfg = dataclasses.replace(cfg, description=f"{cfg.description}. The smart tools are OFF here: {off}")
     # The tasks go in before the backend is connected: Label Studio asks a connected backend for predictions of
     # every uploaded file during the upload, one request per file; predict.run below sends them in batches.
     project_id, changes, _ = setup(ls, dataclasses.replace(cfg, backends=[]))  # the project now has cfg.label_config
@@ -302,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         lines[name] = (f"{backend_url}  {url}/projects/{done['project']}/data  "
                        f"({DEMOS[name].title}; predictions of {done['model_version']})")
+        if smart_tools_off(detail):
+            lines[name] += "\n" + " " * 16 + "the smart tools (SAM) are OFF: no SAM weights; automatic masks only"
 
     print()
     print(f"Label Studio:  {url}")

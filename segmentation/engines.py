@@ -60,7 +60,7 @@ def _how_to(name: str, kind: str) -> str:
 
 
 def resolve_checkpoint(spec: str | None, kind: str, weights_dir: str | Path | None,
-                       allowed_roots: list[Path] | tuple[Path, ...] = ()) -> Path:
+                       allowed_roots: list[Path] | tuple[Path, ...] = (), download: bool = True) -> Path:
     """Find the checkpoint file for a model.
 
     `spec` is either a path (anything with a directory part; a relative one is taken relative to `weights_dir`)
@@ -73,6 +73,7 @@ def resolve_checkpoint(spec: str | None, kind: str, weights_dir: str | Path | No
         kind: one of `KINDS` (picks the default file name and the download URL).
         weights_dir: the folder of local weights (WEIGHTS_DIR), or None.
         allowed_roots: other folders a path may point into.
+        download: False only looks (for /health: whether the smart tools will work, without fetching anything).
 
     Returns:
         The path of an existing checkpoint file.
@@ -106,6 +107,9 @@ def resolve_checkpoint(spec: str | None, kind: str, weights_dir: str | Path | No
     if candidate.is_file():
         return candidate
     url = _URLS.get(spec)
+    if url is not None and not download:
+        raise EngineError(f"checkpoint {spec!r} not found (looked in {', '.join(looked)}); it is downloaded at the "
+                          f"first click where the machine is online, else {_how_to(spec, kind)}")
     if url is None:
         raise EngineError(f"checkpoint {spec!r} not found (looked in {', '.join(looked)}) and it is not an official "
                           f"SAM/MobileSAM file that could be downloaded; put it in the weights folder (WEIGHTS_DIR)")

@@ -100,10 +100,17 @@ class SegmentationBackend(Backend):
 
     def status(self) -> dict[str, Any]:
         sam = self._segmenter
-        state = "ready" if sam.loaded else "unavailable" if sam.error else "not loaded"
+        error = sam.error
+        if not sam.loaded and not error:
+            try:  # before the first click: are there weights to load? (looks only, downloads nothing)
+                resolve_checkpoint(self.settings.sam_checkpoint or None, self.kind, self.settings.weights_dir,
+                                   [self.settings.model_dir], download=False)
+            except EngineError as e:
+                error = str(e)
+        state = "ready" if sam.loaded else "unavailable" if error else "not loaded"
         body: dict[str, Any] = {"sam": {"model": self.kind, "state": state}, "cache": self.cache.stats()}
-        if sam.error:
-            body["sam"]["reason"] = sam.error + " (interactive masks are off; automatic masks still work)"
+        if error:
+            body["sam"]["reason"] = error + " (interactive masks are off; automatic masks still work)"
         return body
 
     # -- config and versions ------------------------------------------------------------------------------

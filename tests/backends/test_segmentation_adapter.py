@@ -233,3 +233,17 @@ def test_params_are_checked_at_setup_and_predict(tmp_path, weights_dir):
         assert r.status_code == 400 and field in r.json["error"], r.json
     r = client.post("/setup", json={"project": "9.1", "schema": CONFIG, "extra_params": {"refine": False}})
     assert r.status_code == 200
+
+
+def test_health_says_smart_tools_are_off_before_any_click_and_downloads_nothing(tmp_path, weights_dir, monkeypatch):
+    import torch
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("/health must not download a checkpoint")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    client = create_app("segmentation", _settings(tmp_path, weights_dir)).test_client()
+    sam = client.get("/health").json["sam"]
+    assert sam["state"] == "unavailable"
+    assert "mobile_sam.pt" in sam["reason"] and "first click" in sam["reason"]

@@ -113,6 +113,10 @@ def test_demo_starts_every_backend_with_a_preannotated_project_and_stop_ends_it(
             pid = project["id"]
             assert project["task_number"] > 0, name
             assert project["total_predictions_number"] >= project["task_number"], (name, project)
+            sam = health.json().get("sam")
+            if sam and sam["state"] == "unavailable":  # no SAM weights: said where the manager and annotators look
+                assert f"[demo] {name}: the smart tools (SAM) are OFF" in output, output[-3000:]
+                assert "smart tools are OFF" in project["description"], project["description"]
             versions = http.get(f"{ls_url}/api/projects/{pid}/model-versions", timeout=30).json()
             assert project["model_version"] in versions, (name, project["model_version"], versions)
 
