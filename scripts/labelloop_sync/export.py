@@ -14,7 +14,7 @@ import shutil
 import struct
 import wave
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from lsclient import newest_annotation
 
 from . import export_spans
 from .agreement import task_agreement
-from .context import Context, done_annotations, iter_tasks
+from .context import Context, done_annotations, iter_tasks, plain
 from .errors import SyncError
 from .importing import data_key
 
@@ -44,6 +44,7 @@ class Item:
     agreement: float | None
     n_annotations: int
     annotations: list[dict]
+    top_k: dict[str, list[dict]] = field(default_factory=dict)  # the newest prediction's k best classes per control
 
 
 def collect(ctx: Context, include_all: bool = False, min_agreement: float | None = None) -> tuple[list[Item], int]:
@@ -59,8 +60,16 @@ def collect(ctx: Context, include_all: bool = False, min_agreement: float | None
             continue
         chosen = newest_annotation(done)
         items.append(Item(task.id, dict(task.data or {}), list(chosen.get("result") or []) if chosen else [],
-                          agreement, len(done), done))
+                          agreement, len(done), done, _top_k(task)))
     return items, dropped
+
+
+def _top_k(task: Any) -> dict[str, list[dict]]:
+    """The newest prediction's `value.top_k` per control ([{"label", "score"}], as the image_cls backend writes)."""
+    newest = max((plain(p) for p in getattr(task, "predictions", None) or []), key=lambda p: p.get("id") or 0,
+                 default={})
+    return {r.get("from_name", ""): r["value"]["top_k"] for r in newest.get("result") or []
+            if isinstance(r.get("value"), dict) and isinstance(r["value"].get("top_k"), list)}
 
 
 def _labels(label_config: str) -> list[str]:
@@ -185,7 +194,8 @@ def _poly_area(points: list[tuple[float, float]]) -> float:
 def _write_json(items: list[Item], out: Path) -> list[Path]:
     path = out / "tasks.json"
     path.write_text(json.dumps([{"id": i.id, "data": i.data, "annotations": i.annotations, "result": i.result,
-                                 "agreement": i.agreement} for i in items], indent=2, ensure_ascii=False))
+                                 "agreement": i.agreement, **({"top_k": i.top_k} if i.top_k else {})}
+                                for i in items], indent=2, ensure_ascii=False))
     return [path]
 
 
@@ -202,14 +212,17 @@ def _cell(regions: list[dict]) -> str:
 def _write_csv(items: list[Item], out: Path) -> list[Path]:
     data_cols = sorted({k for i in items for k in i.data})
     controls = sorted({r.get("from_name", "") for i in items for r in i.result})
+    top_k = ["top_k"] if any(i.top_k for i in items) else []  # "control=label:score|..." of the newest prediction
     path = out / "tasks.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["id", *data_cols, *controls, "annotations", "agreement"])
+        writer.writerow(["id", *data_cols, *controls, "annotations", "agreement", *top_k])
         for i in items:
             by_control = {c: [r for r in i.result if r.get("from_name") == c] for c in controls}
             writer.writerow([i.id, *(i.data.get(c, "") for c in data_cols), *(_cell(by_control[c]) for c in controls),
-                             i.n_annotations, "" if i.agreement is None else f"{i.agreement:.4f}"])
+                             i.n_annotations, "" if i.agreement is None else f"{i.agreement:.4f}",
+                             *(["|".join(f"{c}={t['label']}:{t['score']}" for c, ks in i.top_k.items() for t in ks)]
+                               if top_k else [])])
     return [path]
 
 

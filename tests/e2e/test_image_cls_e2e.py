@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import csv
+import json
+
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
 
 from ops.sample_data import coco128_samples
 from ops.services import wait_until
+from scripts.labelloop_sync.cli import main as sync
 from tests.e2e.label_studio import predictions, retrieve_predictions, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,7 +43,8 @@ def _labeled(datasets_dir: Path) -> list[tuple[Path, str]]:
     return [x for pair in zip(animals, others) for x in pair][:N_TRAIN] + others[len(animals):][:4]
 
 
-def test_label_studio_drives_the_image_cls_backend(label_studio, redis_server, start_backend, datasets_dir):
+def test_label_studio_drives_the_image_cls_backend(label_studio, redis_server, start_backend, datasets_dir,
+                                                  tmp_path):
     backend = start_backend("image_cls", worker=True, REDIS_URL=redis_server.url, LABEL_STUDIO_URL=label_studio.url,
                             LABEL_STUDIO_API_KEY=label_studio.token, RETRAIN_EVERY=str(N_TRAIN))
     logs = lambda: backend.log() + "\n--- worker ---\n" + backend.worker.log()  # noqa: E731
@@ -90,3 +95,15 @@ def test_label_studio_drives_the_image_cls_backend(label_studio, redis_server, s
     assert len(newest) == len(photos), (preds, logs()[-3000:])
     learned = {i["value"]["choices"][0] for p in newest for i in p["result"]}
     assert "Animal" in learned and all(len(i["value"]["top_k"]) == 2 for p in newest for i in p["result"])
+
+    # `sync.py export` carries each completed task's top-k (of its newest prediction) in JSON and CSV
+    for fmt in ("json", "csv"):
+        assert sync(["--url", label_studio.url, "--api-key", label_studio.token, "export", "--project",
+                     str(project.id), "--format", fmt, "--out", str(tmp_path / fmt)]) == 0
+    exported = json.loads((tmp_path / "json" / "tasks.json").read_text())
+    assert len(exported) == N_TRAIN and all(len(t["top_k"]["kind"]) == 2 for t in exported), exported[:1]
+    newest_by_task = {tid: max(ps, key=lambda p: p["id"]) for tid, ps in preds.items() if ps}
+    first = exported[0]
+    assert first["top_k"]["kind"] == newest_by_task[first["id"]]["result"][0]["value"]["top_k"]
+    rows = list(csv.DictReader((tmp_path / "csv" / "tasks.csv").open()))
+    assert len(rows) == N_TRAIN and all(r["top_k"].startswith("kind=") and r["top_k"].count("|") == 1 for r in rows)
