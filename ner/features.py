@@ -137,7 +137,8 @@ def tagger_features(base: np.ndarray, analysis: Analysis, type_to_label: Mapping
 def tagger_weights(dim: int, n_labels: int, n_types: int) -> np.ndarray:
     """How much each block of `tagger_features` counts under the L2 penalty (see `Tagger.fit`): spaCy's
     marginals mapped onto the project's labels most, so a few sentences start from what spaCy knows. Measured on
-    CoNLL-2003 with 25-200 sentences (bench/ner_bench.py): 0.59 F1 at 25 sentences against 0.44 unweighted."""
+    CoNLL-2003 (600 train sentences as pool, 400 dev, 3 seeds, C=0.03): 0.59 span F1 from 25 sentences against
+    0.44 with the raw spaCy marginals alone and no weights; 0.65 and 0.67 from 100 and 200."""
     base = dim + 2 * n_types + N_SHAPE
     w = np.ones(base + 2 * n_labels + 2 * (2 * n_labels + N_SHAPE), dtype=np.float64)
     w[base:base + 2 * n_labels] = MAPPED_WEIGHT

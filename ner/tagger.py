@@ -20,7 +20,7 @@ from .spans import OUTSIDE
 
 CONFIG_FILE = "tagger.json"
 ARRAYS_FILE = "tagger.npz"
-DEFAULT_C = 0.03  # chosen on CoNLL-2003 with 25-200 sentences (bench/ner_bench.py)
+DEFAULT_C = 0.03  # CoNLL-2003, 100 sentences: 0.639 span F1, 0.643 at C=0.01, 0.635 at C=0.1 (bench/ner_bench.py)
 MAX_ITER = 500
 
 
