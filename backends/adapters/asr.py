@@ -2,6 +2,7 @@
 regions on the audio with a per-region `<TextArea perRegion="true">` (one region per Whisper segment)."""
 from __future__ import annotations
 
+import fnmatch
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from selection import STRATEGIES, UnknownStrategy
 from selection import get as get_strategy
 
 from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
-from ..exceptions import BadRequest, LabelloopError, NotEnoughData, UnsupportedConfig
+from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls
 from ..media import task_media
 from ..params import Number, OneOf
@@ -84,6 +85,38 @@ LANGUAGE = OneOf("language", LANGUAGES)
 MIN_RULE_COUNT = Number("min_rule_count", 1, 1_000_000, integer=True)
 UNCERTAINTY = StrategyParam()
 PARAMS = (BEAM_SIZE, CHUNK_S, LANGUAGE, MIN_RULE_COUNT, UNCERTAINTY)
+# Whisper models a project may name in its extra params (`model`), as faster-whisper knows them; a folder of
+# WEIGHTS_DIR that ALLOWED_WEIGHTS lists is the other way. Never a path: a label config's author is not the operator.
+WHISPER_NAMES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large-v1",
+                 "large-v2", "large-v3", "large-v3-turbo", "turbo", "distil-small.en", "distil-medium.en",
+                 "distil-large-v2", "distil-large-v3")
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """The `model` parameter: a Whisper name, or a CTranslate2 folder of WEIGHTS_DIR allowed by ALLOWED_WEIGHTS."""
+
+    weights_dir: Path | None
+    allowed: tuple[str, ...]
+    name: str = "model"
+
+    def parse(self, raw: Any) -> str:
+        if isinstance(raw, str):
+            name = raw.strip()
+            short = name[len("faster-whisper-"):] if name.startswith("faster-whisper-") else name
+            if short in WHISPER_NAMES:
+                return name
+            if (self.weights_dir and "/" not in name and "\\" not in name and name not in (".", "..")
+                    and any(fnmatch.fnmatch(name, pattern) for pattern in self.allowed)
+                    and (Path(self.weights_dir) / name / "model.bin").is_file()):
+                return name
+        shown = raw[:80] if isinstance(raw, str) else type(raw).__name__
+        raise BadRequest(f"'model' must be a Whisper model name ({', '.join(WHISPER_NAMES[:4])}, ...) or a folder of "
+                         f"WEIGHTS_DIR that ALLOWED_WEIGHTS lists, got {shown!r}")
+
+    def read(self, params: dict | None, default: str | None = None) -> str | None:
+        raw = (params or {}).get(self.name)
+        return default if raw is None or raw == "" else self.parse(raw)
 
 
 @dataclass(frozen=True)
@@ -140,7 +173,11 @@ class ASRBackend(Backend):
     """Transcribes audio tasks with Whisper; adapts to corrected transcripts with vocabulary and rules."""
 
     name = "asr"
-    PARAMS = PARAMS
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.model_param = ModelName(settings.weights_dir, settings.allowed_weights)
+        self.PARAMS = (*PARAMS, self.model_param)
 
     def check_config(self, label_config: str) -> None:
         _layout(label_config)
@@ -152,7 +189,7 @@ class ASRBackend(Backend):
         try:
             return get_transcriber(name, self.settings.weights_dir)
         except ModelError as e:
-            raise LabelloopError(str(e)) from None
+            raise ModelUnavailable(str(e)) from None
 
     # -- serving ------------------------------------------------------------------------------------------
     def load_model(self, version_dir: Path | None) -> ASRModel:
@@ -186,11 +223,12 @@ class ASRBackend(Backend):
         return asked if asked is not None else _default_strategy(self.settings.uncertainty)
 
     def _model_for(self, model: ASRModel | None, params: dict) -> ASRModel:
-        if params.get("model"):  # a project asking for another base model (extra_params), not adapted
-            wanted = self.transcriber(params["model"])
+        name = self.model_param.read(params)
+        if name:  # a project asking for another base model (extra_params), not adapted
+            wanted = self.transcriber(name)
             if model is None or model.transcriber.engine is not wanted.engine:
                 return ASRModel(wanted, model.adaptation if model and model.adaptation and
-                                model.adaptation.base_model == params["model"] else None)
+                                model.adaptation.base_model == name else None)
         return model or self.load_model(None)
 
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
@@ -278,7 +316,7 @@ class ASRBackend(Backend):
                 samples, decode, parent.adaptation, min_count=MIN_RULE_COUNT.read(params, 2))
         except AdaptationError as e:
             raise NotEnoughData(str(e)) from None
-        adaptation.base_model = params.get("model") or self.settings.asr_model or None
+        adaptation.base_model = self.model_param.read(params) or self.settings.asr_model or None
         metrics["skipped"] = skipped
         adaptation.metrics = metrics
         adaptation.save(out_dir)

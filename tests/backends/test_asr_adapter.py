@@ -2,6 +2,8 @@
 segment-level configs, per-task errors, training on corrected transcripts and serving the adapted version."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from asr.metrics import wer
@@ -203,3 +205,22 @@ def test_max_audio_seconds_comes_from_the_environment():
     assert Settings.from_env({"MAX_AUDIO_SECONDS": "600"}).max_audio_seconds == 600
     with pytest.raises(ValueError, match="MAX_AUDIO_SECONDS must be an integer"):
         Settings.from_env({"MAX_AUDIO_SECONDS": "3h"})
+
+
+@pytest.mark.parametrize("model", ["/etc/passwd", "../../x", "faster-whisper-tiny.en/../..", "~/.ssh", "nope", 7])
+def test_a_projects_model_is_a_whisper_name_or_an_allowed_weights_folder(client, datasets_dir, model):
+    r = client.post("/setup", json={"project": "3.1", "schema": WHOLE, "extra_params": {"model": model}})
+    assert r.status_code == 400 and "'model' must be a Whisper model name" in r.json["error"], r.json
+    r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"audio": _clip(datasets_dir)}}],
+                                      "label_config": WHOLE, "project": "3.1", "params": {"model": model}})
+    assert r.status_code == 400 and "'model'" in r.json["error"]
+
+
+def test_a_whisper_name_or_weights_folder_is_accepted(client, settings):
+    for model in ("tiny.en", "faster-whisper-tiny.en"):
+        r = client.post("/setup", json={"project": "3.1", "schema": WHOLE, "extra_params": {"model": model}})
+        assert r.status_code == 200, r.json
+    allowed = create_app("asr", dataclasses.replace(settings, allowed_weights=("faster-whisper-*",))).test_client()
+    r = allowed.post("/setup", json={"project": "3.1", "schema": WHOLE,
+                                     "extra_params": {"model": "faster-whisper-tiny.en"}})
+    assert r.status_code == 200
