@@ -112,6 +112,17 @@ class FitReport:
     reason: str = ""
 
 
+def encode_targets(classes: list[str], chosen: list[list[str]], multi: bool) -> np.ndarray:
+    """Chosen class names as targets: (n,) indices of the first choice, or (n, n_classes) 0/1 for multi choice."""
+    index = {c: j for j, c in enumerate(classes)}
+    if not multi:
+        return np.array([index[c[0]] for c in chosen], dtype=np.int64)
+    y = np.zeros((len(chosen), len(classes)), dtype=np.int64)
+    for row, names in enumerate(chosen):
+        y[row, [index[c] for c in names]] = 1
+    return y
+
+
 def _check_enough(targets: np.ndarray, multi: bool, min_examples: int, min_per_class: int) -> None:
     n = len(targets)
     counts = targets.sum(axis=0) if multi else np.bincount(targets)

@@ -7,6 +7,7 @@ head's regularisation means the same whatever the image.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ import cv2
 import numpy as np
 
 from detection import runtime  # noqa: F401  (offline-safe Ultralytics settings, before ultralytics is imported)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IMGSZ = 640
 
@@ -65,3 +68,18 @@ class Embedder:
         vectors = np.stack(out)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
+
+    def features_or_errors(self, images: Sequence[np.ndarray], batch: int = 8) -> list:
+        """Per image its feature vector, or the Exception that image raised: a batch that fails is retried image
+        by image, so one bad image costs only itself."""
+        try:
+            return list(self.features(images, batch))
+        except Exception:
+            log.warning("feature batch failed; retrying image by image", exc_info=True)
+        out: list = []
+        for image in images:
+            try:
+                out.append(self.features([image])[0])
+            except Exception as e:
+                out.append(e)
+        return out

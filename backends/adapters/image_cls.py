@@ -27,6 +27,7 @@ from detection.pool import DetectorPool
 from detection.predict import run_plans
 from detection.weights import WeightsError
 from image_cls import Embedder, ImageClassifier, NotEnoughLabels, base_scores, choose, fit_classifier, top_k
+from image_cls.classifier import encode_targets
 from image_cls.features import FeatureError
 from selection import combine, names
 from selection import get_measure as get_strategy
@@ -150,18 +151,7 @@ class ImageClassificationBackend(Backend):
 
     def features(self, control: Control, arrays: list, params: dict) -> list:
         """Per image its feature vector, or the Exception that image raised (a failed batch is retried singly)."""
-        embedder = self._embedder(control, params)
-        try:
-            return list(embedder.features(arrays))
-        except Exception:
-            log.warning("feature batch failed; retrying image by image", exc_info=True)
-        out = []
-        for a in arrays:
-            try:
-                out.append(embedder.features([a])[0])
-            except Exception as e:
-                out.append(e)
-        return out
+        return self._embedder(control, params).features_or_errors(arrays, BATCH_PREDICT.read(params, default=8))
 
     # -- serving ------------------------------------------------------------------------------------------
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
@@ -286,18 +276,12 @@ class ImageClassificationBackend(Backend):
         feats = self.features(control, arrays, params)
         good = [j for j in range(len(arrays)) if not isinstance(scores[j], Exception)
                 and not isinstance(feats[j], Exception)]
-        index = {lb: j for j, lb in enumerate(control.labels)}
-        if control.multi:
-            y = np.zeros((len(good), len(index)), dtype=np.int64)
-            for r, j in enumerate(good):
-                y[r, [index[lb] for lb in targets[j]]] = 1
-        else:
-            y = np.array([index[targets[j][0]] for j in good], dtype=np.int64)
+        y = encode_targets(control.labels, [targets[j] for j in good], control.multi)
         served = self.classifier(parent, control)
         try:
             return fit_classifier(control.labels, control.multi, np.stack([feats[j] for j in good]) if good else
                                   np.zeros((0, 1)), np.stack([scores[j] for j in good]) if good else
-                                  np.zeros((0, len(index))), y, [ids[j] for j in good], served,
+                                  np.zeros((0, len(control.labels))), y, [ids[j] for j in good], served,
                                   MIN_EXAMPLES.read(params, default=10), MIN_PER_CLASS.read(params, default=2),
                                   GUARD_TOLERANCE.read(params, default=0.0))
         except NotEnoughLabels as e:

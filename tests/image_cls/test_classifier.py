@@ -91,3 +91,10 @@ def test_multi_choice_is_scored_by_set_overlap():
     Y = np.eye(3, dtype=int)[y]
     report = fit_classifier(CLASSES, True, X, s, Y, [str(i) for i in range(30)])
     assert report.publish and report.metrics["accuracy"] > 0.8
+
+
+def test_chosen_names_become_targets():
+    from image_cls.classifier import encode_targets
+
+    assert encode_targets(CLASSES, [["dog"], ["cat"]], multi=False).tolist() == [1, 0]
+    assert encode_targets(CLASSES, [["dog", "bird"], []], multi=True).tolist() == [[0, 1, 1], [0, 0, 0]]
