@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from detection.batches import SizedImage, stream_images
+from detection.scoring import image_confidence
+from detection.types import Detection
+from selection import combine
+from selection.uncertainty import Measure
 
 from .base import TaskPrediction
 from .config import Settings
@@ -48,17 +54,32 @@ def stream(tasks: list[dict], keys: set[str], media, settings: Settings, batch: 
         yield idx, images, [None if r is None else f"task {task_id(tasks[i])}: {r}" for i, r in zip(idx, reasons)]
 
 
-def image_answers(results: list[list[dict]], errors: list[str | None]) -> list[TaskPrediction]:
+def control_confidence(found: list[tuple[str, Detection]], threshold: float, measure: Measure | None) -> float:
+    """A control's confidence in one image: the F1 its pre-annotation is expected to have
+    (`detection.scoring.image_confidence`) from every candidate the model found down to the floor, the shown
+    ones (at or above `threshold`) and the hidden ones, with `measure` over their class probabilities where the
+    model gives them for every candidate."""
+    rows = [d.class_probs for _, d in found]
+    probs = np.stack(rows) if rows and all(r is not None for r in rows) and len({len(r) for r in rows}) == 1 \
+        else None
+    return image_confidence([d.score for _, d in found], threshold, probs, measure)
+
+
+def image_answers(results: list[list[dict]], errors: list[str | None],
+                  confidences: list[list[float]]) -> list[TaskPrediction]:
     """One answer per image: its error, or its regions scored with the image's confidence.
 
-    The image's confidence is the mean of its regions' scores; an image with nothing found is scored 0, i.e. as
-    uncertain as it gets, so that it is looked at rather than trusted.
+    Args:
+        confidences: per image, the confidence of each control the models predicted (`control_confidence`).
+
+    The image's confidence is its least confident control's (`selection.combine`); an image no model looked at
+    (no control has a model for its labels) is scored 0, so that it is looked at rather than trusted.
     """
     answers = []
-    for res, err in zip(results, errors):
+    for res, err, conf in zip(results, errors, confidences):
         if err is not None:
             answers.append(TaskPrediction(error=err))
             continue
-        scores = [r["score"] for r in res]
-        answers.append(TaskPrediction(result=res, score=sum(scores) / len(scores) if scores else 0.0))
+        score = float(combine([np.array([c]) for c in conf])[0]) if conf else 0.0
+        answers.append(TaskPrediction(result=res, score=score))
     return answers

@@ -3,6 +3,7 @@ parameters a project may set for them, a control's labels onto a model's classes
 writer names, loaded from a `detection.pool.DetectorPool`."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +12,15 @@ from detection.pool import DetectorPool
 from detection.predict import IMGSZ_RANGE, Plan
 from detection.types import Detection
 from detection.weights import WeightsError
+from selection import MEASURES, STRATEGIES, UnknownStrategy, get
+from selection.uncertainty import Measure
 
 from .exceptions import BadRequest, LabelloopError, UnsupportedConfig
 from .labels import Control, LabelMap
 from .params import Number
 from .regions_writers import PixelRegion, RegionWriter, writer_for
+
+log = logging.getLogger(__name__)
 
 # the YOLO parameters a request's params or a project's extra params may set (checked at /setup and /predict)
 IMGSZ = Number("imgsz", *IMGSZ_RANGE, integer=True)  # prediction and training; memory grows with its square
@@ -41,6 +46,65 @@ class Flag:
         raw = (params or {}).get(self.name)
         return default if raw is None or raw == "" else self.parse(raw)  # Flag: to backends/params.py
 
+
+# the measure a model without class probabilities (YOLO-seg) can score by: the candidates' own scores
+CLASS_FREE_MEASURE = "least_confidence"
+
+
+@dataclass(frozen=True)
+class StrategyParam:
+    """The `uncertainty` param: a selection strategy (`selection.STRATEGIES`) whose measure scores each task.
+
+    Detection models give every candidate's class probabilities, so every measure can be honoured; segmentation
+    models give only the top class's score, so strategies scored by margin or entropy are refused for controls
+    predicted by one (`measure`), never silently replaced.
+    """
+
+    name: str = "uncertainty"
+
+    def parse(self, raw: Any) -> str:
+        """`raw` as a known strategy name.
+
+        Raises:
+            BadRequest: an unknown strategy, the known ones listed.
+        """
+        try:
+            return get(raw if isinstance(raw, str) else repr(raw)).name
+        except UnknownStrategy as e:
+            raise BadRequest(f"{self.name!r}: {e}") from None
+
+    def read(self, params: dict | None, default: str | None = None) -> str | None:
+        raw = (params or {}).get(self.name)
+        return default if raw is None or raw == "" else self.parse(raw)
+
+    def measure(self, params: dict | None, default: str, writers: list[RegionWriter], backend: str) -> Measure:
+        """The measure the tasks are scored by: that of the request's or project's strategy, else of `default`
+        (the process's UNCERTAINTY_STRATEGY, one setting for every backend: where these models cannot honour it,
+        the candidates' own scores are used and the log says so).
+
+        Raises:
+            BadRequest: an unknown strategy, or one that needs class probabilities a control's model lacks.
+        """
+        asked = self.read(params)
+        strategy = get(asked or default)
+        blind = [w for w in writers if w.model_task == "segment"]
+        if strategy.measure == CLASS_FREE_MEASURE or not blind:
+            return MEASURES[strategy.measure]
+        if asked is None:
+            if (default, backend) not in _WARNED:  # once a process, not on every request
+                _WARNED.add((default, backend))
+                log.info("UNCERTAINTY_STRATEGY=%s: %s scores %s by %s", default, backend, blind[0].control.name,
+                         CLASS_FREE_MEASURE)
+            return MEASURES[CLASS_FREE_MEASURE]
+        can = sorted(n for n, s in STRATEGIES.items() if s.measure == CLASS_FREE_MEASURE)
+        raise BadRequest(f"{self.name!r}: the {backend} backend cannot rank <{blind[0].tag} "
+                         f"name={blind[0].control.name!r}> by {strategy.name!r}: it needs {strategy.measure} over "
+                         "class probabilities, which segmentation models do not give; choose one of: "
+                         f"{', '.join(can)}")
+
+
+UNCERTAINTY = StrategyParam()
+_WARNED: set[tuple[str, str]] = set()
 
 _LABEL_MAPS: dict[tuple, LabelMap] = {}
 

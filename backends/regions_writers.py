@@ -68,6 +68,11 @@ class RegionWriter:
                                     "between 0 and 1")
         return cls(control, threshold, control.attrs.get("model_path") or params.get("model_path") or None)
 
+    def shown(self, found: list) -> list:
+        """The candidates the annotator is shown: those scored at or above the control's threshold (the model
+        is run down to `detection.scoring.FLOOR`, so that the ones below can score the task)."""
+        return [f for f in found if _score(f) >= self.threshold]
+
     def predict_regions(self, found: list[PixelRegion], width: int, height: int) -> list[dict]:
         """The result items of `found` on an image of width x height; objects without a usable shape are left
         out."""
@@ -126,6 +131,11 @@ class BrushLabels(RegionWriter):
         if mask is None or not mask.any():
             return None
         return {"format": "rle", "rle": mask_to_rle(mask)}
+
+
+def _score(found: Any) -> float:
+    """The score of a `PixelRegion` or of a (label, `detection.types.Detection`) pair."""
+    return float(found[1].score if isinstance(found, tuple) else found.score)
 
 
 WRITERS: tuple[type[RegionWriter], ...] = (RectangleLabels, PolygonLabels, BrushLabels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,8 +51,10 @@ def run_plans(plans: Sequence[Plan], arrays: Sequence[np.ndarray], imgsz: int | 
 
     Returns:
         Per image its (label, detection) pairs, or the Exception its prediction raised: a batch that fails is
-        retried image by image, so one bad image costs only itself.
+        retried image by image, so one bad image costs only itself. A detection's `class_probs`, where its model
+        gives them, are over the plans' labels (see `plan_labels`), so that the rows of all plans line up.
     """
+    labels = plan_labels(plans)
     out: list = [[] for _ in arrays]
     kw = dict(imgsz=imgsz, batch=forward_batch(batch, imgsz))
     for plan in plans:
@@ -73,5 +75,24 @@ def run_plans(plans: Sequence[Plan], arrays: Sequence[np.ndarray], imgsz: int | 
             if isinstance(dets, Exception):
                 out[i] = dets
                 continue
-            out[i].extend((plan.labels[d.cls], d) for d in dets if d.cls in plan.labels)
+            out[i].extend((plan.labels[d.cls], _on_labels(d, plan, labels)) for d in dets if d.cls in plan.labels)
     return out
+
+
+def plan_labels(plans: Sequence[Plan]) -> list[str]:
+    """The labels the plans stand for, in the order they first appear."""
+    return list(dict.fromkeys(label for plan in plans for label in plan.labels.values()))
+
+
+def _on_labels(d: Detection, plan: Plan, labels: list[str]) -> Detection:
+    """`d` with its class probabilities (over the plan's classes) moved onto `labels`: a label several classes
+    stand for gets the highest of them (YOLO's class scores are independent sigmoids, not shares of one); a label
+    of another plan gets 0."""
+    if d.class_probs is None or len(d.class_probs) != len(plan.labels):
+        return replace(d, class_probs=None) if d.class_probs is not None else d
+    row = np.zeros(len(labels))
+    column = {label: j for j, label in enumerate(labels)}
+    for p, label in zip(d.class_probs, plan.labels.values()):
+        j = column[label]
+        row[j] = max(row[j], float(p))
+    return replace(d, class_probs=row)

@@ -16,12 +16,15 @@ class Detection:
         score: confidence in [0, 1].
         xyxy: box corners (x1, y1, x2, y2).
         polygon: (N, 2) outline for segmentation models, else None.
+        class_probs: (k,) the model's probability of each class that was asked for (in the order asked, all its
+            classes when none were), for detection models; None where the model does not give them.
     """
 
     cls: str
     score: float
     xyxy: tuple[float, float, float, float]
     polygon: np.ndarray | None = None
+    class_probs: np.ndarray | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from detection.images import ImageError, image_size
 from detection.model import ModelLoadError
 from detection.pool import DetectorPool
 from detection.predict import Plan, run_plans
+from detection.scoring import FLOOR
 from detection.train import TrainingError as YoloTrainingError
 from detection.train import TrainOptions
 from detection.trained import TrainedModel, TrainedModelError, load_trained, write_manifest
@@ -32,8 +33,9 @@ from ..exceptions import BadRequest, LabelloopError, NotEnoughData, TrainingErro
 from ..labels import Control, find_controls
 from ..params import Number, OneOf
 from ..regions import region_outline
-from ..regions_images import image_answers, image_files, stream, task_id
-from ..regions_models import BATCH_PREDICT, IMGSZ, THRESHOLD, base_detector, check_controls, found_regions, label_plan
+from ..regions_images import control_confidence, image_answers, image_files, stream, task_id
+from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, base_detector, check_controls,
+                              found_regions, label_plan)
 from ..regions_writers import RegionWriter, writer_for
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ VAL_FRACTION = Number("val_fraction", 0.0, 0.9)
 MIN_MAP_GAIN = Number("min_map_gain", -1.0, 1.0)
 GUARD_METRIC = OneOf("guard_metric", ("map50", "map50_95"))
 MIN_TRAIN_IMAGES = Number("min_train_images", 1, 1_000_000, integer=True)
-PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, VAL_FRACTION, MIN_MAP_GAIN, GUARD_METRIC, MIN_TRAIN_IMAGES,
+PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, UNCERTAINTY, VAL_FRACTION, MIN_MAP_GAIN, GUARD_METRIC, MIN_TRAIN_IMAGES,
           Number("batch", 1, 256, integer=True), Number("epochs", 1, 10_000, integer=True))
 
 DetectionModel = TrainedModel  # a served version
@@ -92,31 +94,40 @@ class DetectionBackend(Backend):
         return plans
 
     # -- serving ------------------------------------------------------------------------------------------
-    def run(self, plans: list[Plan], arrays: list, params: dict) -> list:
-        """(config label, detection) per image over all plans, or the Exception that image's prediction raised."""
-        return run_plans(plans, arrays, IMGSZ.read(params), BATCH_PREDICT.read(params, default=8))
+    def run(self, plans: list[Plan], arrays: list, params: dict, conf: float | None = None) -> list:
+        """(config label, detection) per image over all plans, or the Exception that image's prediction raised.
+
+        Args:
+            conf: the least score predicted (None: each plan's own).
+        """
+        return run_plans(plans, arrays, IMGSZ.read(params), BATCH_PREDICT.read(params, default=8), conf=conf)
 
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
         writers = [writer_for(c, params) for c in _controls(label_config)]
+        measure = UNCERTAINTY.measure(params, self.settings.uncertainty, writers, self.name)
         plans = [(w, self.plans(model, w)) for w in writers]
         answers: list[TaskPrediction | None] = [None] * len(tasks)
         keys = {w.control.value_key for w in writers}
         for idx, images, errors in stream(tasks, keys, media, self.settings, BATCH_PREDICT.read(params, default=8)):
             results: list[list[dict]] = [[] for _ in idx]
+            confidences: list[list[float]] = [[] for _ in idx]
             for writer, control_plans in plans:
                 ok = [k for k, e in enumerate(errors) if e is None]
                 if not control_plans or not ok:
                     continue
                 key = writer.control.value_key
-                for k, dets in zip(ok, self.run(control_plans, [images[k][key].array for k in ok], params)):
+                # every candidate down to the floor scores the task; those from the threshold up are shown
+                for k, dets in zip(ok, self.run(control_plans, [images[k][key].array for k in ok], params,
+                                                min(FLOOR, writer.threshold))):
                     if isinstance(dets, Exception):
                         errors[k] = f"task {task_id(tasks[idx[k]])}: prediction failed ({type(dets).__name__}: {dets})"
-                    else:
-                        results[k] += writer.predict_regions(found_regions(dets), images[k][key].width,
-                                                             images[k][key].height)
-            for i, answer in zip(idx, image_answers(results, errors)):
+                        continue
+                    confidences[k].append(control_confidence(dets, writer.threshold, measure))
+                    results[k] += writer.predict_regions(found_regions(writer.shown(dets)), images[k][key].width,
+                                                         images[k][key].height)
+            for i, answer in zip(idx, image_answers(results, errors, confidences)):
                 answers[i] = answer
         return answers
 

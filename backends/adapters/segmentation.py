@@ -23,6 +23,7 @@ import numpy as np
 from detection.images import ImageError, load_image
 from detection.pool import DetectorPool
 from detection.predict import run_plans
+from detection.scoring import FLOOR
 from segmentation.cache import EmbeddingCache
 from segmentation.engines import DEFAULT_KIND, load_sam, model_id, resolve_checkpoint
 from segmentation.errors import EngineError, NotEnoughMasks, PromptError
@@ -37,9 +38,9 @@ from ..media import task_media
 from ..params import Number
 from ..regions import region_mask
 from ..regions_context import has_smart_tools, label_for, parse_context
-from ..regions_images import image_answers, stream, task_id
-from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, Flag, base_detector, check_controls, found_regions,
-                             label_plan)
+from ..regions_images import control_confidence, image_answers, stream, task_id
+from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, Flag, base_detector, check_controls,
+                             found_regions, label_plan)
 from ..regions_writers import PixelRegion, RegionWriter, writer_for
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ LR = Number("lr", 1e-8, 1.0)
 VAL_FRACTION = Number("val_fraction", 0.05, 0.9)
 SEED = Number("seed", 0, 2**31 - 1, integer=True)
 MAX_SECONDS = Number("max_seconds", 1, 7 * 86400)
-PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, REFINE, WARM_TASKS, EPOCHS, LR, VAL_FRACTION, SEED, MAX_SECONDS)
+PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, UNCERTAINTY, REFINE, WARM_TASKS, EPOCHS, LR, VAL_FRACTION, SEED, MAX_SECONDS)
 
 
 @lru_cache(maxsize=64)
@@ -170,6 +171,7 @@ class SegmentationBackend(Backend):
     def _automatic(self, tasks: list[dict], writers: list[RegionWriter], label_config: str, params: dict,
                    media) -> list[TaskPrediction]:
         refine = REFINE.read(params, default=True)
+        measure = UNCERTAINTY.measure(params, self.settings.uncertainty, writers, self.name)
         segmenter = None
         if refine or has_smart_tools(label_config):
             try:
@@ -183,21 +185,27 @@ class SegmentationBackend(Backend):
         answers: list[TaskPrediction | None] = [None] * len(tasks)
         for idx, images, errors in stream(tasks, {w.control.value_key for w in writers}, media, self.settings, batch):
             results: list[list[dict]] = [[] for _ in idx]
+            confidences: list[list[float]] = [[] for _ in idx]
             for writer, control_plans in plans:
                 ok = [k for k, e in enumerate(errors) if e is None]
                 key = writer.control.value_key
-                found = run_plans(control_plans, [images[k][key].array for k in ok], IMGSZ.read(params), batch)
+                # every candidate down to the floor scores the task; only those from the threshold up get masks
+                found = run_plans(control_plans, [images[k][key].array for k in ok], IMGSZ.read(params), batch,
+                                  conf=min(FLOOR, writer.threshold))
                 for k, dets in zip(ok, found):
                     tid = task_id(tasks[idx[k]])
                     if isinstance(dets, Exception):
                         errors[k] = f"task {tid}: prediction failed ({type(dets).__name__}: {dets})"
                         continue
+                    if control_plans:
+                        confidences[k].append(control_confidence(dets, writer.threshold, measure))
                     try:
-                        results[k] += self._image_masks(writer, dets, images[k][key], segmenter, refine, warm)
+                        results[k] += self._image_masks(writer, writer.shown(dets), images[k][key], segmenter,
+                                                        refine, warm)
                     except Exception as e:  # a SAM failure on one image must not cost the batch
                         log.exception("task %s: masks failed", tid)
                         errors[k] = f"task {tid}: masks failed ({type(e).__name__}: {e})"
-            for i, answer in zip(idx, image_answers(results, errors)):
+            for i, answer in zip(idx, image_answers(results, errors, confidences)):
                 answers[i] = answer
         return answers
 
