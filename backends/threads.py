@@ -10,6 +10,7 @@ instead of choosing their own.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Mapping
 
 
@@ -43,21 +44,17 @@ def apply_threads(n: int) -> int:
     # Read by OpenMP runtimes when they start, by CTranslate2 through asr.models.cpu_threads, and by the benches'
     # and the workers' child processes.
     os.environ["OMP_NUM_THREADS"] = os.environ["CPU_THREADS"] = str(n)
-    try:
-        import torch
-    except ImportError:
-        return n
-    torch.set_num_threads(n)
+    # PyTorch sizes its pool from OMP_NUM_THREADS when it is imported later; importing it here would cost a
+    # process that never uses it (asr) a few hundred MiB
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
     return n
 
 
 def thread_report() -> dict[str, int | None]:
     """The thread counts in force, for /health."""
-    try:
-        import torch
-
-        torch_threads: int | None = torch.get_num_threads()
-    except ImportError:
-        torch_threads = None
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
     raw = os.environ.get("CPU_THREADS", "")
     return {"budget": int(raw) if raw.isdigit() else None, "torch": torch_threads}

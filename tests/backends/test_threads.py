@@ -55,3 +55,14 @@ def test_ultralytics_keeps_the_process_thread_count(restore_threads, weights_dir
     YOLO(str(weights_dir / "yolov8n.pt")).predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, verbose=False)
     assert torch.get_num_threads() == wanted
     torch_utils.NUM_THREADS = own
+
+
+def test_a_process_without_torch_does_not_load_it_and_a_later_import_follows_the_budget():
+    import subprocess
+    import sys
+
+    code = ("import sys; from backends.threads import apply_threads; apply_threads(1); "
+            "print('torch' in sys.modules); import torch; print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert out.stdout.split() == ["False", "1"], out.stderr
