@@ -3,6 +3,7 @@ the media layer, decoded batch by batch within the request's pixel budget (`dete
 of each image."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,18 @@ from typing import Any
 import numpy as np
 
 from detection.batches import SizedImage, stream_images
+from detection.model import Detector
 from detection.scoring import image_confidence
 from detection.types import Detection
 from selection import combine
 from selection.uncertainty import Measure
 
-from .base import TaskPrediction
+from .base import TaskEmbedding, TaskPrediction
 from .config import Settings
 from .exceptions import LabelloopError
 from .media import task_media
+
+log = logging.getLogger(__name__)
 
 
 def task_id(task: Any) -> Any:
@@ -83,3 +87,36 @@ def image_answers(results: list[list[dict]], errors: list[str | None],
         score = float(combine([np.array([c]) for c in conf])[0]) if conf else 0.0
         answers.append(TaskPrediction(result=res, score=score))
     return answers
+
+
+def image_embeddings(detector: Detector, tasks: list[dict], key: str, media, settings: Settings, batch: int,
+                     imgsz: int | None = None) -> list[TaskEmbedding]:
+    """One vector per task for diversity-aware ranking: `detector`'s pooled features of the task's image under
+    data `key` (`Detector.embed`), or the error naming the task; a batch that fails is retried image by image."""
+    out = [TaskEmbedding() for _ in tasks]
+    for idx, images, errors in stream(tasks, {key}, media, settings, batch):
+        ok = [j for j, e in enumerate(errors) if e is None]
+        for j, vector in zip(ok, _vectors(detector, [images[j][key].array for j in ok], imgsz, batch)):
+            if isinstance(vector, Exception):
+                errors[j] = f"task {task_id(tasks[idx[j]])}: features failed ({type(vector).__name__}: {vector})"
+            else:
+                out[idx[j]].vector = [round(float(x), 6) for x in vector]
+        for j, err in enumerate(errors):
+            out[idx[j]].error = err
+    return out
+
+
+def _vectors(detector: Detector, arrays: list, imgsz: int | None, batch: int) -> list:
+    if not arrays:
+        return []
+    try:
+        return list(detector.embed(arrays, imgsz, batch))
+    except Exception:
+        log.warning("feature batch failed; retrying image by image", exc_info=True)
+    out: list = []
+    for a in arrays:
+        try:
+            out.append(detector.embed([a], imgsz, 1)[0])
+        except Exception as e:
+            out.append(e)
+    return out

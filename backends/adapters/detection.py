@@ -28,12 +28,12 @@ from detection.trained import TrainedModel, TrainedModelError, load_trained, wri
 from detection.types import LabeledObject, Sample
 from detection.weights import DEFAULT_WEIGHTS, WeightsError
 
-from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, NotEnoughData, TrainingError
 from ..labels import Control, find_controls
 from ..params import Number, OneOf
 from ..regions import region_outline
-from ..regions_images import control_confidence, image_answers, image_files, stream, task_id
+from ..regions_images import control_confidence, image_answers, image_embeddings, image_files, stream, task_id
 from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, base_detector, check_controls,
                               found_regions, label_plan)
 from ..regions_writers import RegionWriter, writer_for
@@ -130,6 +130,17 @@ class DetectionBackend(Backend):
             for i, answer in zip(idx, image_answers(results, errors, confidences)):
                 answers[i] = answer
         return answers
+
+    def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
+              media: Any = None) -> list[TaskEmbedding]:
+        """The pooled features of the image the first control labels, from the model that predicts it (the
+        control's fine-tuned one once trained, else its base model)."""
+        params = params or {}
+        writer = writer_for(_controls(label_config)[0], params)
+        trained = model.controls.get(writer.control.name) if isinstance(model, DetectionModel) else None
+        detector = trained.detector if trained is not None else base_detector(self.pool, writer)
+        return image_embeddings(detector, tasks, writer.control.value_key, media, self.settings,
+                                BATCH_PREDICT.read(params, default=8), IMGSZ.read(params))
 
     # -- training -----------------------------------------------------------------------------------------
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,

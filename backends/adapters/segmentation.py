@@ -30,7 +30,7 @@ from segmentation.errors import EngineError, NotEnoughMasks, PromptError
 from segmentation.finetune import finetune_decoder, load_decoder, save_decoder
 from segmentation.predictor import Segmenter
 
-from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData, TrainingError
 from ..labels import Control, find_controls
 from ..lazy import Lazy
@@ -38,7 +38,7 @@ from ..media import task_media
 from ..params import Number
 from ..regions import region_mask
 from ..regions_context import has_smart_tools, label_for, parse_context
-from ..regions_images import control_confidence, image_answers, stream, task_id
+from ..regions_images import control_confidence, image_answers, image_embeddings, stream, task_id
 from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, Flag, base_detector, check_controls,
                              found_regions, label_plan)
 from ..regions_writers import PixelRegion, RegionWriter, writer_for
@@ -208,6 +208,14 @@ class SegmentationBackend(Backend):
             for i, answer in zip(idx, image_answers(results, errors, confidences)):
                 answers[i] = answer
         return answers
+
+    def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
+              media: Any = None) -> list[TaskEmbedding]:
+        """The pooled YOLO-seg features of the image the first control labels (the model of automatic masks)."""
+        params = params or {}
+        writer = writer_for(_controls(label_config)[0], params)
+        return image_embeddings(base_detector(self.pool, writer), tasks, writer.control.value_key, media,
+                                self.settings, BATCH_PREDICT.read(params, default=8), IMGSZ.read(params))
 
     @staticmethod
     def _image_masks(writer: RegionWriter, dets: list, img, segmenter: Segmenter | None, refine: bool,

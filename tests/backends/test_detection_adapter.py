@@ -299,3 +299,15 @@ def test_images_are_decoded_batch_by_batch_within_a_request_budget(settings, mon
     answers = predict(client, tasks, BOXES, "5.1")["results"]
     assert ["error" in a for a in answers] == [False, False, False, True, True]
     assert answers[3]["error"].startswith("task 4:") and "MAX_REQUEST_PIXELS" in answers[3]["error"]
+
+
+def test_embed_gives_one_pooled_feature_vector_per_image(client, tmp_path):
+    tasks = _borderline_and_empty(tmp_path) + [{"id": 4, "data": {"image": "/nowhere.jpg"}}]
+    r = client.post("/embed", json={"tasks": tasks, "project": "5.1", "label_config": BOXES})
+    assert r.status_code == 200, r.json
+    *vectors, missing = r.json["embeddings"]
+    assert missing is None and "task 4" in r.json["errors"][3] and r.json["errors"][:3] == [None] * 3
+    v = np.array(vectors)
+    assert v.shape == (3, 256) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
+    # the photo is nearer its blurred copy than a grey image
+    assert v[0] @ v[1] > v[0] @ v[2]

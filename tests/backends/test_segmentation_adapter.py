@@ -225,7 +225,7 @@ def test_image_with_alpha_still_segments(tmp_path, weights_dir):
 def test_params_are_checked_at_setup_and_predict(tmp_path, weights_dir):
     client = create_app("segmentation", _settings(tmp_path, weights_dir)).test_client()
     for bad, field in (({"warm_tasks": "abc"}, "'warm_tasks'"), ({"refine": "maybe"}, "'refine'"),
-                       ({"imgsz": 100000}, "'imgsz'")):
+                       ({"imgsz": 100000}, "'imgsz'"), ({"uncertainty": "most_wrong"}, "'uncertainty'")):
         r = client.post("/setup", json={"project": "9.1", "schema": CONFIG, "extra_params": bad})
         assert r.status_code == 400 and field in r.json["error"], r.json
         r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": str(BUS)}}], "project": "9.1",
@@ -233,6 +233,25 @@ def test_params_are_checked_at_setup_and_predict(tmp_path, weights_dir):
         assert r.status_code == 400 and field in r.json["error"], r.json
     r = client.post("/setup", json={"project": "9.1", "schema": CONFIG, "extra_params": {"refine": False}})
     assert r.status_code == 200
+    # YOLO-seg gives no class probabilities: a strategy scored by margin is refused, naming what can be had
+    r = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": str(BUS)}}], "project": "9.1",
+                                      "label_config": CONFIG, "params": {"uncertainty": "margin"}})
+    assert r.status_code == 400 and "least_confidence" in r.json["error"], r.json
+
+
+def test_scores_and_embeddings_of_automatic_masks(tmp_path, weights_dir):
+    client = create_app("segmentation", _settings(tmp_path, weights_dir)).test_client()
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(tmp_path / "blank.png")
+    tasks = [{"id": 1, "data": {"image": str(BUS)}}, {"id": 2, "data": {"image": str(tmp_path / "blank.png")}},
+             {"id": 3, "data": {"image": "/nowhere.jpg"}}]
+    bus, blank, missing = predict(client, tasks, POLYGONS, "9.1", None)["results"]
+    # nothing found: confidently empty; the bus photo's outlines: the expected F1 of what is shown
+    assert blank["result"] == [] and blank["score"] == 1.0 and 0.5 < bus["score"] < 1 and "task 3" in missing["error"]
+    r = client.post("/embed", json={"tasks": tasks, "project": "9.1", "label_config": POLYGONS})
+    assert r.status_code == 200, r.json
+    vectors = r.json["embeddings"]
+    assert len(vectors[0]) == len(vectors[1]) > 0 and vectors[2] is None and "task 3" in r.json["errors"][2]
+    assert abs(float(np.linalg.norm(vectors[0])) - 1) < 1e-3
 
 
 def test_health_says_smart_tools_are_off_before_any_click_and_downloads_nothing(tmp_path, weights_dir, monkeypatch):
