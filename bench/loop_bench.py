@@ -216,11 +216,17 @@ def show_threshold(shown: list[tuple[float, bool, int]], k: int, thresholds=SHOW
             "saving_showing_all": round(1 - seconds[0] / scratch, 4)}
 
 
-def arms(default: str, best: str, best_label: str = "best of the ranking study") -> dict[str, tuple[str, bool]]:
+def arms(default: str, best: str, best_label: str = "best of the ranking study",
+         extra: tuple[str, ...] = ()) -> dict[str, tuple[str, bool]]:
     """Arm name -> (strategy, pre-annotations shown)."""
-    out = {"random_scratch": ("random", False), "random": ("random", True), f"{default} (default)": (default, True)}
+    out = {"random_scratch": ("random", False), "random": ("random", True)}
+    label = f"default, {best_label}" if best == default else "default"
+    out[f"{default} ({label})"] = (default, True)
     if best != default:
         out[f"{best} ({best_label})"] = (best, True)
+    for name in extra:
+        if name not in {s for s, _ in out.values()}:
+            out[name] = (name, True)
     return out
 
 
@@ -254,11 +260,12 @@ def _ms(a: np.ndarray, digits: int) -> dict:
 
 
 def text_study(data: TextData, seeds: list[int], batch: int, budget: int, encoder, default: str,
-               best: str, best_label: str = "best of the ranking study", log=None) -> dict:
+               best: str, best_label: str = "best of the ranking study", extra: tuple[str, ...] = (),
+               log=None) -> dict:
     """Every arm over every seed on one data set, summarized; show threshold from the default arm's tasks."""
     log = log or (lambda line: print(line, flush=True))
     runs: dict[str, list[dict]] = {}
-    for arm, (strategy, _) in arms(default, best, best_label).items():
+    for arm, (strategy, _) in arms(default, best, best_label, extra).items():
         if arm == "random_scratch":  # the same order and model as "random": only the annotator differs
             continue
         for seed in seeds:
@@ -325,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--budget", type=int, default=200)
-    ap.add_argument("--strategy", action="append", help="strategies to compare besides random (default: the "
-                    "default and the best of the ranking study)")
+    ap.add_argument("--strategy", action="append", choices=sorted(STRATEGIES), default=[],
+                    help="more strategies to compare (always: random, the default and the best of the ranking "
+                         "study); repeat for several")
     ap.add_argument("--text-key", help="--export: the task data field holding the text (default: guessed)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -343,13 +351,12 @@ def main(argv: list[str] | None = None) -> int:
 
     encoder = DiskCachedEncoder(get_encoder(None, os.environ.get("WEIGHTS_DIR") or SHARED / "models"))
     default, best = DEFAULT, best_of_study()
-    extra = args.strategy or []
     results, start = {}, time.perf_counter()
     for name in args.datasets:
         data = load_text(SHARED / "datasets", name, args.pool)
         encoder.preload(data.texts + data.test_texts, name)  # once, for every arm and rerun
         results[name] = text_study(data, list(range(args.seeds)), args.batch, args.budget, encoder, default,
-                                   extra[0] if extra else best, "asked for" if extra else best_label(best))
+                                   best, best_label(best), tuple(args.strategy))
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "model": encoder.name_or_path, "costs_s": CHOICE_COSTS.__dict__,
               "seeds": args.seeds, "batch": args.batch, "budget": args.budget, "default": default,

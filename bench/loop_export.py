@@ -111,10 +111,10 @@ def run_text(args, tasks: list[dict]) -> dict:
     data = TextData("export", [t for t, h in zip(texts, test) if not h], y[~test],
                     [t for t, h in zip(texts, test) if h], y[test], classes)
     encoder = DiskCachedEncoder(get_encoder(None, os.environ.get("WEIGHTS_DIR") or SHARED / "models"))
-    best = (args.strategy or [best_of_study()])[0]
+    best = best_of_study()
     budget = min(args.budget, len(data.texts))
     study = text_study(data, list(range(args.seeds)), min(args.batch, budget), budget, encoder, DEFAULT, best,
-                       "asked for" if args.strategy else best_label(best))
+                       best_label(best), tuple(args.strategy))
     words = [len(t.split()) for t in texts]
     served = [choices(None if s is None else [s], [lb], w, len(classes)) for s, lb, w in zip(shown, labels, words)]
     study["served_predictions"] = {"tasks_with_prediction": sum(s is not None for s in shown),

@@ -52,7 +52,8 @@ def test_best_of_study_reads_the_ranking_study(tmp_path):
     assert best_of_study(tmp_path / "s.json") == "badge"
     assert set(arms("hybrid", "badge")) == {"random_scratch", "random", "hybrid (default)",
                                             "badge (best of the ranking study)"}
-    assert len(arms("hybrid", "hybrid")) == 3
+    assert set(arms("badge", "badge", extra=("margin", "badge"))) == {
+        "random_scratch", "random", "badge (default, best of the ranking study)", "margin"}
 
 
 def test_a_fit_the_guard_rejects_is_not_served():
