@@ -49,8 +49,9 @@ class Embedder:
         except Exception as e:
             raise FeatureError(f"cannot load YOLO weights {str(weights)!r}: {type(e).__name__}: {e}") from None
 
-    def features(self, images: Sequence[np.ndarray], batch: int = 8) -> np.ndarray:
-        """(n, dim) float32 L2-normalised features of RGB uint8 images (H, W, 3)."""
+    def features(self, images: Sequence[np.ndarray], batch: int = 8, imgsz: int | None = None) -> np.ndarray:
+        """(n, dim) float32 L2-normalised features of RGB uint8 images (H, W, 3), at `imgsz` (default: the
+        embedder's)."""
         if not images:
             return np.zeros((0, 0), dtype=np.float32)
         # Ultralytics reads numpy images as OpenCV BGR
@@ -59,7 +60,7 @@ class Embedder:
         with self._lock:
             try:
                 for start in range(0, len(bgr), max(1, batch)):
-                    found = self.yolo.embed(bgr[start:start + batch], imgsz=self.imgsz, verbose=False)
+                    found = self.yolo.embed(bgr[start:start + batch], imgsz=imgsz or self.imgsz, verbose=False)
                     out += [v.detach().cpu().numpy().astype(np.float32).ravel() for v in found]
             finally:
                 predictor = getattr(self.yolo, "predictor", None)
@@ -69,17 +70,17 @@ class Embedder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
-    def features_or_errors(self, images: Sequence[np.ndarray], batch: int = 8) -> list:
+    def features_or_errors(self, images: Sequence[np.ndarray], batch: int = 8, imgsz: int | None = None) -> list:
         """Per image its feature vector, or the Exception that image raised: a batch that fails is retried image
         by image, so one bad image costs only itself."""
         try:
-            return list(self.features(images, batch))
+            return list(self.features(images, batch, imgsz))
         except Exception:
             log.warning("feature batch failed; retrying image by image", exc_info=True)
         out: list = []
         for image in images:
             try:
-                out.append(self.features([image])[0])
+                out.append(self.features([image], 1, imgsz)[0])
             except Exception as e:
                 out.append(e)
         return out

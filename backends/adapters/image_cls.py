@@ -109,16 +109,16 @@ class ImageClassificationBackend(Backend):
         except ModelLoadError as e:
             raise ModelUnavailable(str(e)) from None
 
-    def _embedder(self, control: Control, params: dict) -> Embedder:
-        weights, imgsz = self._weights(control), IMGSZ.read(params, default=640)
+    def _embedder(self, control: Control) -> Embedder:
+        weights = self._weights(control)
         with self._lock:
             found = self._embedders.get(weights)
             if found is None:
                 try:
-                    found = self._embedders[weights] = Embedder.load(weights, imgsz)
+                    found = self._embedders[weights] = Embedder.load(weights)
                 except FeatureError as e:
                     raise ModelUnavailable(str(e)) from None
-        return Embedder(found.yolo, found.source, imgsz) if found.imgsz != imgsz else found
+        return found
 
     def load_model(self, version_dir: Path | None) -> ImageClsModel:
         if version_dir is None:
@@ -151,7 +151,8 @@ class ImageClassificationBackend(Backend):
 
     def features(self, control: Control, arrays: list, params: dict) -> list:
         """Per image its feature vector, or the Exception that image raised (a failed batch is retried singly)."""
-        return self._embedder(control, params).features_or_errors(arrays, BATCH_PREDICT.read(params, default=8))
+        return self._embedder(control).features_or_errors(arrays, BATCH_PREDICT.read(params, default=8),
+                                                          IMGSZ.read(params))
 
     # -- serving ------------------------------------------------------------------------------------------
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
