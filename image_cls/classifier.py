@@ -41,6 +41,7 @@ class ImageClassifier:
     head: LinearHead | None = None
     trained_ids: list[str] = field(default_factory=list)  # the examples the head was trained on
     metrics: dict[str, Any] = field(default_factory=dict)
+    imgsz: int | None = None  # the feature size the head was trained at: its features must be taken at the same
 
     def proba(self, features: np.ndarray | None, scores: np.ndarray) -> np.ndarray:
         """(n, n_classes) probabilities; `features` may be None when there is no head."""
@@ -60,7 +61,8 @@ class ImageClassifier:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"classes": self.classes, "multi": self.multi, "trained_ids": self.trained_ids,
-                "metrics": self.metrics, "has_head": self.head is not None}
+                "metrics": self.metrics, "has_head": self.head is not None,
+                "imgsz": self.imgsz}
         (folder / FILE_JSON).write_text(json.dumps(meta, indent=1))
         if self.head is not None:
             np.savez(folder / FILE_NPZ, classes=self.head.classes, coef=self.head.coef,
@@ -75,7 +77,7 @@ class ImageClassifier:
             with np.load(Path(folder) / FILE_NPZ, allow_pickle=False) as z:
                 head = LinearHead(bool(meta["multi"]), z["classes"], z["coef"], z["intercept"], z["prior_scale"])
         return cls(list(meta["classes"]), bool(meta["multi"]), head, list(meta.get("trained_ids", [])),
-                   meta.get("metrics", {}))
+                   meta.get("metrics", {}), meta.get("imgsz"))
 
 
 def correct(proba: np.ndarray, allowed: np.ndarray, targets: np.ndarray, multi: bool,

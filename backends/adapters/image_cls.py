@@ -28,7 +28,7 @@ from detection.predict import run_plans
 from detection.weights import WeightsError
 from image_cls import Embedder, ImageClassifier, NotEnoughLabels, base_scores, choose, fit_classifier, top_k
 from image_cls.classifier import encode_targets
-from image_cls.features import FeatureError
+from image_cls.features import DEFAULT_IMGSZ, FeatureError
 from selection import combine, names
 from selection import get_measure as get_strategy
 
@@ -188,6 +188,8 @@ class ImageClassificationBackend(Backend):
         """Per image (probabilities, allowed classes), or its Exception."""
         if not arrays:
             return []
+        if clf.imgsz:  # a head reads base scores and features as they were at its training size
+            params = {**params, "imgsz": clf.imgsz}
         scores = self.scores(control, arrays, params)
         feats = self.features(control, arrays, params) if clf.head is not None else [None] * len(arrays)
         rows = []
@@ -257,6 +259,7 @@ class ImageClassificationBackend(Backend):
             if isinstance(report, str):
                 why.append(report)
                 continue
+            report.classifier.imgsz = IMGSZ.read(params) or DEFAULT_IMGSZ
             report.classifier.save(Path(out_dir) / f"control-{n}")
             manifest[control.name] = f"control-{n}"
             metrics[control.name] = report.metrics

@@ -109,7 +109,7 @@ def test_training_learns_a_class_the_detector_does_not_know(settings, datasets_d
             examples.append(LabeledTask(i + 1, {"image": str(s.image)}, [
                 {"from_name": "kind", "to_name": "image", "type": "choices",
                  "value": {"choices": [groups[_dominant(s)]]}}]))
-    examples[0].result[0]["value"]["choices"] = ["Plant"]  # a label the config does not have: skipped
+    examples[-1].result[0]["value"]["choices"] = ["Plant"]  # a label the config does not have: skipped
     backend, media = ImageClassificationBackend(settings), MediaFetcher(settings)
     base = backend.load_model(None)
     test, train = examples[:12], examples[12:]
@@ -119,9 +119,11 @@ def test_training_learns_a_class_the_detector_does_not_know(settings, datasets_d
                for p in before for r in p.result)
     result = backend.fit(train, config, base, tmp_path / "v1", params={"imgsz": 320}, media=media)
     assert result.publish, result.reason
+    assert result.metrics["skipped_unknown_labels"] == {"Plant": 1}
     assert result.metrics["kind"]["accuracy"] >= result.metrics["kind"]["base_accuracy"]
     model = backend.load_model(tmp_path / "v1")
-    after = backend.predict(model, tasks, config, params={"imgsz": 320}, media=media)
+    assert model.classifiers["kind"].imgsz == 320
+    after = backend.predict(model, tasks, config, params={}, media=media)  # features at the head's own size
     truth = [ex.result[0]["value"]["choices"][0] for ex in test]
     got = [p.result[0]["value"]["choices"][0] for p in after]
     assert "Animal" in got and sum(g == t for g, t in zip(got, truth)) >= 8, (got, truth)
