@@ -43,6 +43,7 @@ SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 RESULTS = ROOT / "bench" / "results"
 FALLBACK_BEST = "margin"  # the best uncertainty measure of bench/results/text_cls.json, when no selection study
 SST2_MIN_WORDS = 5  # SST-2's training split is mostly phrases; the selection study keeps sentences of 5+ words
+POOL_SHARE = 0.8  # of the pool each seed replays (as bench/selection_bench.py): seeds vary the data, not only the order
 SHOW_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(0, 10))  # confidence from which a prediction is shown
 
 
@@ -135,6 +136,14 @@ def best_of_study(path: Path = RESULTS / "selection.json") -> str:
         return max(gains, key=lambda n: np.mean(gains[n])) if gains else FALLBACK_BEST
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return FALLBACK_BEST
+
+
+def draw(data: TextData, seed: int, share: float = POOL_SHARE) -> TextData:
+    """The seed's own `share` of the pool (the same for every arm), the test set unchanged."""
+    keep = np.sort(np.random.default_rng(10_000 + seed).choice(len(data.texts), max(1, int(share * len(data.texts))),
+                                                                replace=False))
+    return TextData(data.name, [data.texts[i] for i in keep], data.labels[keep], data.test_texts, data.test_labels,
+                    data.classes, data.descriptions)
 
 
 def best_label(best: str) -> str:
@@ -262,7 +271,8 @@ def _ms(a: np.ndarray, digits: int) -> dict:
 def text_study(data: TextData, seeds: list[int], batch: int, budget: int, encoder, default: str,
                best: str, best_label: str = "best of the ranking study", extra: tuple[str, ...] = (),
                log=None) -> dict:
-    """Every arm over every seed on one data set, summarized; show threshold from the default arm's tasks."""
+    """Every arm over every seed (each on its own draw of the pool) on one data set, summarized; show threshold
+    from the default arm's tasks."""
     log = log or (lambda line: print(line, flush=True))
     runs: dict[str, list[dict]] = {}
     for arm, (strategy, _) in arms(default, best, best_label, extra).items():
@@ -270,7 +280,7 @@ def text_study(data: TextData, seeds: list[int], batch: int, budget: int, encode
             continue
         for seed in seeds:
             start = time.perf_counter()
-            run = run_text(data, strategy, seed, batch, budget, encoder)
+            run = run_text(draw(data, seed), strategy, seed, batch, budget, encoder)
             runs.setdefault(arm, []).append(run)
             log(f"  {data.name} {arm} seed {seed}: acc {run['rounds'][-1]['accuracy']:.3f} "
                 f"({time.perf_counter() - start:.0f}s)")
@@ -279,7 +289,8 @@ def text_study(data: TextData, seeds: list[int], batch: int, budget: int, encode
                                                                       if a != "random_scratch"}})
     default_arm = next(a for a in runs if a.startswith(default))
     return {
-        "pool": len(data.texts), "test": len(data.test_texts), "classes": data.classes,
+        "pool": len(data.texts), "pool_per_seed": len(draw(data, 0).texts), "test": len(data.test_texts),
+        "classes": data.classes,
         "zero_shot_note": "round 1's pre-annotations come from zero-shot (no labels yet)",
         "arms": summary,
         "show_threshold": show_threshold([s for run in runs[default_arm] for s in run["shown"]], len(data.classes)),

@@ -98,7 +98,8 @@ def _guess_text_key(data: dict, to_name: str | None) -> str:
 
 def run_text(args, tasks: list[dict]) -> dict:
     from bench.effort import choices, total
-    from bench.loop_bench import DEFAULT, DiskCachedEncoder, SHARED, TextData, best_of_study, best_label, text_study
+    from bench.loop_bench import (DEFAULT, SHARED, DiskCachedEncoder, TextData, best_label, best_of_study, draw,
+                                  text_study)
     from text_cls import get_encoder
 
     texts, labels, shown = text_examples(tasks, args.text_key)
@@ -112,7 +113,7 @@ def run_text(args, tasks: list[dict]) -> dict:
                     [t for t, h in zip(texts, test) if h], y[test], classes)
     encoder = DiskCachedEncoder(get_encoder(None, os.environ.get("WEIGHTS_DIR") or SHARED / "models"))
     best = best_of_study()
-    budget = min(args.budget, len(data.texts))
+    budget = min(args.budget, len(draw(data, 0).texts))
     study = text_study(data, list(range(args.seeds)), min(args.batch, budget), budget, encoder, DEFAULT, best,
                        best_label(best), tuple(args.strategy))
     words = [len(t.split()) for t in texts]
