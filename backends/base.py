@@ -66,6 +66,9 @@ class Backend(ABC):
     """A Label Studio ML backend for one kind of task."""
 
     name: ClassVar[str]
+    # The uncertainty measures its scores can follow (selection.MEASURES); /health lists them, so `sync.py rank`
+    # knows before it scores. None: all of them.
+    MEASURES: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, settings: Settings):
         self.settings = settings

@@ -173,6 +173,7 @@ class ASRBackend(Backend):
     """Transcribes audio tasks with Whisper; adapts to corrected transcripts with vocabulary and rules."""
 
     name = "asr"
+    MEASURES = (SCORED_MEASURE,)  # Whisper reports the chosen token's probability only: no margin, no entropy
 
     def __init__(self, settings):
         super().__init__(settings)

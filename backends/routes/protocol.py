@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from selection import MEASURES
 
 from .. import logs, metrics
 from ..base import TaskEmbedding, TaskPrediction
@@ -31,6 +32,7 @@ def health():
         return jsonify({"status": "UNAVAILABLE", "backend": s.backend.name, "model": state, "reason": reason}), 503
     body: dict[str, Any] = {"status": "UP", "backend": s.backend.name, "model": state,
                             "model_version": s.backend.base_version(), "threads": thread_report(),
+                            "measures": list(s.backend.MEASURES or MEASURES),
                             **s.backend.status()}
     project = request.args.get("project")
     if project:

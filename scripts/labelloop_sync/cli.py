@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                           uncertainty=args.uncertainty)
         _print(args, result, lambda r: f"project {ctx.project_id}: {r['scored']} open tasks ranked by "
                                        f"{r['strategy']} with {r['model_version']}; first: {r['top'][:5]}"
-                                       f"{_errors(r['errors'])}")
+                                       + (f" ({r['note']})" if r.get("note") else "") + _errors(r["errors"]))
     elif args.command == "retrain":
         from . import rank, retrain
 

@@ -49,6 +49,16 @@ def _embed(ctx: Context, tasks: list[dict], batch_size: int) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float64)
 
 
+def _measure_for(backend, measure: str, explicit: bool) -> tuple[str, str | None]:
+    """The measure to score by: the strategy's own when the backend's scores can follow it (its /health lists
+    them), else, said in the result, least confidence. A measure the user asked for is never swapped."""
+    supported = backend.health().get("measures") or list(MEASURES)
+    if measure in supported or explicit:
+        return measure, None
+    fallback = "least_confidence" if "least_confidence" in supported else supported[0]
+    return fallback, f"this backend cannot score by {measure} (it can by {', '.join(supported)}): scored by {fallback}"
+
+
 def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: int = 32,
         uncertainty: str | None = None) -> dict[str, Any]:
     """The `rank` command: returns the version, the number of tasks re-scored and the top of the queue.
@@ -69,6 +79,7 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
         raise SyncError(f"unknown uncertainty {measure!r}; choose one of: {', '.join(MEASURES)}", code=2)
     backend = ctx.need_backend()
     served = backend.served_version(ctx.project_id)
+    measure, note = _measure_for(backend, measure, explicit=uncertainty is not None)
     with ctx.ls.errors(f"reading project {ctx.project_id}"):
         needed = ctx.ls.sdk.projects.get(id=ctx.project_id).maximum_annotations or 1
     open_tasks, labeled, existing = [], [], {}
@@ -101,7 +112,8 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
     if preds:
         set_model_version(ctx.ls, ctx.project_id, served)
     top = [p["task"] for p in sorted(preds, key=lambda p: (p["score"] is None, p["score"]))[:10]]
-    return {"model_version": served, "strategy": chosen.name, "uncertainty": measure, "scored": len(preds),
+    return {"model_version": served, "strategy": chosen.name, "uncertainty": measure, "note": note,
+            "scored": len(preds),
             "written": written, "errors": errors, "top": top}
 
 

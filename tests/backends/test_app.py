@@ -48,8 +48,12 @@ def _predict(client, tasks, config=CONFIG, project="7.1700000000", **kw):
 
 def test_health_and_setup(client):
     r = client.get("/health")
-    assert r.status_code == 200 and r.json == {"status": "UP", "backend": "text_cls", "model": "idle",
-                                               "model_version": "text_cls-base"}
+    body = dict(r.json)
+    threads = body.pop("threads")
+    assert r.status_code == 200 and body == {"status": "UP", "backend": "text_cls", "model": "idle",
+                                               "model_version": "text_cls-base",
+                                               "measures": ["least_confidence", "margin", "entropy"]}
+    assert threads["torch"] >= 1
     r = client.post("/setup", json={"project": "7.1700000000", "schema": CONFIG, "hostname": "http://localhost:8080",
                                     "access_token": "tok", "extra_params": None})
     assert r.status_code == 200 and r.json == {"model_version": "text_cls-base"}

@@ -224,3 +224,7 @@ def test_a_whisper_name_or_weights_folder_is_accepted(client, settings):
     r = allowed.post("/setup", json={"project": "3.1", "schema": WHOLE,
                                      "extra_params": {"model": "faster-whisper-tiny.en"}})
     assert r.status_code == 200
+
+
+def test_health_lists_the_measures_asr_can_score_by(client):
+    assert client.get("/health").json["measures"] == ["least_confidence"]

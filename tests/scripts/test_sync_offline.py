@@ -154,3 +154,21 @@ def test_audio_duration_from_headers(datasets_dir, tmp_path):
         w.writeframes(b"\0\0" * 12000)
     assert audio_duration(tmp_path / "a.wav") == 1.5
     assert audio_duration(tmp_path / "missing.wav") is None
+
+
+def test_rank_scores_by_a_measure_the_backend_can_follow_and_says_so():
+    from scripts.labelloop_sync.rank import _measure_for
+
+    class Backend:
+        def __init__(self, measures):
+            self.measures = measures
+
+        def health(self):
+            return {"measures": self.measures} if self.measures is not None else {}
+
+    assert _measure_for(Backend(None), "margin", explicit=False) == ("margin", None)  # an older backend: all
+    assert _measure_for(Backend(["least_confidence", "margin", "entropy"]), "margin", False) == ("margin", None)
+    measure, note = _measure_for(Backend(["least_confidence"]), "margin", explicit=False)
+    assert measure == "least_confidence" and "cannot score by margin" in note
+    # what the user asked for is never swapped: the backend's 400 says why
+    assert _measure_for(Backend(["least_confidence"]), "margin", explicit=True) == ("margin", None)
