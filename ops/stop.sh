@@ -31,7 +31,7 @@ stop() {
 }
 
 [ -d "$RUN" ] || { echo "[stop] nothing to stop: no $RUN"; exit 0; }
-stop worker "rq"
+stop worker "backends worker\\|bin/rq"  # python -m backends worker; rq worker in earlier versions
 shopt -s nullglob
 for f in "$RUN"/backend-*.pid "$RUN"/backend.pid; do  # backend.pid: the text backend of earlier versions
     name=$(basename "$f" .pid)
