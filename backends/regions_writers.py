@@ -40,10 +40,17 @@ class RegionWriter:
     tag: ClassVar[str]
     model_task: ClassVar[str] = "detect"  # the YOLO task whose output the tag needs
 
-    def __init__(self, control: Control, threshold: float, model_path: str | None):
+    def __init__(self, control: Control, threshold: float, model_path: str | None, threshold_set: bool = False):
         self.control = control
         self.threshold = threshold
         self.model_path = model_path
+        self.threshold_set = threshold_set  # by the tag or the project: a threshold learned at training gives way
+
+    def learned(self, threshold: float | None) -> RegionWriter:
+        """Use a threshold learned from the project's annotations unless the tag or the project set one."""
+        if threshold is not None and not self.threshold_set:
+            self.threshold = float(threshold)
+        return self
 
     @classmethod
     def is_control_matched(cls, control: Control) -> bool:
@@ -51,13 +58,15 @@ class RegionWriter:
 
     @classmethod
     def create(cls, control: Control, params: dict[str, Any] | None = None) -> RegionWriter:
-        """The writer of `control`, with its model settings read from the tag, else from `params`.
+        """The writer of `control`, with its model settings read from the tag, else from `params` (the threshold
+        then from a version's learned one, see `learned`, then `DEFAULT_THRESHOLD`).
 
         Raises:
             UnsupportedConfig: a threshold that is not a number in [0, 1].
         """
         params = params or {}
-        raw = control.attrs.get("model_score_threshold", params.get("model_score_threshold", DEFAULT_THRESHOLD))
+        given = control.attrs.get("model_score_threshold", params.get("model_score_threshold"))
+        raw = DEFAULT_THRESHOLD if given is None or given == "" else given
         try:
             threshold = float(raw)
         except (TypeError, ValueError):
@@ -66,7 +75,8 @@ class RegionWriter:
         if not 0.0 <= threshold <= 1.0:
             raise UnsupportedConfig(f"<{control.tag} name={control.name!r}> model_score_threshold={raw!r} is not "
                                     "between 0 and 1")
-        return cls(control, threshold, control.attrs.get("model_path") or params.get("model_path") or None)
+        return cls(control, threshold, control.attrs.get("model_path") or params.get("model_path") or None,
+                   threshold_set=raw is given)
 
     def shown(self, found: list) -> list:
         """The candidates the annotator is shown: those scored at or above the control's threshold (the model

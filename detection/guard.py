@@ -18,6 +18,7 @@ from .evaluate import PREDICT_CONF, evaluate
 from .images import load_image
 from .model import Detector
 from .predict import Plan, run_plans
+from .threshold import MIN_OBJECTS, choose_threshold
 from .classes import extend_classes
 from .train import TrainOptions, finetune
 from .types import Detection, Sample
@@ -103,7 +104,8 @@ def train_control(samples: Sequence[Sample], class_names: list[str], start: str 
     candidate = Detector.load(report.weights, task)
     new_plan = Plan(candidate, {c: c for c in candidate.names}, PREDICT_CONF)
     arrays = [load_image(s.image, max_pixels) for s in val]  # decoded once, for both models
-    new_m = _evaluate([new_plan], val, arrays, class_names, imgsz, batch)
+    found: list[list[Detection]] = []
+    new_m = _evaluate([new_plan], val, arrays, class_names, imgsz, batch, keep=found)
     old_m = _evaluate(served, val, arrays, class_names, imgsz, batch)
     metric, gain = guard.metric, guard.min_gain
     publish = new_m[metric] >= old_m[metric] + gain - 1e-9
@@ -113,17 +115,29 @@ def train_control(samples: Sequence[Sample], class_names: list[str], start: str 
                "served_map50_95": old_m["map50_95"], "per_class": new_m["per_class"],
                "train_images": len(data.train_ids), "val_images": len(val), "classes": class_names,
                "epochs": report.epochs_run, "seconds_per_epoch": round(report.seconds_per_epoch, 2),
-               "seconds": round(report.seconds, 1), "task": task}
+               "seconds": round(report.seconds, 1), "task": task,
+               "learned_threshold": learned_threshold(list(zip(found, [s.boxes for s in val])))}
     return ControlFit(report.weights, task, class_names, metrics, publish, reason)
 
 
+def learned_threshold(images: list) -> float | None:
+    """The project's own score threshold from the candidate's detections on the held-out images and what was
+    submitted there (`detection.threshold`), or None while they hold too few objects to move off the default."""
+    if sum(len(truths) for _, truths in images) < MIN_OBJECTS:
+        return None
+    return choose_threshold(images).threshold
+
+
 def _evaluate(plans: Sequence[Plan], val: Sequence[Sample], arrays: list, class_names: list[str],
-              imgsz: int | None, batch: int) -> dict:
-    """mAP of `plans` on the validation samples `val`, whose decoded images are `arrays`."""
+              imgsz: int | None, batch: int, keep: list | None = None) -> dict:
+    """mAP of `plans` on the validation samples `val`, whose decoded images are `arrays`; their detections are
+    added to `keep` when given."""
     if not val:
         return {"map50": 0.0, "map50_95": 0.0, "per_class": {}}
     predictions = []
     for dets in run_plans(plans, arrays, imgsz, batch, conf=PREDICT_CONF):
         found = [] if isinstance(dets, Exception) else dets
         predictions.append([Detection(cls, d.score, d.xyxy, d.polygon) for cls, d in found])
+    if keep is not None:
+        keep.extend(predictions)
     return evaluate(predictions, [s.boxes for s in val], class_names)

@@ -21,10 +21,12 @@ class TrainedModelError(RuntimeError):
 
 @dataclass
 class TrainedControl:
-    """The fine-tuned model of one control and the weights file it was loaded from."""
+    """The fine-tuned model of one control, the weights file it was loaded from, and the score threshold learned
+    from the project's validation images (None: not enough of them)."""
 
     detector: Detector
     weights: Path
+    threshold: float | None = None
 
 
 @dataclass
@@ -38,7 +40,8 @@ def write_manifest(folder: Path, controls: dict[str, dict]) -> None:
     """Write the manifest of a model folder.
 
     Args:
-        controls: per control name, {"weights": a path relative to `folder`, "task", "classes"}.
+        controls: per control name, {"weights": a path relative to `folder`, "task", "classes", and optionally
+            "threshold": the score threshold learned at training}.
     """
     (Path(folder) / MANIFEST).write_text(json.dumps({"controls": controls}, indent=1), encoding="utf-8")
 
@@ -76,7 +79,9 @@ def load_trained(folder: Path) -> TrainedModel:
     """
     model = TrainedModel()
     for name, entry in read_manifest(folder).items():
-        model.controls[name] = TrainedControl(Detector.load(entry["path"], entry["task"]), entry["path"])
+        learned = entry.get("threshold")
+        learned = float(learned) if isinstance(learned, (int, float)) and 0 <= learned <= 1 else None
+        model.controls[name] = TrainedControl(Detector.load(entry["path"], entry["task"]), entry["path"], learned)
     return model
 
 

@@ -80,6 +80,13 @@ class DetectionBackend(Backend):
         except (TrainedModelError, ModelLoadError) as e:
             raise LabelloopError(str(e)) from None
 
+    @staticmethod
+    def writer(model: DetectionModel | None, control: Control, params: dict) -> RegionWriter:
+        """The control's writer; its threshold: the tag's, else the project's params, else the one the served
+        version learned from the project's annotations, else `DEFAULT_THRESHOLD`."""
+        trained = model.controls.get(control.name) if isinstance(model, DetectionModel) else None
+        return writer_for(control, params).learned(trained.threshold if trained is not None else None)
+
     def plans(self, model: DetectionModel | None, writer: RegionWriter) -> list[Plan]:
         """The model runs that cover a control's labels: its fine-tuned model first, the base model for the
         labels the fine-tuned one was not trained on."""
@@ -105,7 +112,7 @@ class DetectionBackend(Backend):
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
-        writers = [writer_for(c, params) for c in _controls(label_config)]
+        writers = [self.writer(model, c, params) for c in _controls(label_config)]
         measure = UNCERTAINTY.measure(params, self.settings.uncertainty, writers, self.name)
         plans = [(w, self.plans(model, w)) for w in writers]
         answers: list[TaskPrediction | None] = [None] * len(tasks)
@@ -165,7 +172,8 @@ class DetectionBackend(Backend):
                                     params, min_images, metrics)
             if fit is None:
                 continue
-            manifest[name] = {"task": fit.task, "classes": fit.classes, "weights": f"control-{k}/weights.pt"}
+            manifest[name] = {"task": fit.task, "classes": fit.classes, "weights": f"control-{k}/weights.pt",
+                              "threshold": fit.metrics.get("learned_threshold")}
             metrics[name] = fit.metrics
             if not fit.publish:
                 verdicts.append(f"{name}: {fit.reason}")

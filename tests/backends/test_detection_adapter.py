@@ -311,3 +311,26 @@ def test_embed_gives_one_pooled_feature_vector_per_image(client, tmp_path):
     assert v.shape == (3, 256) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
     # the photo is nearer its blurred copy than a grey image
     assert v[0] @ v[1] > v[0] @ v[2]
+
+
+def test_a_version_serves_the_threshold_it_learned_unless_the_project_sets_one(settings, weights_dir, tmp_path):
+    import shutil
+
+    from backends.adapters.detection import DetectionBackend
+    from backends.media import MediaFetcher
+    from detection.trained import write_manifest
+
+    version = tmp_path / "v1"
+    (version / "control-0").mkdir(parents=True)
+    shutil.copy(weights_dir / "yolov8n.pt", version / "control-0" / "weights.pt")
+    write_manifest(version, {"label": {"task": "detect", "classes": [], "weights": "control-0/weights.pt",
+                                       "threshold": 0.8}})
+    backend = DetectionBackend(settings)
+    model = backend.load_model(version)
+    assert model.controls["label"].threshold == 0.8
+    task = [{"id": 1, "data": {"image": str(BUS)}}]
+    media = MediaFetcher(settings)
+    [learned] = backend.predict(model, task, BOXES, media=media)
+    assert learned.result and all(r["score"] >= 0.8 for r in learned.result)
+    [asked] = backend.predict(model, task, BOXES, params={"model_score_threshold": 0.2}, media=media)
+    assert min(r["score"] for r in asked.result) < 0.8 and len(asked.result) > len(learned.result)

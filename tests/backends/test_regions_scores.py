@@ -72,3 +72,13 @@ def test_uncertainty_param():
     assert UNCERTAINTY.measure({}, "class_balanced", [outlines], "segmentation") is MEASURES["least_confidence"]
     assert UNCERTAINTY.measure({"uncertainty": "kcenter"}, "margin", [outlines], "x") is MEASURES["least_confidence"]
     assert set(names()) >= {"kcenter", "margin"}
+
+
+def test_threshold_order_tag_then_params_then_learned_then_default():
+    from backends.regions_writers import DEFAULT_THRESHOLD
+
+    assert writer_for(control()).learned(None).threshold == DEFAULT_THRESHOLD
+    assert writer_for(control()).learned(0.35).threshold == 0.35
+    assert writer_for(control(), {"model_score_threshold": 0.2}).learned(0.35).threshold == 0.2
+    assert writer_for(control(model_score_threshold="0.6"), {"model_score_threshold": 0.2}).learned(0.35).threshold \
+        == 0.6
