@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 from label_studio_sdk.label_interface import LabelInterface
 
-from .exceptions import TaskDataError, UnsupportedConfig
+from .exceptions import LabelloopError, TaskDataError, UnsupportedConfig
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,25 @@ def task_value(task: dict, key: str) -> object:
         raise TaskDataError(f"task {task.get('id', '?')} has no field {key!r} (the config reads ${key}; "
                             f"the task has {have})")
     return data[key]
+
+
+def task_text(task: dict, control: "Control", media) -> str:
+    """The text a control labels: the task's value, or what it links to when the config says the object's value is
+    a link (`<Text valueType="url">`, `<HyperText>` alike). A text that merely starts with "http" is text.
+
+    Raises:
+        LabelloopError: not text, or a link with no media fetcher; `MediaError`s of the fetch.
+    """
+    value = task_value(task, control.value_key)
+    if not isinstance(value, str):
+        raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is not text")
+    attrs = {k.lower(): v for k, v in control.object_attrs.items()}
+    if str(attrs.get("valuetype", "")).strip().lower() != "url":
+        return value
+    if media is None:
+        raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is a link and no media fetcher is "
+                             "available")
+    return media.fetch_text(value)
 
 
 class LabelMap:

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.effort import CHOICE_COSTS, ChoiceCosts, choices
+from ops.sample_data import read_sst2
 from selection import DEFAULT, MEASURES, STRATEGIES, Pool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,16 +74,10 @@ def load_text(datasets: Path, name: str, pool_size: int, seed: int = 0) -> TextD
         return TextData(name, [train[0][i] for i in keep], np.array([classes.index(train[1][i]) for i in keep]),
                         test[0], np.array([classes.index(c) for c in test[1]]), classes, dict(TREC_DESCRIPTIONS))
     if name == "sst2":
-        def read(split: str) -> tuple[list[str], np.ndarray]:
-            rows = [line.rsplit("\t", 1) for line in
-                    (datasets / "text" / "sst2" / f"sentiment-{split}").read_text(encoding="utf-8").splitlines()
-                    if line.strip()]
-            return [r[0].strip() for r in rows], np.array([int(r[1]) for r in rows])
-
-        texts, y = read("train")
+        texts, y = read_sst2(datasets, "train")
         sentences = [i for i, t in enumerate(texts) if len(t.split()) >= SST2_MIN_WORDS]
         keep = np.sort(rng.choice(sentences, min(pool_size, len(sentences)), replace=False))
-        test_texts, test_y = read("dev")
+        test_texts, test_y = read_sst2(datasets, "dev")
         return TextData(name, [texts[i] for i in keep], y[keep], test_texts, test_y, ["negative", "positive"])
     raise ValueError(f"unknown data set {name!r}; choose trec6 or sst2")
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,14 +34,14 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ops.demo_data import read_trec
+from ops.sample_data import read_sst2
+from selection import MEASURES, STRATEGIES, Pool, Strategy
+from selection import registry
+from selection.cold_start import typical_clusters
+from selection.diversity import diverse_uncertain, kcenter
 
-from ops.demo_data import read_trec  # noqa: E402
-from selection import MEASURES, STRATEGIES, Pool, Strategy  # noqa: E402
-from selection import registry  # noqa: E402
-from selection.cold_start import typical_clusters  # noqa: E402
-from selection.diversity import diverse_uncertain, kcenter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 AUC_RANGE = (20, 200)
 TARGET = 0.95  # of the full-pool accuracy
@@ -60,15 +59,10 @@ def load(datasets: Path, name: str, seed: int = 0) -> dict:
         return {"pool": (train[0], np.array([classes.index(c) for c in train[1]])),
                 "test": (test[0], np.array([classes.index(c) for c in test[1]])), "classes": classes}
     if name == "sst2":
-        def read(split: str) -> tuple[list[str], np.ndarray]:
-            rows = [line.rsplit("\t", 1) for line in
-                    (datasets / "text" / "sst2" / f"sentiment-{split}").read_text(encoding="utf-8").splitlines()
-                    if line.strip()]
-            return [r[0].strip() for r in rows], np.array([int(r[1]) for r in rows])
-        texts, y = read("train")
+        texts, y = read_sst2(datasets, "train")
         keep = [i for i, t in enumerate(texts) if len(t.split()) >= SST2_MIN_WORDS]
         chosen = np.sort(np.random.default_rng(seed).choice(keep, SST2_POOL, replace=False))
-        return {"pool": ([texts[i] for i in chosen], y[chosen]), "test": read("dev"),
+        return {"pool": ([texts[i] for i in chosen], y[chosen]), "test": read_sst2(datasets, "dev"),
                 "classes": ["negative", "positive"]}
     raise ValueError(f"unknown data set {name!r}")
 

@@ -1,5 +1,6 @@
 """The labeled data sets in ../shared/datasets as the tests and the benchmarks read them, so both measure on the
-same data: TREC questions with descriptions of their classes, and coco128 images with their boxes in pixels.
+same data: TREC questions with descriptions of their classes, SST-2 sentences, and coco128 images with their boxes
+in pixels.
 
 (The demo's own data, with fallbacks when ../shared is missing, is `ops/demo_data.py`.)
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from detection.images import image_size
 from detection.types import LabeledObject, Sample
 from ops.demo_data import read_trec
 
-__all__ = ["TREC_DESCRIPTIONS", "coco128_names", "coco128_samples", "read_trec"]
+__all__ = ["TREC_DESCRIPTIONS", "coco128_names", "coco128_samples", "read_sst2", "read_trec"]
 
 # Short descriptions of the TREC-6 coarse classes, as a user would type them in a labeling config.
 TREC_DESCRIPTIONS = {
@@ -24,6 +26,14 @@ TREC_DESCRIPTIONS = {
     "LOC": ["location", "place", "city", "country", "where is something"],
     "NUM": ["number", "how many", "date", "when", "how much", "quantity", "year"],
 }
+
+
+def read_sst2(datasets_dir: Path, split: str) -> tuple[list[str], np.ndarray]:
+    """SST-2's `split` ("train", "dev", "test") from `datasets_dir`/text/sst2: (sentences, 0/1 labels)."""
+    rows = [line.rsplit("\t", 1) for line in
+            (datasets_dir / "text" / "sst2" / f"sentiment-{split}").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    return [r[0].strip() for r in rows], np.array([int(r[1]) for r in rows])
 
 
 def coco128_names(datasets_dir: Path) -> dict[int, str]:

@@ -47,18 +47,6 @@ LABEL_STUDIO_MARKERS = {"from_name", "to_name", "original_width", "original_heig
 # the one module allowed to touch sys.path: the launcher that lets `python scripts/sync.py` run as a file
 SYS_PATH_ALLOWED = {"scripts/sync.py"}
 
-# Violations other engineers are removing right now (issue 14): each is an expected failure until it is gone.
-# (importer package, imported module) -> reason
-KNOWN_IMPORTS: dict[tuple[str, str], str] = {}
-# task package module -> reason
-KNOWN_LABEL_STUDIO_CODE: dict[str, str] = {}
-# file -> reason
-KNOWN_SYS_PATH = {
-    "bench/selection_bench.py": "a new benchmark written in parallel with the sys.path clean-up (issue 14): its "
-                                "imports already work under python -m bench.selection_bench",
-}
-
-
 def _packages() -> dict[str, str]:
     """Top-level package name -> role, for every folder of the repository that holds Python code."""
     found = {}
@@ -165,20 +153,15 @@ def import_violations(package: str) -> set[tuple[str, str, str]]:
     return found
 
 
-def _known_import(violation: tuple[str, str, str]) -> bool:
-    importer, name, _ = violation
-    return (importer.split(".")[0], name) in KNOWN_IMPORTS
-
-
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_imports_follow_the_layers(package):
-    found = sorted(v for v in import_violations(package) if not _known_import(v))
+    found = sorted(import_violations(package))
     assert not found, "\n".join(f"{importer} imports {name}: {rule}" for importer, name, rule in found)
 
 
 @pytest.mark.parametrize("package", sorted(TASKS))
 def test_task_packages_hold_no_label_studio_formats(package):
-    found = [m.name for m in modules(package) if m.speaks_label_studio() and m.name not in KNOWN_LABEL_STUDIO_CODE]
+    found = [m.name for m in modules(package) if m.speaks_label_studio()]
     assert not found, f"{found} use Label Studio's result types or region keys ({sorted(LABEL_STUDIO_MARKERS)}): " \
                       "those belong to backends/"
 
@@ -186,31 +169,8 @@ def test_task_packages_hold_no_label_studio_formats(package):
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_no_module_changes_sys_path(package):
     found = [str(m.path.relative_to(ROOT)) for m in modules(package) if m.touches_sys_path()]
-    found = [p for p in found if p not in SYS_PATH_ALLOWED and p not in KNOWN_SYS_PATH]
+    found = [p for p in found if p not in SYS_PATH_ALLOWED]
     assert not found, f"{found} change sys.path: import by package and run them with `python -m` from the root"
-
-
-@pytest.mark.parametrize("importer, name", [
-    pytest.param(importer, name, marks=pytest.mark.xfail(reason=reason, strict=False))
-    for (importer, name), reason in KNOWN_IMPORTS.items()])
-def test_known_import_violations_are_gone(importer, name):
-    assert not any(n == name for _, n, _ in import_violations(importer))
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=reason, strict=False))
-    for name, reason in KNOWN_LABEL_STUDIO_CODE.items()])
-def test_known_label_studio_code_in_task_packages_is_gone(name):
-    module = _module(name)
-    assert module is None or not module.speaks_label_studio()
-
-
-@pytest.mark.parametrize("path", [
-    pytest.param(path, marks=pytest.mark.xfail(reason=reason, strict=False))
-    for path, reason in KNOWN_SYS_PATH.items()])
-def test_known_sys_path_changes_are_gone(path):
-    file = ROOT / path
-    assert not file.exists() or not Module(path, file, ast.parse(file.read_text(encoding="utf-8"))).touches_sys_path()
 
 
 def test_the_checks_see_what_they_check():

@@ -21,7 +21,7 @@ from selection import combine, get_measure, names
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData
-from ..labels import Control, find_controls, task_value
+from ..labels import Control, find_controls, task_text
 from ..params import Number, OneOf
 from ..regions_spans import SpanLabels, span_writer_for
 
@@ -41,11 +41,6 @@ def _mapping(control: Control) -> dict[str, str]:
     """spaCy type -> the control's label (names, aliases, `predicted_values`)."""
     return label_types(control.labels, {lb: control.synonyms(lb) for lb in control.labels},
                        pipeline.entity_types())
-
-
-def _is_url_object(control: Control) -> bool:
-    attrs = {k.lower(): v for k, v in control.object_attrs.items()}
-    return str(attrs.get("valuetype", "")).strip().lower() == "url"
 
 
 class NERBackend(Backend):
@@ -87,14 +82,7 @@ class NERBackend(Backend):
             if errors[i] is not None:
                 continue
             try:
-                value = task_value(task, control.value_key)
-                if not isinstance(value, str):
-                    raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is not text")
-                if _is_url_object(control):
-                    if media is None:
-                        raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is a link and no "
-                                             "media fetcher is available")
-                    value = media.fetch_text(value)
+                value = task_text(task, control, media)
                 if len(value) > pipeline.load().max_length:
                     raise LabelloopError(f"task {task.get('id', '?')}: a text of {len(value)} characters is longer "
                                          f"than the {pipeline.load().max_length} spaCy reads")

@@ -75,6 +75,7 @@ class SegmentationBackend(Backend):
     """SAM masks from clicks and boxes; automatic instance masks; SAM mask-decoder fine-tuning."""
 
     name = "segmentation"
+    MEASURES = ("least_confidence",)  # YOLO-seg reports no class probabilities: no margin, no entropy
     PARAMS = PARAMS
 
     def __init__(self, settings):

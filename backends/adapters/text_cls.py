@@ -19,7 +19,7 @@ from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
-from ..labels import Control, find_controls, task_value
+from ..labels import Control, find_controls, task_text
 from ..params import Number, OneOf
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,6 @@ def _spec(control: Control, label_config: str) -> ControlSpec:
                            descriptions={PATH_SEP.join(p): [p[-1]] for p in paths})
     return ControlSpec(name=control.name, labels=list(control.labels), multi=control.multi,
                        descriptions={lb: control.synonyms(lb) for lb in control.labels if control.synonyms(lb)})
-
-
-def _is_url_object(control: Control) -> bool:
-    """The config says the object's value is a link to the text (`<Text valueType="url">`, same for HyperText)."""
-    attrs = {k.lower(): v for k, v in control.object_attrs.items()}
-    return str(attrs.get("valuetype", "")).strip().lower() == "url"
 
 
 def _answer(control: Control, item: dict) -> list[str] | None:
@@ -181,19 +175,6 @@ class TextClassificationBackend(Backend):
             self._zero_shot.move_to_end(key)
             return found
 
-    def _text(self, task: dict, control: Control, media) -> str:
-        """The text a control labels: the task value, or what it links to when the config says it is a link."""
-        value = task_value(task, control.value_key)
-        if not isinstance(value, str):
-            raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is not text")
-        # A text that merely starts with "http" is text to classify; only a url-valued object is fetched.
-        if _is_url_object(control):
-            if media is None:
-                raise LabelloopError(f"task {task.get('id', '?')}: ${control.value_key} is a link and no media "
-                                     "fetcher is available")
-            return media.fetch_text(value)
-        return value
-
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
@@ -209,7 +190,7 @@ class TextClassificationBackend(Backend):
                 if answers[i].error is not None:
                     continue
                 try:
-                    texts.append(self._text(task, control, media))
+                    texts.append(task_text(task, control, media))
                     rows.append(i)
                 except LabelloopError as e:
                     answers[i].error = str(e)
@@ -244,7 +225,7 @@ class TextClassificationBackend(Backend):
         texts, rows = [], []
         for i, task in enumerate(tasks):
             try:
-                texts.append(self._text(task, control, media))
+                texts.append(task_text(task, control, media))
                 rows.append(i)
             except LabelloopError as e:
                 out[i].error = str(e)
@@ -270,7 +251,7 @@ class TextClassificationBackend(Backend):
             unknown: dict[str, int] = {}
             for ex in examples:
                 try:
-                    text = self._text({"id": ex.task_id, "data": ex.data}, group[0], media)
+                    text = task_text({"id": ex.task_id, "data": ex.data}, group[0], media)
                 except LabelloopError as e:
                     log.warning("training example skipped: %s", e)
                     continue

@@ -266,3 +266,8 @@ def test_health_says_smart_tools_are_off_before_any_click_and_downloads_nothing(
     sam = client.get("/health").json["sam"]
     assert sam["state"] == "unavailable"
     assert "mobile_sam.pt" in sam["reason"] and "first click" in sam["reason"]
+
+
+def test_health_lists_least_confidence_as_the_only_measure(tmp_path, weights_dir):
+    client = create_app("segmentation", _settings(tmp_path, weights_dir)).test_client()
+    assert client.get("/health").json["measures"] == ["least_confidence"]
