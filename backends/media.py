@@ -4,34 +4,31 @@ A task's data holds references: Label Studio paths (/data/upload/..., /data/loca
 /tasks/<id>/resolve/?fileuri=...), http(s) URLs, file:// URLs or absolute paths. `MediaFetcher` turns one into a
 local file, guarding against SSRF (only Label Studio and allow-listed hosts), reads outside the configured local
 roots, and oversized downloads. Downloads land in an on-disk cache bounded in bytes that several processes can
-share.
+share (`media_cache.py`); URLs are parsed, allow-listed and connected to through `media_url.py`.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import ipaddress
+import os
 import re
 import socket
-import stat
-import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
-from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 import requests
 import requests.adapters
 import requests.utils
 import urllib3
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
 
 from .config import Settings
 from .exceptions import LabelloopError, MediaError, MediaNotAllowed, MediaTooLarge, TaskDataError
 from .labels import task_value
+from .media_cache import MediaCache
+from .media_url import PINS, HttpTarget, PinnedAdapter, host_allowed, host_listed, parse_http_url, redact_url
+
+__all__ = ["MediaCache", "MediaFetcher", "HttpTarget", "parse_http_url", "redact_url", "task_media"]
 
 _MAX_REDIRECTS = 5
 _CHUNK = 1 << 16
@@ -39,30 +36,9 @@ _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CLOUD_SCHEMES = {"s3", "gs", "gcs", "azure-blob", "azure", "az", "wasb", "wasbs", "abfs", "abfss"}
 # Paths that are Label Studio's own routes even when a local root happens to be mounted at /data.
 _LS_ROUTES = ("/data/upload/", "/data/local-files", "/tasks/", "/api/")
-_TMP_PREFIX = ".tmp-"
-_STALE_TMP_S = 3600
-_FORBIDDEN_URL_CHARS = re.compile(r"[\\\x00-\x20\x7f]")
 # The routes through which Label Studio serves task media: the only requests that carry its API key.
 _LS_MEDIA_PATH = re.compile(r"^/(data/upload/|data/local-files/?$|storage-data/|(tasks|projects)/\d+/(resolve|presign)/?$)")
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
-
-
-def redact_url(url: str) -> str:
-    """`url` without credentials, query string or fragment (presigned URLs carry signatures in the query).
-
-    Args:
-        url: any URL or path.
-
-    Returns:
-        The URL safe to show in a log line or an error message.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unreadable URL>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return shown + ("?[redacted]" if parts.query else "")
 
 
 def _reason(e: Exception) -> str:
@@ -75,76 +51,6 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
-    for pattern in patterns:
-        pattern = pattern.strip().lower().rstrip(".")
-        if pattern == "*" or pattern == host:
-            return True
-        if pattern.startswith("*.") and host.endswith(pattern[1:]):
-            return True
-    return False
-
-
-@dataclass(frozen=True)
-class HttpTarget:
-    """An http(s) URL as the HTTP client will see it: checked once, then requested from these parts only."""
-
-    scheme: str
-    host: str  # lower case, no trailing dot, IPv6 without brackets
-    port: int
-    path: str  # with dot segments already refused
-    query: str
-
-    @property
-    def origin(self) -> tuple[str, int]:
-        return self.host, self.port
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        netloc = host if self.port == default else f"{host}:{self.port}"
-        return urlunsplit((self.scheme, netloc, self.path, self.query, ""))
-
-
-def parse_http_url(url: str) -> HttpTarget:
-    """Parse an http(s) URL the way the HTTP client (urllib3) does, refusing every form two parsers read apart.
-
-    Backslashes, whitespace, control characters and user-info (`user@host`) are refused outright: they are where
-    urllib's and urllib3's readings of a host differ (`http://a\\@b/` is host b to one, host a to the other), and a
-    media URL never needs them. Dot segments are refused too, so a path cannot climb out of a media route.
-
-    Raises:
-        MediaNotAllowed: a refused form or scheme.
-        MediaError: not a URL at all.
-    """
-    if _FORBIDDEN_URL_CHARS.search(url):
-        raise MediaNotAllowed(f"{redact_url(url)}: backslashes, spaces and control characters are not allowed in URLs")
-    try:
-        parsed = parse_url(url)
-        split = urlsplit(url)
-        port = parsed.port
-    except (LocationParseError, ValueError):
-        raise MediaError(f"{redact_url(url)}: not a valid URL") from None
-    scheme = (parsed.scheme or "").lower()
-    if scheme not in ("http", "https"):
-        raise MediaNotAllowed(f"{redact_url(url)}: only http(s) URLs may be fetched")
-    if parsed.auth is not None or "@" in split.netloc:
-        raise MediaNotAllowed(f"{redact_url(url)}: credentials in a URL (user@host) are not allowed")
-    host = (parsed.host or "").strip("[]").lower().rstrip(".")
-    if not host or host != (split.hostname or "").lower().rstrip("."):
-        raise MediaNotAllowed(f"{redact_url(url)}: not a valid URL host")
-    segments = unquote(split.path).split("/")
-    if "." in segments or ".." in segments:
-        raise MediaNotAllowed(f"{redact_url(url)}: '.' and '..' path segments are not allowed")
-    return HttpTarget(scheme, host, port or (443 if scheme == "https" else 80), split.path or "/", split.query)
-
-
-def _host_listed(host: str, patterns: tuple[str, ...]) -> bool:
-    """`host` is named in the allow-list itself, not only matched by a wildcard."""
-    return any(p.strip().lower().rstrip(".") == host for p in patterns)
-
-
 def _ls_origin(url: str) -> tuple[str, int] | None:
     if not url:
         return None
@@ -152,147 +58,6 @@ def _ls_origin(url: str) -> tuple[str, int] | None:
         return parse_http_url(url).origin
     except MediaError:
         return None  # nothing is Label Studio's, so its paths are refused with the reason at fetch time
-
-
-def _suffix(url: str) -> str:
-    # A file extension helps decoders (ffmpeg, soundfile) that guess the format from the name.
-    parts = urlsplit(url)
-    name = parts.path
-    if name.rstrip("/").endswith("/data/local-files"):
-        name = parse_qs(parts.query).get("d", [""])[0]
-    suffix = PurePosixPath(unquote(name)).suffix
-    return suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
-
-
-_PINS = threading.local()
-
-
-def _pinned(host: str) -> list[str] | None:
-    return getattr(_PINS, "hosts", {}).get(host)
-
-
-class _PinnedConnection(urllib3.connection.HTTPConnection):
-    """Connects to the addresses the fetcher checked for this host, never to a second DNS answer."""
-
-    def _new_conn(self) -> socket.socket:
-        ips = _pinned(self._dns_host.strip("[]").lower().rstrip("."))
-        if ips is None:  # a proxy or a host the fetcher did not check: urllib3's own way
-            return super()._new_conn()
-        error: OSError | None = None
-        for ip in ips:
-            try:
-                return urllib3.util.connection.create_connection(
-                    (ip, self.port), self.timeout, source_address=self.source_address,
-                    socket_options=self.socket_options)
-            except OSError as e:
-                error = e
-        raise urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {error}")
-
-
-class _PinnedHTTPSConnection(_PinnedConnection, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _PinnedAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        classes = {"http": (urllib3.HTTPConnectionPool, _PinnedConnection),
-                   "https": (urllib3.HTTPSConnectionPool, _PinnedHTTPSConnection)}
-        self.poolmanager.pool_classes_by_scheme = {
-            scheme: type(f"Pinned{pool.__name__}", (pool,), {"ConnectionCls": conn})
-            for scheme, (pool, conn) in classes.items()}
-
-
-class MediaCache:
-    """Downloaded files keyed by URL, bounded in bytes (least recently used out first), shared between processes.
-
-    A file is named by the sha256 of its absolute URL; writes go to a temporary file and are renamed into place,
-    so readers never see half a file. A hit touches the file's mtime; after each write the oldest files are removed
-    until the folder is within budget. The file just written is never removed by its own write, so one larger than
-    the whole budget is still returned and stays until the next write pushes it out. A returned path is valid
-    until later writes (in any process) push it out: read it promptly.
-    """
-
-    def __init__(self, root: str | Path, max_bytes: int):
-        self.root = Path(root)
-        self.max_bytes = max_bytes
-
-    def path_for(self, url: str) -> Path:
-        """Where `url`'s content is (or would be) cached."""
-        return self.root / (hashlib.sha256(url.encode()).hexdigest() + _suffix(url))
-
-    def get(self, url: str) -> Path | None:
-        """The cached file for `url`, marked as recently used, or None."""
-        path = self.path_for(url)
-        try:
-            os.utime(path)
-        except FileNotFoundError:
-            return None
-        return path
-
-    def store(self, url: str, write: Callable[[BinaryIO], None]) -> Path:
-        """Cache what `write` writes for `url` (nothing is kept if it raises).
-
-        Args:
-            url: the absolute URL the content came from.
-            write: writes the content into the binary file it is given.
-
-        Returns:
-            The cached file.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.path_for(url)
-        tmp = self.root / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as f:
-                write(f)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self.evict(keep=final)
-        return final
-
-    def size(self) -> int:
-        """Bytes held by cached files (temporary files excluded)."""
-        return sum(size for _, _, size in self._entries())
-
-    def evict(self, keep: Path | None = None) -> None:
-        """Remove the least recently used files until the cache fits its budget (`keep` stays)."""
-        entries = sorted(self._entries())
-        total = sum(size for _, _, size in entries)
-        for _, path, size in entries:
-            if total <= self.max_bytes:
-                break
-            if keep is not None and path == str(keep):
-                continue
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass  # another process evicted it first
-            total -= size
-
-    def _entries(self) -> list[tuple[float, str, int]]:
-        out = []
-        now = time.time()
-        try:
-            it = list(os.scandir(self.root))
-        except FileNotFoundError:
-            return out
-        for entry in it:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if entry.name.startswith(_TMP_PREFIX):
-                # a write in flight in some process, or the leftover of one that crashed
-                if now - st.st_mtime > _STALE_TMP_S:
-                    Path(entry.path).unlink(missing_ok=True)
-                continue
-            out.append((st.st_mtime, entry.path, st.st_size))
-        return out
 
 
 class MediaFetcher:
@@ -319,7 +84,7 @@ class MediaFetcher:
         self.cache = MediaCache(settings.media_cache_dir, settings.media_cache_bytes)
         self._session = requests.Session()
         for scheme in ("http://", "https://"):
-            self._session.mount(scheme, _PinnedAdapter())
+            self._session.mount(scheme, PinnedAdapter())
 
     def is_url(self, value: str) -> bool:
         """Whether `fetch` would treat `value` as a reference rather than inline text.
@@ -447,7 +212,7 @@ class MediaFetcher:
 
     def _check_host(self, url: str) -> HttpTarget:
         target = parse_http_url(url)
-        if self._is_ls(target) or _host_allowed(target.host, self.settings.allowed_hosts):
+        if self._is_ls(target) or host_allowed(target.host, self.settings.allowed_hosts):
             return target
         raise MediaNotAllowed(
             f"{redact_url(url)}: host {target.host} is neither Label Studio's nor in ALLOWED_MEDIA_HOSTS")
@@ -492,7 +257,7 @@ class MediaFetcher:
         timeout = min(self.settings.media_timeout, _remaining(url, deadline))
         # through a proxy the proxy resolves and connects; there is nothing here to pin
         proxied = requests.utils.select_proxy(prepared.url, env["proxies"]) is not None
-        _PINS.hosts = {} if proxied else {target.host: self._addresses(target)}
+        PINS.hosts = {} if proxied else {target.host: self._addresses(target)}
         try:
             return self._session.send(prepared, stream=True, allow_redirects=False, timeout=timeout,
                                       proxies=env["proxies"], verify=env["verify"], cert=env["cert"])
@@ -501,7 +266,7 @@ class MediaFetcher:
         except requests.RequestException as e:
             raise MediaError(f"could not fetch {redact_url(url)}: {_reason(e)}") from None
         finally:
-            _PINS.hosts = {}
+            PINS.hosts = {}
 
     def _addresses(self, target: HttpTarget) -> list[str]:
         """The addresses the request may connect to: resolved once here, so a second DNS answer cannot differ.
@@ -517,7 +282,7 @@ class MediaFetcher:
             raise MediaError(f"could not fetch {redact_url(target.url)}: cannot resolve {target.host} "
                              f"({getattr(e, 'strerror', None) or type(e).__name__})") from None
         ips = list(dict.fromkeys(info[4][0] for info in infos))
-        if self._is_ls(target) or _host_listed(target.host, self.settings.allowed_hosts):
+        if self._is_ls(target) or host_listed(target.host, self.settings.allowed_hosts):
             return ips
         public = [ip for ip in ips if ipaddress.ip_address(ip.split("%")[0]).is_global]
         if not public:
