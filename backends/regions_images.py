@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from detection.batches import SizedImage, stream_images
+from detection.batches import SizedImage, each_on_failure, stream_images
 from detection.model import Detector
 from detection.scoring import image_confidence
 from detection.types import Detection
@@ -107,16 +107,4 @@ def image_embeddings(detector: Detector, tasks: list[dict], key: str, media, set
 
 
 def _vectors(detector: Detector, arrays: list, imgsz: int | None, batch: int) -> list:
-    if not arrays:
-        return []
-    try:
-        return list(detector.embed(arrays, imgsz, batch))
-    except Exception:
-        log.warning("feature batch failed; retrying image by image", exc_info=True)
-    out: list = []
-    for a in arrays:
-        try:
-            out.append(detector.embed([a], imgsz, 1)[0])
-        except Exception as e:
-            out.append(e)
-    return out
+    return each_on_failure(lambda xs: detector.embed(xs, imgsz, batch if len(xs) > 1 else 1), arrays)

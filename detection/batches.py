@@ -10,7 +10,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,3 +162,21 @@ def stream_images(files: Sequence[dict[str, Path] | None], batch: int, max_image
 def _decode(img: SizedImage, max_pixels: int) -> SizedImage:
     array = load_image(img.path, max_pixels)
     return SizedImage(img.path, array.shape[1], array.shape[0], array)
+
+
+def each_on_failure(call: Callable[[list], Sequence], items: Sequence) -> list:
+    """`call(items)` as a list, or, when the batch raises, `call([item])[0]` item by item, an item that fails giving
+    its Exception in its place: one bad image costs only itself."""
+    if not items:
+        return []
+    try:
+        return list(call(list(items)))
+    except Exception:
+        log.warning("batch failed; retrying item by item", exc_info=True)
+    out: list = []
+    for item in items:
+        try:
+            out.append(call([item])[0])
+        except Exception as e:
+            out.append(e)
+    return out

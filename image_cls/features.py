@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detection import runtime  # noqa: F401  (offline-safe Ultralytics settings, before ultralytics is imported)
+from detection import runtime  # offline-safe Ultralytics settings, before ultralytics is imported
+from detection.batches import each_on_failure
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Embedder:
         bgr = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2BGR) for im in images]
         out = []
         with self._lock:
+            runtime.keep_process_threads()
             try:
                 for start in range(0, len(bgr), max(1, batch)):
                     found = self.yolo.embed(bgr[start:start + batch], imgsz=imgsz or self.imgsz, verbose=False)
@@ -73,14 +75,4 @@ class Embedder:
     def features_or_errors(self, images: Sequence[np.ndarray], batch: int = 8, imgsz: int | None = None) -> list:
         """Per image its feature vector, or the Exception that image raised: a batch that fails is retried image
         by image, so one bad image costs only itself."""
-        try:
-            return list(self.features(images, batch, imgsz))
-        except Exception:
-            log.warning("feature batch failed; retrying image by image", exc_info=True)
-        out: list = []
-        for image in images:
-            try:
-                out.append(self.features([image], 1, imgsz)[0])
-            except Exception as e:
-                out.append(e)
-        return out
+        return each_on_failure(lambda xs: self.features(xs, batch if len(xs) > 1 else 1, imgsz), images)
