@@ -15,9 +15,11 @@ against that list with `validate`.
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .exceptions import BadRequest
@@ -132,6 +134,14 @@ def validate(params: Mapping[str, Any] | None, specs: Iterable[Param], where: st
             if not where:
                 raise
             raise BadRequest(f"{where}: {e}") from None
+
+
+def allowed_weights_folder(name: Any, weights_dir: Any, patterns: Iterable[str], marker: str) -> bool:
+    """`name` is a bare folder of `weights_dir` that one of `patterns` (ALLOWED_WEIGHTS) lists and that holds
+    `marker` (e.g. config.json): the one way a project's extra params may point at other weights. Never a path."""
+    return (isinstance(name, str) and bool(weights_dir) and "/" not in name and "\\" not in name
+            and name not in ("", ".", "..") and any(fnmatch.fnmatch(name, p) for p in patterns)
+            and (Path(weights_dir) / name / marker).is_file())
 
 
 # The server's own: a project's extra params may say after how many annotation events to retrain.

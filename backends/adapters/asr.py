@@ -2,7 +2,6 @@
 regions on the audio with a per-region `<TextArea perRegion="true">` (one region per Whisper segment)."""
 from __future__ import annotations
 
-import fnmatch
 import logging
 import uuid
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls
 from ..media import task_media
-from ..params import Number, OneOf
+from ..params import Number, OneOf, allowed_weights_folder
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +105,7 @@ class ModelName:
             short = name[len("faster-whisper-"):] if name.startswith("faster-whisper-") else name
             if short in WHISPER_NAMES:
                 return name
-            if (self.weights_dir and "/" not in name and "\\" not in name and name not in (".", "..")
-                    and any(fnmatch.fnmatch(name, pattern) for pattern in self.allowed)
-                    and (Path(self.weights_dir) / name / "model.bin").is_file()):
+            if allowed_weights_folder(name, self.weights_dir, self.allowed, "model.bin"):
                 return name
         shown = raw[:80] if isinstance(raw, str) else type(raw).__name__
         raise BadRequest(f"'model' must be a Whisper model name ({', '.join(WHISPER_NAMES[:4])}, ...) or a folder of "

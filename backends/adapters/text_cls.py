@@ -1,7 +1,6 @@
 """Label Studio side of text classification: `<Text>` with `<Choices>` (single or multiple) or `<Taxonomy>`."""
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 import xml.etree.ElementTree as ET
@@ -20,7 +19,7 @@ from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls, task_text
-from ..params import Number, OneOf
+from ..params import Number, OneOf, allowed_weights_folder
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +122,7 @@ class TextClassificationBackend(Backend):
         name = (params or {}).get("model")
         if name is None or name == "" or name in BASE_MODEL_NAMES:
             return DEFAULT_MODEL
-        allowed = self.settings.allowed_weights
-        weights_dir = self.settings.weights_dir
-        if (isinstance(name, str) and weights_dir and allowed and "/" not in name and "\\" not in name
-                and name not in (".", "..") and any(fnmatch.fnmatch(name, pattern) for pattern in allowed)
-                and (Path(weights_dir) / name / "config.json").is_file()):
+        if allowed_weights_folder(name, self.settings.weights_dir, self.settings.allowed_weights, "config.json"):
             return name
         shown = name[:80] if isinstance(name, str) else type(name).__name__
         raise BadRequest(f"'model' must be {DEFAULT_MODEL!r} or a folder of WEIGHTS_DIR that ALLOWED_WEIGHTS "
