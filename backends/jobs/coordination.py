@@ -218,12 +218,14 @@ def _execute(store: JobStore, enqueue: Enqueue, project_id: int, job_id: str, fo
         The job's final record.
     """
     with _Heartbeat(store, job_id, beat_ttl):
-        return _run(store, enqueue, project_id, job_id, force, job_func, ttl, beat_ttl)
+        status, fields = _run(store, enqueue, project_id, job_id, force, job_func, ttl, beat_ttl)
+    # The mark is gone before the record says the job ended: whoever sees the end never sees it alive.
+    return _finish(store, job_id, status, **fields)
 
 
 def _run(store: JobStore, enqueue: Enqueue, project_id: int, job_id: str, force: bool, job_func: JobFunc | str,
-         ttl: int, beat_ttl: int) -> dict:
-    """Take the project's lock or defer, call `job_func`, queue a follow-up if one is due."""
+         ttl: int, beat_ttl: int) -> tuple[str, dict]:
+    """Take the project's lock or defer, call `job_func`, queue a follow-up if one is due; the outcome to record."""
     backend = store.backend
     if not _take_lock(store, project_id, job_id, ttl, beat_ttl):
         # Leave the queued slot before raising the flag: a request that joined this job must be covered by
@@ -234,7 +236,7 @@ def _run(store: JobStore, enqueue: Enqueue, project_id: int, job_id: str, force:
         # flag set too late for it is never left without a run.
         if not _take_lock(store, project_id, job_id, ttl, beat_ttl):
             logger.info("%s project %s: job %s deferred, a run is in progress", backend, project_id, job_id)
-            return _finish(store, job_id, "deferred")
+            return "deferred", {}
     # This run reads every annotation made so far, so earlier deferrals are covered by it.
     store.pop_pending(project_id)
     # Requests that joined this job up to now are covered too: the job function reads its data after this.
@@ -254,4 +256,4 @@ def _run(store: JobStore, enqueue: Enqueue, project_id: int, job_id: str, force:
         store.release_lock(project_id, job_id)
     follow_up = _follow_up(store, enqueue, project_id, job_id, ttl)
     status = "failed" if error is not None else "succeeded"
-    return _finish(store, job_id, status, result=result, error=error, follow_up=follow_up)
+    return status, {"result": result, "error": error, "follow_up": follow_up}
