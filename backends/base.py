@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from selection import MEASURES
+
 from .config import Settings
 from .exceptions import NotSupported
 
@@ -76,6 +78,10 @@ class Backend(ABC):
     @abstractmethod
     def check_config(self, label_config: str) -> None:
         """Raise `UnsupportedConfig` saying why, if this backend cannot serve `label_config`."""
+
+    def measures(self, label_config: str | None = None) -> list[str]:
+        """The uncertainty measures a project's scores can follow (`label_config` None: this backend's in general)."""
+        return list(self.MEASURES or MEASURES)
 
     def status(self) -> dict[str, Any]:
         """Extra facts for /health (e.g. an optional model that is missing); cheap, never loads anything."""

@@ -103,6 +103,11 @@ class StrategyParam:
                          f"{', '.join(can)}")
 
 
+def measures_for(writers: list[RegionWriter]) -> list[str]:
+    """The measures tasks predicted by `writers` can be scored by: masks come without class probabilities."""
+    return [CLASS_FREE_MEASURE] if any(w.model_task == "segment" for w in writers) else list(MEASURES)
+
+
 UNCERTAINTY = StrategyParam()
 _WARNED: set[tuple[str, str]] = set()
 

@@ -35,7 +35,7 @@ from ..params import Number, OneOf
 from ..regions import region_outline
 from ..regions_images import control_confidence, image_answers, image_embeddings, image_files, stream, task_id
 from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, base_detector, check_controls,
-                              found_regions, label_plan)
+                              found_regions, label_plan, measures_for)
 from ..regions_writers import RegionWriter, writer_for
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ class DetectionBackend(Backend):
     # -- models -------------------------------------------------------------------------------------------
     def check_config(self, label_config: str) -> None:
         check_controls(self.pool, _controls(label_config))
+
+    def measures(self, label_config: str | None = None) -> list[str]:
+        if not label_config:
+            return super().measures()
+        return measures_for([writer_for(c) for c in _controls(label_config)])
 
     def load_model(self, version_dir: Path | None) -> DetectionModel:
         if version_dir is None:

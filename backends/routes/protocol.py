@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from selection import MEASURES
 
 from .. import logs, metrics
 from ..base import TaskEmbedding, TaskPrediction
@@ -32,17 +31,27 @@ def health():
         return jsonify({"status": "UNAVAILABLE", "backend": s.backend.name, "model": state, "reason": reason}), 503
     body: dict[str, Any] = {"status": "UP", "backend": s.backend.name, "model": state,
                             "model_version": s.backend.base_version(), "threads": thread_report(),
-                            "measures": list(s.backend.MEASURES or MEASURES),
+                            "measures": s.backend.measures(),
                             **s.backend.status()}
     project = request.args.get("project")
     if project:
         pid = project_id(project)
         body["project"] = pid
         body["model_version"] = s.served_version(pid)
+        body["measures"] = project_measures(s, pid)
         failure = s.queue.last_failure(pid)
         if failure:
             body["last_training_failure"] = {k: failure.get(k) for k in ("id", "finished", "error")}
     return jsonify(body)
+
+
+def project_measures(s: Services, pid: int) -> list[str]:
+    """The measures a project's scores can follow, by the label config its /setup saved."""
+    config = s.project_settings(pid).get("label_config")
+    try:
+        return s.backend.measures(config)
+    except LabelloopError:  # a config this backend no longer serves: /predict will say why
+        return s.backend.measures()
 
 
 def check_config(s: Services, label_config: str) -> None:

@@ -49,10 +49,11 @@ def _embed(ctx: Context, tasks: list[dict], batch_size: int) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float64)
 
 
-def _measure_for(backend, measure: str, explicit: bool) -> tuple[str, str | None]:
-    """The measure to score by: the strategy's own when the backend's scores can follow it (its /health lists
-    them), else, said in the result, least confidence. A measure the user asked for is never swapped."""
-    supported = backend.health().get("measures") or list(MEASURES)
+def _measure_for(backend, project: int, measure: str, explicit: bool) -> tuple[str, str | None]:
+    """The measure to score by: the strategy's own when the project's scores can follow it (the backend's
+    /health lists them for the project's config), else, said in the result, least confidence. A measure the user
+    asked for is never swapped."""
+    supported = backend.health(project).get("measures") or list(MEASURES)
     if measure in supported or explicit:
         return measure, None
     fallback = "least_confidence" if "least_confidence" in supported else supported[0]
@@ -79,7 +80,7 @@ def run(ctx: Context, strategy: str | None = None, batch: int = 20, batch_size: 
         raise SyncError(f"unknown uncertainty {measure!r}; choose one of: {', '.join(MEASURES)}", code=2)
     backend = ctx.need_backend()
     served = backend.served_version(ctx.project_id)
-    measure, note = _measure_for(backend, measure, explicit=uncertainty is not None)
+    measure, note = _measure_for(backend, ctx.project_id, measure, explicit=uncertainty is not None)
     with ctx.ls.errors(f"reading project {ctx.project_id}"):
         needed = ctx.ls.sdk.projects.get(id=ctx.project_id).maximum_annotations or 1
     open_tasks, labeled, existing = [], [], {}

@@ -163,12 +163,13 @@ def test_rank_scores_by_a_measure_the_backend_can_follow_and_says_so():
         def __init__(self, measures):
             self.measures = measures
 
-        def health(self):
+        def health(self, project):
+            assert project == 7  # the project's own measures: they depend on its label config
             return {"measures": self.measures} if self.measures is not None else {}
 
-    assert _measure_for(Backend(None), "margin", explicit=False) == ("margin", None)  # an older backend: all
-    assert _measure_for(Backend(["least_confidence", "margin", "entropy"]), "margin", False) == ("margin", None)
-    measure, note = _measure_for(Backend(["least_confidence"]), "margin", explicit=False)
+    assert _measure_for(Backend(None), 7, "margin", explicit=False) == ("margin", None)  # an older backend: all
+    assert _measure_for(Backend(["least_confidence", "margin", "entropy"]), 7, "margin", False) == ("margin", None)
+    measure, note = _measure_for(Backend(["least_confidence"]), 7, "margin", explicit=False)
     assert measure == "least_confidence" and "cannot score by margin" in note
     # what the user asked for is never swapped: the backend's 400 says why
-    assert _measure_for(Backend(["least_confidence"]), "margin", explicit=True) == ("margin", None)
+    assert _measure_for(Backend(["least_confidence"]), 7, "margin", explicit=True) == ("margin", None)
