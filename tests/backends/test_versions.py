@@ -13,7 +13,9 @@ import pytest
 
 from backends import versions
 from backends.exceptions import VersionError
-from backends.versions import STAGING_PREFIX, ModelStore, VersionInfo
+from backends.project_folders import STAGING_PREFIX
+from backends.version_info import VersionInfo
+from backends.versions import ModelStore
 
 
 def _train(store: ModelStore, project_id: int, payload: str = "w") -> Path:
@@ -257,14 +259,14 @@ def _leftovers(store: ModelStore, project_id: int) -> list[str]:
 
 def _fail_writing(monkeypatch, name: str, err: int = errno.ENOSPC) -> None:
     """Make versions' atomic write of the file called `name` fail as a full (or read-only) disk would."""
-    original = versions._write_atomic
+    original = versions.write_atomic
 
     def write(path, text, mode=0o644):
         if Path(path).name == name:
             raise OSError(err, os.strerror(err), str(path))
         return original(path, text, mode)
 
-    monkeypatch.setattr(versions, "_write_atomic", write)
+    monkeypatch.setattr(versions, "write_atomic", write)
 
 
 def test_a_failure_after_the_rename_lists_no_unserved_version(store, monkeypatch):
