@@ -2,16 +2,15 @@
 standing for one of the caller's labels; a batch that fails is retried image by image."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
+from .batches import each_on_failure
 from .model import Detector
 from .types import Detection
-
-log = logging.getLogger(__name__)
 
 IMGSZ_RANGE = (32, 2048)  # inference and training sizes; memory grows with the square
 FORWARD_PIXELS = 8 * 1024 * 1024  # most letterboxed pixels in one forward pass (8 images at 1024)
@@ -59,16 +58,7 @@ def run_plans(plans: Sequence[Plan], arrays: Sequence[np.ndarray], imgsz: int | 
     kw = dict(imgsz=imgsz, batch=forward_batch(batch, imgsz))
     for plan in plans:
         args = dict(kw, conf=plan.conf if conf is None else conf, classes=plan.classes)
-        try:
-            per_image: list = plan.detector.predict(arrays, **args)
-        except Exception:
-            log.warning("batch prediction failed; retrying image by image", exc_info=True)
-            per_image = []
-            for a in arrays:
-                try:
-                    per_image.append(plan.detector.predict([a], **args)[0])
-                except Exception as e:
-                    per_image.append(e)
+        per_image = each_on_failure(partial(plan.detector.predict, **args), arrays)
         for i, dets in enumerate(per_image):
             if isinstance(out[i], Exception):
                 continue
