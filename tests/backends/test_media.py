@@ -1,12 +1,10 @@
 """MediaFetcher against a real HTTP server on 127.0.0.1 that plays Label Studio and a media host."""
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
@@ -14,6 +12,7 @@ from backends.config import Settings
 from backends.exceptions import MediaError, MediaNotAllowed, MediaTooLarge
 from backends.media import MediaFetcher, redact_url
 from ops.services import free_port
+from tests.media_server import MediaServer, serving
 
 TOKEN = "secret-token-0123456789"
 LIMIT = 1000
@@ -25,94 +24,10 @@ FILES = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if "Content-Length" not in (headers or {}):
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        path, query = parts.path, parse_qs(parts.query)
-        self.server.hits[path] += 1
-        self.server.auth_seen.append((self.headers.get("Host", ""), path, self.headers.get("Authorization")))
-        if path.startswith(("/data/", "/tasks/")):
-            # Label Studio's media routes need the token
-            if self.headers.get("Authorization") != f"Token {TOKEN}":
-                return self._send(401, b'{"detail": "Authentication credentials were not provided."}')
-            if path == "/data/local-files/":
-                return self._send(200, b"served by label studio: " + query["d"][0].encode())
-            if path.startswith("/tasks/") and "to" in query:
-                # Label Studio's presign route answers with a redirect to the storage
-                return self._send(302, headers={"Location": query["to"][0]})
-            if path.startswith("/tasks/"):
-                return self._send(200, b"resolved " + query["fileuri"][0].encode())
-            name = path.rsplit("/", 1)[-1]
-            if name in FILES:
-                return self._send(200, FILES[name])
-            return self._send(404, b"not found")
-        if path.startswith("/public/"):
-            name = path.rsplit("/", 1)[-1]
-            return self._send(200, FILES[name]) if name in FILES else self._send(404)
-        if path == "/redirect":
-            return self._send(302, headers={"Location": query["to"][0]})
-        if path == "/trickle":
-            # one byte at a time, each well within the read timeout, for much longer than the deadline
-            self.send_response(200)
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            for _ in range(100):
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.1)
-            return
-        if path == "/loop":
-            return self._send(302, headers={"Location": "/loop"})
-        if path == "/big":
-            return self._send(200, b"x" * (LIMIT + 1))
-        if path == "/big-stream":
-            # no Content-Length: the size is only known by counting
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"x" * (LIMIT * 3))
-            self.close_connection = True
-            return
-        if path == "/short":
-            self._send(200, b"only ten b", headers={"Content-Length": "500"})
-            self.close_connection = True
-            return
-        self._send(404, b"nothing here")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int):
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.hits: Counter[str] = Counter()
-        self.auth_seen: list[tuple[str, str, str | None]] = []
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = _Server(free_port())
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(MediaServer(TOKEN, FILES, big_bytes=LIMIT + 1)) as srv:
+        yield srv
 
 
 @pytest.fixture

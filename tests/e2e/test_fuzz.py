@@ -5,17 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import ultralytics
 
 from backends.registry import ADAPTERS
-from ops.services import free_port
 from tests.e2e.fuzz_corpus import TOKEN, corpus, media_files
+from tests.media_server import MediaServer, serving
 
 pytestmark = pytest.mark.slow
 
@@ -41,68 +39,11 @@ def _guard_memory(proc, stop: threading.Event, peak: list[int]) -> None:
             proc.kill()
 
 
-class _FakeLabelStudio(BaseHTTPRequestHandler):
-    server: "_Server"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except OSError:
-            pass
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        self.server.seen.append((self.headers.get("Host", ""), parts.path, self.headers.get("Authorization")))
-        if parts.path.startswith("/data/upload/1/"):
-            if self.headers.get("Authorization") != f"Token {TOKEN}":
-                return self._send(401)
-            body = self.server.files.get(parts.path.rsplit("/", 1)[-1])
-            return self._send(200, body) if body is not None else self._send(404)
-        if parts.path == "/redirect":
-            return self._send(302, headers={"Location": parse_qs(parts.query).get("to", ["/"])[0]})
-        if parts.path == "/loop":
-            return self._send(302, headers={"Location": "/loop"})
-        if parts.path == "/big":
-            return self._send(200, b"x" * (3 << 20))
-        if parts.path == "/trickle":
-            self.send_response(200)
-            self.send_header("Content-Length", "1000")
-            self.end_headers()
-            for _ in range(1000):
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.05)
-            return
-        self._send(404)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int):
-        super().__init__(("127.0.0.1", port), _FakeLabelStudio)
-        self.files = media_files(BUS.read_bytes())
-        self.seen: list[tuple[str, str, str | None]] = []
-
-
 @pytest.fixture
 def fake_ls():
-    srv = _Server(free_port())
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    # /big over MAX_MEDIA_BYTES (2 MiB below); /trickle for 50 s, past MEDIA_DEADLINE
+    with serving(MediaServer(TOKEN, media_files(BUS.read_bytes()), big_bytes=3 << 20, trickle=(1000, 0.05))) as srv:
+        yield srv
 
 
 def _allowed(probe, status: int) -> bool:
@@ -141,7 +82,7 @@ def test_backend_survives_the_attack_corpus(start_backend, fake_ls, name):
     assert peak[0] <= MAX_RSS_BYTES, f"{name} grew past {MAX_RSS_BYTES >> 30} GiB and was killed (last probe: {probe.name})"
     assert backend.proc.poll() is None, f"{name} died:\n{backend.log()[-3000:]}"
     assert requests.get(backend.url + "/health", timeout=10).status_code == 200
-    leaked = [(host, path) for host, path, auth in fake_ls.seen if auth is not None and not host.startswith("127.0.0.1")]
+    leaked = [(host, path) for host, path, auth in fake_ls.auth_seen if auth is not None and not host.startswith("127.0.0.1")]
     assert leaked == [], f"the token went to another host: {leaked}"
     assert TOKEN not in backend.log(), "the token reached the log"
     assert failures == [], f"{len(failures)} of {sum(statuses.values())} probes failed ({dict(statuses)}):\n" + "\n".join(
