@@ -276,6 +276,45 @@ def _train_args(opts: TrainOptions, data_yaml: Path, runs: Path, device: str) ->
     return args
 
 
+class _EpochClock:
+    """The wall time of each epoch (training + validation), from Ultralytics' callbacks."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        self._started: float | None = None
+
+    def attach(self, model: YOLO) -> None:
+        model.add_callback("on_train_epoch_start", self._start)
+        model.add_callback("on_fit_epoch_end", self._end)
+
+    def _start(self, trainer) -> None:
+        self._started = time.time()
+
+    def _end(self, trainer) -> None:  # also fired once by the final validation, when no epoch is open
+        if self._started is not None:
+            self.seconds.append(time.time() - self._started)
+            self._started = None
+
+
+def _keep_best(trainer, out_dir: Path, t0: float, clock: _EpochClock) -> TrainReport:
+    """Copy the run's best checkpoint (else its last) to out_dir/weights.pt and report on the run."""
+    best = Path(trainer.best)
+    if not best.is_file():
+        best = Path(trainer.last)
+    if not best.is_file():
+        raise TrainingError("training finished without saving a checkpoint")
+    weights = out_dir / WEIGHTS_FILE
+    shutil.copyfile(best, weights)
+    return TrainReport(
+        weights=weights,
+        epochs_run=int(trainer.epoch - trainer.start_epoch + 1),
+        seconds=time.time() - t0,
+        epoch_seconds=[round(s, 3) for s in clock.seconds],
+        best_epoch=getattr(getattr(trainer, "stopper", None), "best_epoch", None),
+        metrics=_floats(trainer.metrics),
+    )
+
+
 def finetune(start: str | Path, data_yaml: Path, out_dir: Path, opts: TrainOptions | None = None,
              task: str = "detect") -> TrainReport:
     """Fine-tune `start` on `data_yaml` with Ultralytics and keep only the best weights.
@@ -309,41 +348,15 @@ def finetune(start: str | Path, data_yaml: Path, out_dir: Path, opts: TrainOptio
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = out_dir / RUNS_DIR
     device = opts.resolved_device()
-    t0 = time.time()
-    epoch_seconds: list[float] = []
-    started: list[float] = []
-
-    def on_epoch_start(trainer):
-        started[:] = [time.time()]
-
-    def on_epoch_end(trainer):  # also fired once by the final validation, when no epoch is open
-        if started:
-            epoch_seconds.append(time.time() - started.pop())
-
+    t0, clock = time.time(), _EpochClock()
     try:
         model = YOLO(str(start))
         if model.task != task:
             raise TrainingError(f"{start} is a {model.task} model, not {task}")
-        model.add_callback("on_train_epoch_start", on_epoch_start)
-        model.add_callback("on_fit_epoch_end", on_epoch_end)
+        clock.attach(model)
         detection.runtime.keep_process_threads()
         model.train(trainer=_TRAINERS[(task, opts.freeze_bn)], **_train_args(opts, data_yaml, runs, device))
-        trainer = model.trainer
-        best = Path(trainer.best)
-        if not best.is_file():
-            best = Path(trainer.last)
-        if not best.is_file():
-            raise TrainingError("training finished without saving a checkpoint")
-        weights = out_dir / WEIGHTS_FILE
-        shutil.copyfile(best, weights)
-        report = TrainReport(
-            weights=weights,
-            epochs_run=int(trainer.epoch - trainer.start_epoch + 1),
-            seconds=time.time() - t0,
-            epoch_seconds=[round(s, 3) for s in epoch_seconds],
-            best_epoch=getattr(getattr(trainer, "stopper", None), "best_epoch", None),
-            metrics=_floats(trainer.metrics),
-        )
+        report = _keep_best(model.trainer, out_dir, t0, clock)
     except TrainingError:
         raise
     except Exception as e:
@@ -355,5 +368,5 @@ def finetune(start: str | Path, data_yaml: Path, out_dir: Path, opts: TrainOptio
         encoding="utf-8",
     )
     log.info("fine-tuned %s: %d epochs in %.0f s (%.1f s/epoch), best epoch %s -> %s", start.name,
-             report.epochs_run, report.seconds, report.seconds_per_epoch, report.best_epoch, weights)
+             report.epochs_run, report.seconds, report.seconds_per_epoch, report.best_epoch, report.weights)
     return report
