@@ -79,46 +79,13 @@ def finetune_encoder(
     device = encoder.device
     model = copy.deepcopy(encoder.model).to(device).train()
     tokenizer = copy.deepcopy(encoder.tokenizer)
-    heads = torch.nn.ModuleList()
-    # Per control, the target of each text (or "no answer"), as dense tensors indexed by text position.
-    task_targets: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for task in tasks:
-        n_labels, dim = task.prototypes.shape
-        head = torch.nn.Linear(dim, n_labels)
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(np.asarray(task.prototypes, dtype=np.float32)))
-            head.bias.fill_(_MULTI_INIT_BIAS if task.multi else 0.0)
-        heads.append(head)
-        has = torch.zeros(len(texts), dtype=torch.bool)
-        has[torch.as_tensor(task.rows, dtype=torch.long)] = True
-        if task.multi:
-            target = torch.zeros(len(texts), n_labels)
-            target[torch.as_tensor(task.rows, dtype=torch.long)] = torch.as_tensor(task.targets, dtype=torch.float32)
-        else:
-            target = torch.zeros(len(texts), dtype=torch.long)
-            target[torch.as_tensor(task.rows, dtype=torch.long)] = torch.as_tensor(task.targets, dtype=torch.long)
-        task_targets.append((has, target))
+    heads, task_targets = _task_heads(tasks, len(texts))
     heads.to(device).train()
-
-    used = sorted({int(i) for task in tasks for i in task.rows})
-    steps_per_epoch = max(1, -(-len(used) // batch_size))
-    total_steps = max(1, epochs * steps_per_epoch)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": model.parameters(), "lr": lr},
-            {"params": heads.parameters(), "lr": lr * _HEAD_LR_FACTOR},
-        ],
-        weight_decay=0.01,
-    )
-    warmup = max(1, total_steps // 10)
-    # Linear warm-up then linear decay: the usual schedule for BERT fine-tuning, steadier on tiny data.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
-    )
+    used = torch.as_tensor(sorted({int(i) for task in tasks for i in task.rows}), dtype=torch.long)
+    optimizer, scheduler = _optimizer(model, heads, lr, epochs * max(1, -(-len(used) // batch_size)))
     generator = torch.Generator().manual_seed(seed)
-    used_t = torch.as_tensor(used, dtype=torch.long)
     for _ in range(epochs):
-        order = used_t[torch.randperm(len(used_t), generator=generator)]
+        order = used[torch.randperm(len(used), generator=generator)]
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenizer(
@@ -130,17 +97,7 @@ def finetune_encoder(
             )
             batch = {k: v.to(device) for k, v in batch.items()}
             pooled = normalize(mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]))
-            loss = pooled.new_zeros(())
-            for task, head, (has, target) in zip(tasks, heads, task_targets):
-                mask = has[idx].to(device)
-                if not bool(mask.any()):
-                    continue
-                logits = head(pooled[mask]) / temperature
-                wanted = target[idx].to(device)[mask]
-                if task.multi:
-                    loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(logits, wanted)
-                else:
-                    loss = loss + torch.nn.functional.cross_entropy(logits, wanted)
+            loss = _loss(pooled, idx, tasks, heads, task_targets, temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(heads.parameters()), 1.0)
@@ -156,3 +113,65 @@ def finetune_encoder(
         model=model,
         tokenizer=tokenizer,
     )
+
+
+def _task_heads(
+    tasks: Sequence[FinetuneTask], n_texts: int
+) -> tuple[torch.nn.ModuleList, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """A linear head per task, started from its prototypes, and per task the target of each text (or "no
+    answer") as dense tensors indexed by text position."""
+    heads = torch.nn.ModuleList()
+    task_targets: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for task in tasks:
+        n_labels, dim = task.prototypes.shape
+        head = torch.nn.Linear(dim, n_labels)
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(np.asarray(task.prototypes, dtype=np.float32)))
+            head.bias.fill_(_MULTI_INIT_BIAS if task.multi else 0.0)
+        heads.append(head)
+        rows = torch.as_tensor(task.rows, dtype=torch.long)
+        has = torch.zeros(n_texts, dtype=torch.bool)
+        has[rows] = True
+        if task.multi:
+            target = torch.zeros(n_texts, n_labels)
+            target[rows] = torch.as_tensor(task.targets, dtype=torch.float32)
+        else:
+            target = torch.zeros(n_texts, dtype=torch.long)
+            target[rows] = torch.as_tensor(task.targets, dtype=torch.long)
+        task_targets.append((has, target))
+    return heads, task_targets
+
+
+def _optimizer(model: torch.nn.Module, heads: torch.nn.Module, lr: float, steps: int):
+    """AdamW (the heads at a larger lr) and its schedule over `steps` steps."""
+    total_steps = max(1, steps)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.parameters(), "lr": lr},
+            {"params": heads.parameters(), "lr": lr * _HEAD_LR_FACTOR},
+        ],
+        weight_decay=0.01,
+    )
+    warmup = max(1, total_steps // 10)
+    # Linear warm-up then linear decay: the usual schedule for BERT fine-tuning, steadier on tiny data.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
+    )
+    return optimizer, scheduler
+
+
+def _loss(pooled: torch.Tensor, idx: torch.Tensor, tasks: Sequence[FinetuneTask], heads: torch.nn.ModuleList,
+          task_targets: list[tuple[torch.Tensor, torch.Tensor]], temperature: float) -> torch.Tensor:
+    """The batch's loss summed over the tasks; each text counts only for the tasks it has an answer for."""
+    loss = pooled.new_zeros(())
+    for task, head, (has, target) in zip(tasks, heads, task_targets):
+        mask = has[idx].to(pooled.device)
+        if not bool(mask.any()):
+            continue
+        logits = head(pooled[mask]) / temperature
+        wanted = target[idx].to(pooled.device)[mask]
+        if task.multi:
+            loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(logits, wanted)
+        else:
+            loss = loss + torch.nn.functional.cross_entropy(logits, wanted)
+    return loss

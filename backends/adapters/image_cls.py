@@ -38,7 +38,7 @@ from ..labels import Control, find_controls
 from ..params import Number, OneOf
 from ..regions_images import image_files, stream, task_id
 from ..regions_models import BATCH_PREDICT, IMGSZ, THRESHOLD, label_plan
-from .text_cls import PATH_SEP, _answer, _taxonomy_paths  # the same Choices/Taxonomy reading as for text
+from ..choices import PATH_SEP, answer as _answer, taxonomy_paths as _taxonomy_paths
 
 log = logging.getLogger(__name__)
 

@@ -2,28 +2,26 @@
 from __future__ import annotations
 
 import logging
-import threading
-import xml.etree.ElementTree as ET
-from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from selection import combine, names
 from selection import get_measure as get_strategy  # the measure behind a strategy's per-task score
-from text_cls.classifier import ControlSpec, TextClassifier
+from selection import names
+from text_cls import ControlSpec
+from text_cls.controls import choose
 from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
+from text_cls.version import TextModel, train_field
+from text_cls.zero_shot_cache import ZeroShotCache
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
-from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
+from ..choices import PATH_SEP, ChoicesWriter, as_classes, check_classes, known_answer, task_score, taxonomy_paths
+from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls, task_text
 from ..params import Number, OneOf, allowed_weights_folder
 
 log = logging.getLogger(__name__)
 
-PATH_SEP = " / "  # joins a Taxonomy path into one class name
 MULTI_THRESHOLD = Number("multi_threshold", 0, 1)
 UNCERTAINTY = OneOf("uncertainty", tuple(names()))
 # The classifier's numeric options (text_cls.DEFAULT_PARAMS), so a bad one is a 400 at /setup, not a failed
@@ -37,8 +35,6 @@ NUMBERS = (Number("min_examples", 1, 100_000, integer=True), Number("min_per_cla
 # Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
 BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
 MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)
-# The params that change a zero-shot classifier: part of its cache key.
-ZERO_SHOT_PARAMS = ("zero_shot_prompt", "zero_shot_temperature", "multi_margin", "multi_temperature")
 
 
 @lru_cache(maxsize=64)
@@ -46,51 +42,15 @@ def _controls(label_config: str) -> tuple[Control, ...]:
     return tuple(find_controls(label_config, ("choices", "taxonomy"), ("text", "hypertext"), backend="text_cls"))
 
 
-@lru_cache(maxsize=64)
-def _taxonomy_paths(label_config: str, name: str) -> tuple[tuple[str, ...], ...]:
-    """Every leaf path of the Taxonomy called `name`, root first."""
-    root = ET.fromstring(label_config)
-    node = next((t for t in root.iter("Taxonomy") if t.get("name") == name), None)
-    paths: list[tuple[str, ...]] = []
-
-    def walk(elem: ET.Element, prefix: tuple[str, ...]) -> None:
-        for child in elem.findall("Choice"):
-            path = prefix + (child.get("value") or child.get("alias") or "",)
-            if child.find("Choice") is None:
-                paths.append(path)
-            else:
-                walk(child, path)
-
-    if node is not None:
-        walk(node, ())
-    return tuple(paths)
-
-
 def _spec(control: Control, label_config: str) -> ControlSpec:
+    """The classifier's view of a control: a Taxonomy's classes are its leaf paths, each described by its leaf."""
     if control.tag == "taxonomy":
-        paths = _taxonomy_paths(label_config, control.name)
+        paths = taxonomy_paths(label_config, control.name)
         labels = [PATH_SEP.join(p) for p in paths]
         return ControlSpec(name=control.name, labels=labels, multi=False,
                            descriptions={PATH_SEP.join(p): [p[-1]] for p in paths})
     return ControlSpec(name=control.name, labels=list(control.labels), multi=control.multi,
                        descriptions={lb: control.synonyms(lb) for lb in control.labels if control.synonyms(lb)})
-
-
-def _answer(control: Control, item: dict) -> list[str] | None:
-    """The labels an annotation result item chose for `control`, or None when it is not for this control."""
-    if item.get("from_name") != control.name:
-        return None
-    value = item.get("value") or {}
-    if control.tag == "taxonomy":
-        return [PATH_SEP.join(p) for p in value.get("taxonomy") or [] if p][:1]
-    return list(value.get("choices") or [])
-
-
-class TextModel:
-    """What a trained version holds: one classifier per text field the config labels."""
-
-    def __init__(self, classifiers: dict[str, TextClassifier]):
-        self.classifiers = classifiers
 
 
 class TextClassificationBackend(Backend):
@@ -101,17 +61,12 @@ class TextClassificationBackend(Backend):
 
     def __init__(self, settings):
         super().__init__(settings)
-        self._zero_shot: OrderedDict[tuple, TextClassifier] = OrderedDict()
-        self._lock = threading.Lock()
+        self._zero_shot = ZeroShotCache()
 
     # -- config -------------------------------------------------------------------------------------------
     def check_config(self, label_config: str) -> None:
-        controls = _controls(label_config)
-        for c in controls:
-            if c.tag == "taxonomy" and not _taxonomy_paths(label_config, c.name):
-                raise UnsupportedConfig(f"<Taxonomy name={c.name!r}> has no <Choice> entries")
-            if c.tag == "choices" and not c.labels:
-                raise UnsupportedConfig(f"<Choices name={c.name!r}> has no <Choice> entries")
+        for c in _controls(label_config):
+            check_classes(as_classes(c, label_config))
 
     def model_name(self, params: dict | None = None) -> str:
         """The encoder `params.model` names: the base model, or a folder of WEIGHTS_DIR allowed by ALLOWED_WEIGHTS.
@@ -140,35 +95,20 @@ class TextClassificationBackend(Backend):
         if version_dir is None:
             self.encoder()  # load the transformer now, not on the first request
             return None
-        groups = sorted(p for p in Path(version_dir).iterdir() if p.is_dir() and p.name.startswith("field-"))
-        if not groups:
+        model = TextModel.load(version_dir, self.encoder())
+        if model is None:
             raise LabelloopError(f"{version_dir} holds no text classifier")
-        return TextModel({p.name[len("field-"):]: TextClassifier.load(p, self.encoder()) for p in groups})
+        return model
 
-    def _classifier_for(self, model: TextModel | None, control: Control, spec: ControlSpec,
-                        params: dict) -> TextClassifier:
-        trained = model.classifiers.get(control.value_key) if model else None
+    def _classifier_for(self, model: TextModel | None, control: Control, spec: ControlSpec, params: dict):
+        """The version's classifier when it has a head for the control as configured now, else zero-shot."""
+        trained = model.trained_for(control.value_key, spec) if model else None
         if trained is not None:
-            own = next((s for s in trained.controls if s.name == spec.name), None)
-            if own is not None and own.labels == spec.labels and trained.mode(spec.name) == "trained":
-                return trained
-        encoder = self.encoder(params)
-        # Everything a zero-shot classifier depends on: the model, the control and the zero-shot params.
-        key = (encoder.name_or_path, spec.name, tuple(spec.labels), spec.multi,
-               tuple(sorted((k, tuple(v)) for k, v in spec.descriptions.items())),
-               tuple(repr(params.get(k)) for k in ZERO_SHOT_PARAMS))
-        with self._lock:
-            found = self._zero_shot.get(key)
-            if found is None:
-                try:
-                    found = TextClassifier(encoder, [spec], params)
-                except ValueError as e:
-                    raise BadRequest(f"params: {e}") from None
-                self._zero_shot[key] = found
-                while len(self._zero_shot) > MAX_ZERO_SHOT:
-                    self._zero_shot.popitem(last=False)
-            self._zero_shot.move_to_end(key)
-            return found
+            return trained
+        try:
+            return self._zero_shot.get(self.encoder(params), spec, params, MAX_ZERO_SHOT)
+        except ValueError as e:
+            raise BadRequest(f"params: {e}") from None
 
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
@@ -180,35 +120,34 @@ class TextClassificationBackend(Backend):
         threshold = MULTI_THRESHOLD.read(params, default=0.5)
         for control in controls:
             spec = _spec(control, label_config)
-            texts, rows = [], []
-            for i, task in enumerate(tasks):
-                if answers[i].error is not None:
-                    continue
-                try:
-                    texts.append(task_text(task, control, media))
-                    rows.append(i)
-                except LabelloopError as e:
-                    answers[i].error = str(e)
+            texts, rows = self._texts(tasks, control, media, answers)
             if not texts:
                 continue
             probs = self._classifier_for(model, control, spec, params).predict_proba(texts)[spec.name]
             conf = strategy(probs, multi_label=spec.multi)
+            writer = ChoicesWriter(control)
             for row, p, c in zip(rows, probs, conf):
-                if spec.multi:
-                    chosen = [spec.labels[j] for j in np.flatnonzero(p >= threshold)] or [spec.labels[int(p.argmax())]]
-                else:
-                    chosen = [spec.labels[int(p.argmax())]]
-                if control.tag == "taxonomy":
-                    value = {"taxonomy": [label.split(PATH_SEP) for label in chosen]}
-                else:
-                    value = {"choices": chosen}
-                answers[row].result.append({"from_name": control.name, "to_name": control.to_name,
-                                            "type": control.tag, "value": value, "score": float(c)})
+                answers[row].result.append(writer.item(choose(spec, p, threshold), c))
                 confidences[row].append(float(c))
         for answer, conf in zip(answers, confidences):
             if answer.error is None:
-                answer.score = float(combine([np.array([c]) for c in conf])[0]) if conf else None
+                answer.score = task_score(conf)
         return answers
+
+    @staticmethod
+    def _texts(tasks: list[dict], control: Control, media: Any, out: list) -> tuple[list[str], list[int]]:
+        """The texts `control` labels in the tasks whose `out` entry has no error yet, and their rows; a task whose
+        text cannot be read gets the error in `out`."""
+        texts, rows = [], []
+        for i, task in enumerate(tasks):
+            if out[i].error is not None:
+                continue
+            try:
+                texts.append(task_text(task, control, media))
+                rows.append(i)
+            except LabelloopError as e:
+                out[i].error = str(e)
+        return texts, rows
 
     def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
               media: Any = None) -> list[TaskEmbedding]:
@@ -217,13 +156,7 @@ class TextClassificationBackend(Backend):
         trained = model.classifiers.get(control.value_key) if model else None
         encoder = trained.encoder if trained is not None else self.encoder(params)
         out = [TaskEmbedding() for _ in tasks]
-        texts, rows = [], []
-        for i, task in enumerate(tasks):
-            try:
-                texts.append(task_text(task, control, media))
-                rows.append(i)
-            except LabelloopError as e:
-                out[i].error = str(e)
+        texts, rows = self._texts(tasks, control, media, out)
         for row, vector in zip(rows, encoder.encode(texts) if texts else []):
             out[row].vector = [round(float(x), 6) for x in vector]
         return out
@@ -232,64 +165,56 @@ class TextClassificationBackend(Backend):
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
             params: dict | None = None, media: Any = None) -> TrainResult:
         params = params or {}
-        controls = _controls(label_config)
         by_field: dict[str, list[Control]] = {}
-        for c in controls:
+        for c in _controls(label_config):
             by_field.setdefault(c.value_key, []).append(c)
         metrics: dict[str, Any] = {}
         trained_any, used = False, 0
         verdicts: list[str] = []  # why the new version is worse than the served one or zero-shot
         for key, group in by_field.items():
             specs = [_spec(c, label_config) for c in group]
-            texts: list[str] = []
-            targets: dict[str, list[list[str] | None]] = {s.name: [] for s in specs}
-            unknown: dict[str, int] = {}
-            for ex in examples:
-                try:
-                    text = task_text({"id": ex.task_id, "data": ex.data}, group[0], media)
-                except LabelloopError as e:
-                    log.warning("training example skipped: %s", e)
-                    continue
-                row: dict[str, list[str] | None] = {}
-                for control, spec in zip(group, specs):
-                    chosen = None
-                    for item in ex.result:
-                        answer = _answer(control, item)
-                        if answer is not None:
-                            chosen = answer
-                    if chosen is not None and any(lb not in spec.labels for lb in chosen):
-                        # the config no longer has this label: the example says nothing about the current classes
-                        for lb in chosen:
-                            if lb not in spec.labels:
-                                unknown[lb] = unknown.get(lb, 0) + 1
-                        chosen = None
-                    row[spec.name] = chosen or None
-                if all(v is None for v in row.values()):
-                    continue
-                texts.append(text)
-                for name, v in row.items():
-                    targets[name].append(v)
+            texts, targets, unknown = self._answers(examples, group, specs, media)
             if not texts:
                 continue
             served = parent.classifiers.get(key) if isinstance(parent, TextModel) else None
             try:
-                clf = TextClassifier(self.encoder(params), specs, params)
-                field_metrics = clf.fit(texts, targets, params, served=served)
+                fitted = train_field(self.encoder(params), specs, texts, targets, params, served, out_dir, key)
             except ValueError as e:
                 raise BadRequest(f"training parameters: {e}") from None
-            verdicts += [m["guard"]["reason"] for m in field_metrics.values() if (m.get("guard") or {}).get("worse")]
+            verdicts += fitted.verdicts
             if unknown:
-                field_metrics["skipped_unknown_labels"] = unknown
+                fitted.metrics["skipped_unknown_labels"] = unknown
                 log.warning("annotations with labels the config no longer has were skipped: %s", unknown)
-            metrics[key] = field_metrics
+            metrics[key] = fitted.metrics
             used = max(used, len(texts))
-            if any(clf.mode(s.name) == "trained" for s in specs):
-                trained_any = True
-                clf.save(Path(out_dir) / f"field-{key}")
+            trained_any = trained_any or fitted.trained
         if not trained_any:
             raise NotEnoughData(
                 f"not enough labels to train yet ({len(examples)} annotated tasks); a head takes over from zero-shot "
                 f"at {params.get('min_examples', 10)} labels with {params.get('min_per_class', 2)}+ in 2+ classes")
         # The guard: a version whose heads predict held-out labels worse than the served version's recipe or
-        # zero-shot (same folds, see TextClassifier._guard) is kept as rejected and the served version stays.
+        # zero-shot (same folds, see text_cls.guard) is kept as rejected and the served version stays.
         return TrainResult(n_examples=used, metrics=metrics, publish=not verdicts, reason="; ".join(verdicts))
+
+    @staticmethod
+    def _answers(examples: list[LabeledTask], group: list[Control], specs: list[ControlSpec], media: Any
+                 ) -> tuple[list[str], dict[str, list[list[str] | None]], dict[str, int]]:
+        """The texts of a field's annotated examples, per control their answers (None: none), and the count of
+        labels the config no longer has."""
+        texts: list[str] = []
+        targets: dict[str, list[list[str] | None]] = {s.name: [] for s in specs}
+        unknown: dict[str, int] = {}
+        for ex in examples:
+            try:
+                text = task_text({"id": ex.task_id, "data": ex.data}, group[0], media)
+            except LabelloopError as e:
+                log.warning("training example skipped: %s", e)
+                continue
+            row = {spec.name: known_answer(control, ex.result, spec.labels, unknown)
+                   for control, spec in zip(group, specs)}
+            if all(v is None for v in row.values()):
+                continue
+            texts.append(text)
+            for name, v in row.items():
+                targets[name].append(v)
+        return texts, targets, unknown

@@ -1,0 +1,55 @@
+"""The guard: a control's new head judged against the served classifier's recipe and zero-shot, on the same
+held-out folds, so that a version that predicts worse is not published."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import heads, zero_shot
+from .controls import ControlSpec
+
+
+def judge(
+    spec: ControlSpec, E: np.ndarray, zs_logits: np.ndarray, y: np.ndarray, splits: list,
+    candidate: dict[str, float], candidate_proba: np.ndarray, served_recipe: tuple[float, float] | None,
+    tolerance: float, max_iter: int,
+) -> dict[str, Any]:
+    """The new head against the served classifier's recipe and zero-shot, on the same held-out folds.
+
+    Judged by accuracy among the labels the answers use ("known_accuracy", see `heads.score`): all three give
+    the other labels zero-shot's probability.
+
+    Args:
+        E, zs_logits, y: the control's training embeddings, zero-shot logits and targets.
+        splits: the folds the candidate was cross-validated on.
+        candidate, candidate_proba: the candidate's scores and out-of-fold probabilities.
+        served_recipe: (C, zero-shot weight) of the served classifier's head, None when it is zero-shot.
+        tolerance: how much worse the candidate may be on top of one standard error.
+
+    Returns:
+        {"metric", "candidate", "served", "zero_shot" (scores, see `heads.score`), "served_mode", "worse"
+        (bool), "reason" (why it is worse, else "")}.
+    """
+    zs_proba = zero_shot.sigmoid(zs_logits) if spec.multi else zero_shot.softmax(zs_logits)
+    references = [("zero-shot", zs_proba)]
+    if served_recipe is not None:
+        proba = heads.out_of_fold(E, zs_logits, y, spec.multi, splits, *served_recipe, max_iter)
+        references.insert(0, ("the served version", proba))
+    mine = heads.known_correct(candidate_proba, y, spec.multi)
+    scores: dict[str, dict[str, float]] = {}
+    reasons = []
+    for name, proba in references:
+        scores[name] = heads.score(proba, y, spec.multi)
+        # Worse means worse beyond the folds' noise: the mean paired difference per label below minus one
+        # standard error (and the tolerance). With a dozen labels a head level with zero-shot is kept.
+        diff = mine - heads.known_correct(proba, y, spec.multi)
+        margin = max(tolerance, float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0)
+        if diff.mean() < -margin:
+            reasons.append(f"{spec.name}: cross-validated accuracy {candidate['known_accuracy']:.3f} below "
+                           f"{name}'s {scores[name]['known_accuracy']:.3f} on the same {len(splits)} folds of "
+                           f"{len(y)} labels (by more than {margin:.3f}, one standard error)")
+    zs_scores = scores["zero-shot"]
+    return {"metric": "known_accuracy", "candidate": candidate, "served": scores.get("the served version", zs_scores),
+            "zero_shot": zs_scores, "served_mode": "trained" if served_recipe is not None else "zero_shot",
+            "worse": bool(reasons), "reason": "; ".join(reasons)}
