@@ -7,9 +7,9 @@ from xml.sax.saxutils import quoteattr
 from .errors import ConfigError
 
 DEFAULT_DATA_KEY = {"text_cls": "text", "detection": "image", "segmentation": "image", "asr": "audio",
-                    "ner": "text", "image_cls": "image"}
+                    "ner": "text", "image_cls": "image", "ocr": "image"}
 _DEFAULT_NAME = {"text_cls": "label", "detection": "label", "segmentation": "label", "asr": "transcription",
-                 "ner": "label", "image_cls": "label"}
+                 "ner": "label", "image_cls": "label", "ocr": "transcription"}
 _MASK_TAGS = {"polygon": ("PolygonLabels", ' strokeWidth="2" pointSize="small"'), "brush": ("BrushLabels", "")}
 
 
@@ -24,7 +24,7 @@ def _labels_tag(tag: str, name: str, to_name: str, labels: list[str], attrs: str
 
 def render(template: str, labels: list[str], data_key: str | None = None, choice: str = "single", *,
            name: str | None = None, header: str | None = None, mask: str = "polygon", smart: bool = False,
-           model_path: str | None = None) -> str:
+           model_path: str | None = None, shape: str = "rectangle") -> str:
     """The label config of `template` (text_cls, detection, segmentation, asr, ner or image_cls).
 
     Args:
@@ -39,6 +39,8 @@ def render(template: str, labels: list[str], data_key: str | None = None, choice
         smart: segmentation only: also the smart tools, a click (KeyPointLabels "point") and a box
             (RectangleLabels "box"), whose prompts Label Studio sends to the backend.
         model_path: detection only: the weights file (in the backend's WEIGHTS_DIR) that serves the control.
+        shape: ocr only: "rectangle" (rotated rectangles) or "polygon" for the text lines; `labels` are the
+            kinds of text (e.g. Text, Handwriting), `name` the per-region TextArea ("transcription").
     """
     if template not in DEFAULT_DATA_KEY:
         raise ConfigError(f"unknown template {template!r}; choose one of: {', '.join(DEFAULT_DATA_KEY)}")
@@ -65,6 +67,14 @@ def render(template: str, labels: list[str], data_key: str | None = None, choice
             raise ConfigError("'choice' must be 'single' or 'multiple'")
         return (f'{image}  <Choices name={quoteattr(name)} toName="image" choice="{choice}" showInline="true">'
                 f'{_options(labels, "Choice")}\n  </Choices>\n</View>')
+    if template == "ocr":
+        if shape not in ("rectangle", "polygon"):
+            raise ConfigError("'shape' must be 'rectangle' or 'polygon'")
+        geometry = "Rectangle" if shape == "rectangle" else "Polygon"
+        return (f"{image}{_labels_tag('Labels', 'label', 'image', labels)}"
+                f'  <{geometry} name="{shape}" toName="image" strokeWidth="2"/>\n'
+                f'  <TextArea name={quoteattr(name)} toName="image" editable="true" perRegion="true" '
+                f'required="true" maxSubmissions="1" rows="2" displayMode="region-list"/>\n</View>')
     if template == "detection":
         attrs = f" model_path={quoteattr(model_path)}" if model_path else ""
         return f"{image}{_labels_tag('RectangleLabels', name, 'image', labels, attrs)}</View>"

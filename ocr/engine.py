@@ -1,0 +1,82 @@
+"""RapidOCR (PP-OCR detection, angle classification and recognition as ONNX models inside the `rapidocr` wheel, run
+by onnxruntime on CPU) as text lines: a 4-point polygon in pixels, the text and its recognition confidence."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Lines are read down to this recognition confidence (RapidOCR drops lines below 0.5 by default): the ones under
+# the shown threshold still lower the task's score, so an image of faint, unreadable text is not ranked as sure.
+FLOOR = 0.05
+
+
+class EngineError(RuntimeError):
+    """RapidOCR or its models could not be loaded."""
+
+
+@dataclass
+class Line:
+    """One text line: its outline in pixels of the image ((4, 2): top-left, top-right, bottom-right, bottom-left
+    of the text as read), its text and the recognizer's confidence in [0, 1]."""
+
+    points: np.ndarray
+    text: str
+    confidence: float
+
+
+def _threads() -> int:
+    """The process's thread budget (backends.threads sets OMP_NUM_THREADS); -1 lets onnxruntime use every core."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else -1
+
+
+class Reader:
+    """One RapidOCR engine; `read` may be called from several threads (onnxruntime sessions are thread-safe and
+    no per-call setting is changed)."""
+
+    def __init__(self, threads: int | None = None):
+        try:
+            from rapidocr import RapidOCR
+
+            n = _threads() if threads is None else threads
+            self.engine = RapidOCR(params={
+                "Global.log_level": "error", "Global.text_score": FLOOR,
+                "EngineConfig.onnxruntime.intra_op_num_threads": n,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1})
+            # the models load on the first call: load them now, so a broken install shows at start (/health)
+            self.engine(np.full((32, 32, 3), 255, dtype=np.uint8))
+        except Exception as e:  # import errors, missing model files, onnxruntime failures alike
+            raise EngineError(f"RapidOCR could not be loaded: {type(e).__name__}: {e}") from e
+
+    def read(self, image: np.ndarray) -> list[Line]:
+        """The text lines of an (H, W, 3) uint8 RGB image, top to bottom; none for an image without text."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        out = self.engine(np.ascontiguousarray(image[:, :, ::-1]))  # RapidOCR takes arrays as BGR
+        if getattr(out, "boxes", None) is None or getattr(out, "txts", None) is None:
+            return []
+        lines = [Line(np.asarray(box, dtype=np.float64).reshape(4, 2), str(text), float(score))
+                 for box, text, score in zip(out.boxes, out.txts, out.scores) if str(text).strip()]
+        return sorted(lines, key=lambda ln: (float(ln.points[:, 1].mean()), float(ln.points[:, 0].min())))
+
+
+_readers: dict[int | None, Reader] = {}
+_lock = threading.Lock()
+
+
+def get_reader(threads: int | None = None) -> Reader:
+    """The process's Reader (loaded once).
+
+    Raises:
+        EngineError: RapidOCR could not be loaded.
+    """
+    with _lock:
+        if threads not in _readers:
+            _readers[threads] = Reader(threads)
+        return _readers[threads]
