@@ -28,39 +28,26 @@ def _project_args(p: argparse.ArgumentParser, backend: bool = True) -> None:
         p.add_argument("--backend-password", help="basic-auth password (or LABELLOOP_BACKEND_PASSWORD)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sync.py", description="labelloop project manager: set up Label Studio projects, import tasks, "
-                                    "pre-annotate, rank, retrain and export.")
-    parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL", ""),
-                        help="Label Studio URL (default: $LABEL_STUDIO_URL)")
-    parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY", ""),
-                        help="legacy token or personal access token (default: $LABEL_STUDIO_API_KEY)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    # the same options after the command name too (`sync.py status --url ...`), without overriding the ones before
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    common.add_argument("--api-key", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    add = sub.add_parser
+def _command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str,
+             **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand's parser that also takes the global options after its name."""
+    return sub.add_parser(name, parents=[common], **kwargs)
 
-    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return add(name, parents=[common], **kwargs)
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
-
-    p = sub.add_parser("setup", help="create or update a project from its project file (idempotent)",
-                       description="Create or update the project described by --config: settings, overlap, ML "
-                                   "backends (with the webhook's basic-auth header), Data Manager views, model "
-                                   "version. A second run with the same file changes nothing.")
+def _setup_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "setup", help="create or update a project from its project file (idempotent)",
+                 description="Create or update the project described by --config: settings, overlap, ML "
+                             "backends (with the webhook's basic-auth header), Data Manager views, model "
+                             "version. A second run with the same file changes nothing.")
     p.add_argument("--config", "-c", required=True, help="the project file (YAML); see examples/")
     p.add_argument("--update-auth", action="store_true",
                    help="push the backends' basic-auth passwords again (Label Studio never shows them back)")
 
-    p = sub.add_parser("import", help="import tasks from a folder, CSV, JSON, JSONL or a URL list",
-                       description="Import tasks, skipping those already in the project (by file hash, --key "
-                                   "field or the whole data).")
+
+def _import_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "import", help="import tasks from a folder, CSV, JSON, JSONL or a URL list",
+                 description="Import tasks, skipping those already in the project (by file hash, --key "
+                             "field or the whole data).")
     _project_args(p, backend=False)
     p.add_argument("source", type=Path, help="a folder of media files, .csv/.tsv, .json, .jsonl, or a URL list")
     p.add_argument("--urls", action="store_true", help="SOURCE is a text file with one media URL per line")
@@ -70,16 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-storage", action="store_true",
                    help="serve the folder through a local-files storage instead of uploading (large sets)")
 
-    p = sub.add_parser("predict", help="pre-annotate tasks through the backend's /predict (resumable)",
-                       description="Predict every task without a prediction of the served model version, in "
-                                   "batches written as they finish; then set the project's model version.")
+
+def _predict_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "predict", help="pre-annotate tasks through the backend's /predict (resumable)",
+                 description="Predict every task without a prediction of the served model version, in "
+                             "batches written as they finish; then set the project's model version.")
     _project_args(p)
     p.add_argument("--limit", type=int, help="predict at most N tasks (default: all)")
     p.add_argument("--batch-size", type=int, default=32)
 
-    p = sub.add_parser("rank", help="re-score open tasks so the most useful come first",
-                       description="Re-score every open task with the served model; the 'Most uncertain first' "
-                                   "view then shows the least confident first.")
+
+def _rank_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "rank", help="re-score open tasks so the most useful come first",
+                 description="Re-score every open task with the served model; the 'Most uncertain first' "
+                             "view then shows the least confident first.")
     _project_args(p)
     p.add_argument("--strategy", choices=RANK_STRATEGIES,
                    help=f"default {selection.DEFAULT}, the best measured (bench/results/selection.json)")
@@ -88,20 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uncertainty", choices=MEASURES, help="the measure behind the scores (default: the strategy's)")
     p.add_argument("--batch-size", type=int, default=32)
 
-    p = sub.add_parser("retrain", help="train a new version, wait for it, then re-rank (cron-safe)",
-                       description="Send START_TRAINING to the backend, wait for the job, fail (non-zero) when it "
-                                   "fails or publishes nothing; a lock keeps two runs apart. Exit 3: locked, "
-                                   "4: timed out.")
+
+def _retrain_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "retrain", help="train a new version, wait for it, then re-rank (cron-safe)",
+                 description="Send START_TRAINING to the backend, wait for the job, fail (non-zero) when it "
+                             "fails or publishes nothing; a lock keeps two runs apart. Exit 3: locked, "
+                             "4: timed out.")
     _project_args(p)
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the job (default 1800)")
     p.add_argument("--lock-file", type=Path, help="default: $TMPDIR/labelloop-sync-retrain-<project>.lock")
     p.add_argument("--strategy", choices=RANK_STRATEGIES, help=f"re-rank strategy (default {selection.DEFAULT})")
     p.add_argument("--no-rank", action="store_true", help="do not re-rank after training")
 
-    p = sub.add_parser("export", help="export completed tasks (json, csv, coco, yolo, voc, asr-manifest, "
-                                            "conll, spacy-jsonl)",
-                       description="Export tasks with at least one submitted annotation, with agreement between "
-                                   "annotators (agreement.json).")
+
+def _export_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "export", help="export completed tasks (json, csv, coco, yolo, voc, asr-manifest, "
+                                             "conll, spacy-jsonl)",
+                 description="Export tasks with at least one submitted annotation, with agreement between "
+                             "annotators (agreement.json).")
     _project_args(p, backend=False)
     p.add_argument("--format", "-f", required=True, choices=["json", "csv", "coco", "yolo", "voc", "asr-manifest",
                                                                  "conll", "spacy-jsonl"])
@@ -110,8 +105,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-agreement", type=float, help="drop overlapping tasks whose agreement is below this")
     p.add_argument("--copy-media", action="store_true", help="copy images / audio next to the labels")
 
-    p = sub.add_parser("status", help="tasks, labeled, predicted, served versions, agreement, backend health")
+
+def _status_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = _command(sub, common, "status", help="tasks, labeled, predicted, served versions, agreement, backend health")
     _project_args(p)
+
+
+_COMMANDS = (_setup_args, _import_args, _predict_args, _rank_args, _retrain_args, _export_args, _status_args)
+
+
+def _repeated_options() -> argparse.ArgumentParser:
+    """The global options again, for after the command name (`sync.py status --url ...`), without overriding the
+    ones given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--api-key", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (one `_<command>_args` function each)."""
+    parser = argparse.ArgumentParser(
+        prog="sync.py", description="labelloop project manager: set up Label Studio projects, import tasks, "
+                                    "pre-annotate, rank, retrain and export.")
+    parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL", ""),
+                        help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY", ""),
+                        help="legacy token or personal access token (default: $LABEL_STUDIO_API_KEY)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    common = _repeated_options()
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add_command in _COMMANDS:
+        add_command(sub, common)
     return parser
 
 
