@@ -11,7 +11,7 @@ import selection
 from .threads import thread_budget
 
 DEFAULT_PORT = {"text_cls": 9090, "detection": 9091, "segmentation": 9092, "asr": 9093, "ner": 9094, "image_cls": 9095,
-                "ocr": 9096}
+                "ocr": 9096, "keypoints": 9097}
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

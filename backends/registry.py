@@ -14,6 +14,7 @@ ADAPTERS: dict[str, str] = {
     "asr": "backends.adapters.asr:ASRBackend",
     "ner": "backends.adapters.ner:NERBackend",
     "image_cls": "backends.adapters.image_cls:ImageClassificationBackend",
+    "keypoints": "backends.adapters.keypoints:KeypointsBackend",
     "ocr": "backends.adapters.ocr:OCRBackend",
 }
 
