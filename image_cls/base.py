@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from detection.predict import Plan, run_plans
+
 # A head builds on the base scores as fixed logits; scores are clipped into [FLOOR, 1 - FLOOR] first, so that a
 # class the detector did not see is unlikely, not impossible (its logit stays finite).
 FLOOR = 0.01
@@ -22,6 +24,21 @@ def base_scores(found: Sequence[Iterable[tuple[int, float]]], n_classes: int) ->
         for cls, conf in pairs:
             scores[i, cls] = max(scores[i, cls], float(conf))
     return scores
+
+
+def plan_scores(plan: Plan | None, classes: Sequence[str], arrays: Sequence[np.ndarray], imgsz: int | None = None,
+                batch: int = 8) -> list:
+    """Per image its base scores over `classes` from one detector run, or the Exception its prediction raised.
+
+    Args:
+        plan: the run, whose labels are among `classes`; None when the detector knows none of them (all scores 0).
+    """
+    if plan is None:
+        return [np.zeros(len(classes)) for _ in arrays]
+    index = {label: j for j, label in enumerate(classes)}
+    found = run_plans([plan], arrays, imgsz, batch)
+    return [d if isinstance(d, Exception) else base_scores([[(index[lb], det.score) for lb, det in d]], len(index))[0]
+            for d in found]
 
 
 def base_logits(scores: np.ndarray, multi: bool) -> np.ndarray:

@@ -187,3 +187,25 @@ def fit_classifier(classes: list[str], multi: bool, features: np.ndarray, scores
     return FitReport(candidate, metrics, publish=not verdicts, reason="; ".join(verdicts))
 
 
+
+
+def fit_images(classes: list[str], multi: bool, scores: list, features: list, chosen: list[list[str]],
+               ids: list[str], served: ImageClassifier | None = None, min_examples: int = 10, min_per_class: int = 2,
+               tolerance: float = 0.0) -> FitReport:
+    """`fit_classifier` on the images whose base scores and features were computed (an Exception in either leaves
+    the image out).
+
+    Args:
+        scores, features: per image its base scores and feature vector, or the Exception that image raised.
+        chosen: per image the class names its label chose.
+
+    Raises:
+        NotEnoughLabels: see `fit_classifier`.
+    """
+    good = [j for j, (s, f) in enumerate(zip(scores, features))
+            if not isinstance(s, Exception) and not isinstance(f, Exception)]
+    y = encode_targets(classes, [chosen[j] for j in good], multi)
+    feats = np.stack([features[j] for j in good]) if good else np.zeros((0, 1))
+    base = np.stack([scores[j] for j in good]) if good else np.zeros((0, len(classes)))
+    return fit_classifier(classes, multi, feats, base, y, [ids[j] for j in good], served, min_examples,
+                          min_per_class, tolerance)
