@@ -120,6 +120,21 @@ def images(folder: Path, limit: int) -> str:
     return "generated (drawn shapes; COCO128 is not in ../shared/datasets)"
 
 
+# the coco128 photos in which dlib's frontal face detector finds a face (margin >= 0.5), for the keypoints demo
+FACE_PHOTOS = ("000000000036", "000000000110", "000000000113", "000000000165", "000000000241", "000000000294",
+               "000000000308", "000000000326", "000000000389", "000000000428", "000000000436", "000000000459",
+               "000000000529", "000000000536", "000000000564")
+
+
+def faces(folder: Path, limit: int) -> str:
+    """Fill `folder` with up to `limit` photos with faces; returns where they came from."""
+    found = [COCO_IMAGES / f"{name}.jpg" for name in FACE_PHOTOS if (COCO_IMAGES / f"{name}.jpg").is_file()]
+    if not found:
+        return images(folder, limit) + ", no faces in them"
+    _fill(folder, {p.name: _copy(p) for p in found[:limit]})
+    return f"{COCO_IMAGES} (the {len(found[:limit])} photos with faces)"
+
+
 def _speak(text: str, path: Path) -> None:
     exe = shutil.which("espeak-ng")
     if exe is None:

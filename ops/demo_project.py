@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TREC_CLASSES = {"ABBR": "Abbreviation", "ENTY": "Entity", "DESC": "Description", "HUM": "Human",
                 "LOC": "Location", "NUM": "Numeric"}
 IMAGE_LABELS = ["Person", "Car", "Bus", "Truck", "Bicycle", "Dog", "Cat"]
+FACE_KEYPOINTS = ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right", "chin"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Demo:
     title: str
     description: str
     label_config: str
-    data: str  # "questions", "sentences", "images" or "clips"
+    data: str  # "questions", "sentences", "images", "faces" or "clips"
     interactive: bool = False  # Label Studio sends the smart tools' clicks and boxes to the backend
 
 
@@ -66,6 +67,10 @@ DEMOS: dict[str, Demo] = {
         "Demo: photo classes", "labelloop demo: coco128 photos classified by the image_cls backend (YOLO's classes "
                                "found in the photo, then a head learned from your choices), with the top 5 classes",
         render("image_cls", IMAGE_LABELS + ["Other"], header="What is the photo mostly of?"), "images"),
+    "keypoints": Demo(
+        "Demo: face landmarks", "labelloop demo: coco128 photos with faces, their landmarks pre-annotated by the "
+                                "keypoints backend (dlib's 68 face landmarks, each face's box its parent)",
+        render("keypoints", FACE_KEYPOINTS, box="Face", header="Place each face's landmarks"), "faces"),
 }
 
 
@@ -231,7 +236,7 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
         imported, _ = importing.import_records(ctx, [{"data": t} for t in tasks], "text")
     else:
         folder = data_dir / demo.data
-        maker = demo_data.images if demo.data == "images" else demo_data.clips
+        maker = {"images": demo_data.images, "faces": demo_data.faces}.get(demo.data, demo_data.clips)
         source = maker(folder, sizes[demo.data])
         imported = importing.import_folder(ctx, folder)["imported"]
     changes += setup(ls, cfg)[1]
@@ -295,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     status = wait_for_backends(backends, args.health_timeout, args.var_dir / "run", args.var_dir / "log")
-    sizes = {"questions": args.tasks, "images": args.images, "clips": args.clips, "sentences": args.sentences}
+    sizes = {"questions": args.tasks, "images": args.images, "clips": args.clips, "sentences": args.sentences,
+             "faces": args.images}
     lines: dict[str, str] = {name: f"skipped: {reason}" for name, reason in skipped.items()}
     failed = False
     for name, backend_url in backends.items():

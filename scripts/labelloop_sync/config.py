@@ -38,7 +38,7 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 TOP_KEYS = {"title", "description", "instructions", "template", "template_options", "labels", "data_key", "choice",
             "label_config", "overlap", "predictions", "ml_backends", "views", "settings"}
 # what `template_options` may pass on to templates.render
-TEMPLATE_OPTIONS = {"name": str, "header": str, "mask": str, "smart": bool, "shape": str}
+TEMPLATE_OPTIONS = {"name": str, "header": str, "mask": str, "smart": bool, "shape": str, "box": str}
 
 
 @dataclass

@@ -7,9 +7,11 @@ from xml.sax.saxutils import quoteattr
 from .errors import ConfigError
 
 DEFAULT_DATA_KEY = {"text_cls": "text", "detection": "image", "segmentation": "image", "asr": "audio",
-                    "ner": "text", "image_cls": "image", "ocr": "image"}
+                    "ner": "text", "image_cls": "image", "ocr": "image",
+                    "keypoints": "image"}
 _DEFAULT_NAME = {"text_cls": "label", "detection": "label", "segmentation": "label", "asr": "transcription",
-                 "ner": "label", "image_cls": "label", "ocr": "transcription"}
+                 "ner": "label", "image_cls": "label", "ocr": "transcription",
+                 "keypoints": "keypoint"}
 _MASK_TAGS = {"polygon": ("PolygonLabels", ' strokeWidth="2" pointSize="small"'), "brush": ("BrushLabels", "")}
 
 
@@ -24,7 +26,7 @@ def _labels_tag(tag: str, name: str, to_name: str, labels: list[str], attrs: str
 
 def render(template: str, labels: list[str], data_key: str | None = None, choice: str = "single", *,
            name: str | None = None, header: str | None = None, mask: str = "polygon", smart: bool = False,
-           model_path: str | None = None, shape: str = "rectangle") -> str:
+           model_path: str | None = None, shape: str = "rectangle", box: str | None = None) -> str:
     """The label config of `template` (text_cls, detection, segmentation, asr, ner or image_cls).
 
     Args:
@@ -41,6 +43,8 @@ def render(template: str, labels: list[str], data_key: str | None = None, choice
         model_path: detection only: the weights file (in the backend's WEIGHTS_DIR) that serves the control.
         shape: ocr only: "rectangle" (rotated rectangles) or "polygon" for the text lines; `labels` are the
             kinds of text (e.g. Text, Handwriting), `name` the per-region TextArea ("transcription").
+        box: keypoints only: the label of each instance's rectangle (a RectangleLabels "box" its points belong
+            to, e.g. "Face"); None: points only. `labels` are the keypoints ("nose_tip", "left_eye", ...).
     """
     if template not in DEFAULT_DATA_KEY:
         raise ConfigError(f"unknown template {template!r}; choose one of: {', '.join(DEFAULT_DATA_KEY)}")
@@ -75,6 +79,10 @@ def render(template: str, labels: list[str], data_key: str | None = None, choice
                 f'  <{geometry} name="{shape}" toName="image" strokeWidth="2"/>\n'
                 f'  <TextArea name={quoteattr(name)} toName="image" editable="true" perRegion="true" '
                 f'required="true" maxSubmissions="1" rows="2" displayMode="region-list"/>\n</View>')
+    if template == "keypoints":
+        boxes = _labels_tag("RectangleLabels", "box", "image", [box]) if box else ""
+        points = _labels_tag("KeyPointLabels", name, "image", labels, ' strokeWidth="3"')
+        return f"{image}{boxes}{points}</View>"
     if template == "detection":
         attrs = f" model_path={quoteattr(model_path)}" if model_path else ""
         return f"{image}{_labels_tag('RectangleLabels', name, 'image', labels, attrs)}</View>"
