@@ -94,16 +94,21 @@ def _retrain_args(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def _export_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = _command(sub, common, "export", help="export completed tasks (json, csv, coco, yolo, voc, asr-manifest, "
-                                             "conll, spacy-jsonl)",
+                                             "ocr, conll, spacy-jsonl)",
                  description="Export tasks with at least one submitted annotation, with agreement between "
-                             "annotators (agreement.json).")
+                             "annotators (agreement.json): IoU for boxes, polygons and masks, OKS for keypoints, "
+                             "word / character error rate for transcripts / OCR lines, set overlap for choices, "
+                             "span F1 for entities.")
     _project_args(p, backend=False)
     p.add_argument("--format", "-f", required=True, choices=["json", "csv", "coco", "yolo", "voc", "asr-manifest",
-                                                                 "conll", "spacy-jsonl"])
+                                                                 "ocr", "conll", "spacy-jsonl"],
+                   help="coco and yolo also take brush masks, polygons and keypoints; ocr: a JSONL manifest of "
+                        "text lines")
     p.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     p.add_argument("--all", action="store_true", help="also tasks without annotations")
-    p.add_argument("--min-agreement", type=float, help="drop overlapping tasks whose agreement is below this")
-    p.add_argument("--copy-media", action="store_true", help="copy images / audio next to the labels")
+    p.add_argument("--min-agreement", type=float, help="drop overlapping tasks whose agreement (0..1) is below this")
+    p.add_argument("--copy-media", action="store_true",
+                   help="copy images / audio next to the labels (ocr: also a crop of every line)")
 
 
 def _status_args(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

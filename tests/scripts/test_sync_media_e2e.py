@@ -189,7 +189,8 @@ def test_asr_manifest_with_audio_copied(sync, sdk, label_studio, datasets_dir, t
     assert audio.is_file() and audio.read_bytes() == clips[0].read_bytes()
     assert 0.5 < row["duration"] < 15
     report = json.loads((tmp_path / "m/agreement.json").read_text())
-    assert report["overlapping"] == 1 and 0.9 < report["mean_agreement"] < 1
+    # transcripts agree by word error rate under asr's normalisation: case and punctuation are no disagreement
+    assert report["overlapping"] == 1 and report["mean_agreement"] == 1.0
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""sync.py without a Label Studio: the command line, config errors, ranking and agreement maths, face blurring."""
+"""sync.py without a Label Studio: the command line, config errors, ranking, face blurring (agreement:
+test_agreement.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +10,6 @@ import pytest
 
 import selection
 from scripts.labelloop_sync import config as config_mod
-from scripts.labelloop_sync.agreement import task_agreement
 from scripts.labelloop_sync.cli import build_parser, main
 from scripts.labelloop_sync.errors import ConfigError
 from scripts.labelloop_sync.export import audio_duration
@@ -93,29 +93,6 @@ def test_first_label_is_the_class_rank_balances_over():
     assert first_label([{"type": "taxonomy", "value": {"taxonomy": [["Animal", "Dog"]]}}]) == "Animal / Dog"
     assert first_label([{"type": "rectanglelabels", "value": {"x": 1, "rectanglelabels": ["car"]}}]) == "car"
     assert first_label([{"type": "choices", "value": {"choices": []}}]) is None and first_label(None) is None
-
-
-def _choice(label):
-    return {"result": [{"from_name": "t", "to_name": "x", "type": "choices", "value": {"choices": [label]}}]}
-
-
-def _box(x, label="car"):
-    return {"from_name": "b", "to_name": "i", "type": "rectanglelabels",
-            "value": {"x": x, "y": 10, "width": 20, "height": 20, "rectanglelabels": [label]}}
-
-
-def test_agreement():
-    assert task_agreement([_choice("A")]) is None
-    assert task_agreement([_choice("A"), _choice("A")]) == 1.0
-    assert task_agreement([_choice("A"), _choice("B")]) == 0.0
-    assert task_agreement([_choice("A"), _choice("A"), _choice("B")]) == pytest.approx(1 / 3)
-    same = task_agreement([{"result": [_box(10), _box(50)]}, {"result": [_box(11), _box(51)]}])
-    assert same == 1.0
-    assert task_agreement([{"result": [_box(10), _box(50)]}, {"result": [_box(10)]}]) == pytest.approx(2 / 3)
-    assert task_agreement([{"result": [_box(10)]}, {"result": [_box(10, "bus")]}]) == 0.0
-    text = lambda s: {"result": [{"from_name": "tr", "type": "textarea", "value": {"text": [s]}}]}  # noqa: E731
-    assert task_agreement([text("Hello  world"), text("hello world")]) == 1.0
-    assert 0.5 < task_agreement([text("hello world"), text("hello word")]) < 1.0
 
 
 def test_blur_faces_on_a_real_photo(datasets_dir):
