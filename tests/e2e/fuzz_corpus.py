@@ -36,12 +36,16 @@ PHOTO_CLASSES = ('<View><Image name="image" value="$image"/><Choices name="kind"
 OCR = ('<View><Image name="image" value="$image"/><Labels name="label" toName="image"><Label value="Text"/>'
        '</Labels><Rectangle name="bbox" toName="image"/><TextArea name="transcription" toName="image" '
        'perRegion="true" editable="true"/></View>')
+FACE_POINTS = ('<View><Image name="image" value="$image"/><RectangleLabels name="box" toName="image">'
+               '<Label value="Face"/></RectangleLabels><KeyPointLabels name="kp" toName="image">'
+               '<Label value="nose_tip"/><Label value="elbow"/></KeyPointLabels></View>')
 # every backend of the registry must be here (the test is parametrized by the registry)
 CONFIGS = {"text_cls": (TEXT, "text", "Who won the match yesterday?"), "detection": (BOXES, "image", "/data/upload/1/bus.jpg"),
            "segmentation": (MASKS, "image", "/data/upload/1/bus.jpg"), "asr": (AUDIO, "audio", "/data/upload/1/tone.wav"),
            "ner": (SPANS, "text", "Angela Merkel met the board of Siemens in Paris \U0001F600 today."),
            "image_cls": (PHOTO_CLASSES, "image", "/data/upload/1/bus.jpg"),
-           "ocr": (OCR, "image", "/data/upload/1/bus.jpg")}
+           "ocr": (OCR, "image", "/data/upload/1/bus.jpg"),
+           "keypoints": (FACE_POINTS, "image", "/data/upload/1/bus.jpg")}
 
 # Values put in place of every field of a valid request.
 WRONG = [None, 0, -1, 1.5e308, True, "", "x", "9" * 300, "\ud800", [], [[]], {}, {"a": 1}, ["x"] * 3]
