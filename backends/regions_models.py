@@ -174,3 +174,16 @@ def base_detector(pool: DetectorPool, writer: RegionWriter | None, task: str = "
         raise UnsupportedConfig(f"{where} needs a segmentation model; {detector.source} is a {detector.task} model "
                                 "(use e.g. yolov8n-seg.pt)")
     return detector
+
+
+def control_plans(pool: DetectorPool, writer: RegionWriter, trained: Detector | None = None) -> list[Plan]:
+    """The model runs that cover a control's labels: its fine-tuned model (`trained`) first, the base model for the
+    labels the fine-tuned one was not trained on."""
+    control, plans, covered = writer.control, [], set()
+    if trained is not None and (plan := label_plan(trained, control, writer.threshold)):
+        plans.append(plan)
+        covered = set(plan.labels.values())
+    if len(covered) < len(control.labels):
+        plan = label_plan(base_detector(pool, writer), control, writer.threshold, covered)
+        plans += [plan] if plan else []
+    return plans

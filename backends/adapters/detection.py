@@ -4,7 +4,9 @@ outlines from a YOLO segmentation model).
 Per control tag: `model_path` (an allowed file of WEIGHTS_DIR, or a version this backend trained),
 `model_score_threshold`, and per label `predicted_values` (the model classes it stands for). Only labels of the
 config are predicted. The ML is the `detection` package's (`DetectorPool`, `run_plans`, `train_control`); this
-module translates configs, tasks and annotations into its terms and its results into regions.
+module translates configs, tasks and annotations into its terms and its results into regions, with the Label
+Studio side shared by region backends (`regions_predict`: serving; `regions_training`: annotations as `Sample`s;
+`regions_models`: which model runs cover a control's labels).
 """
 from __future__ import annotations
 
@@ -13,29 +15,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from detection.batches import SizedImage
 from detection.evaluate import PREDICT_CONF
-from detection.geometry import outline_xyxy
 from detection.guard import ControlFit, Guard, train_control, training_classes
-from detection.images import ImageError, image_size
 from detection.model import ModelLoadError
 from detection.pool import DetectorPool
-from detection.predict import Plan, run_plans
-from detection.scoring import FLOOR
+from detection.predict import Plan
 from detection.train import TrainingError as YoloTrainingError
 from detection.train import TrainOptions
-from detection.trained import TrainedModel, TrainedModelError, load_trained, write_manifest
-from detection.types import LabeledObject, Sample
+from detection.trained import TrainedControl, TrainedModel, TrainedModelError, load_trained, write_manifest
 from detection.weights import DEFAULT_WEIGHTS, WeightsError
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, NotEnoughData, TrainingError
 from ..labels import Control, find_controls
 from ..params import Number, OneOf
-from ..regions import region_outline
-from ..regions_images import control_confidence, image_answers, image_embeddings, image_files, stream, task_id
+from ..regions_images import image_embeddings
 from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, base_detector, check_controls,
-                              found_regions, label_plan, measures_for)
+                              control_plans, found_regions, label_plan, measures_for)
+from ..regions_predict import predict_controls
+from ..regions_training import detection_samples, sized_images
 from ..regions_writers import RegionWriter, writer_for
 
 log = logging.getLogger(__name__)
@@ -54,6 +52,11 @@ DetectionModel = TrainedModel  # a served version
 @lru_cache(maxsize=64)
 def _controls(label_config: str) -> tuple[Control, ...]:
     return tuple(find_controls(label_config, ("rectanglelabels", "polygonlabels"), ("image",), backend="detection"))
+
+
+def _trained(model: Any, control: Control) -> TrainedControl | None:
+    """The served version's fine-tuned model of `control`, if it has one."""
+    return model.controls.get(control.name) if isinstance(model, DetectionModel) else None
 
 
 class DetectionBackend(Backend):
@@ -89,59 +92,24 @@ class DetectionBackend(Backend):
     def writer(model: DetectionModel | None, control: Control, params: dict) -> RegionWriter:
         """The control's writer; its threshold: the tag's, else the project's params, else the one the served
         version learned from the project's annotations, else `DEFAULT_THRESHOLD`."""
-        trained = model.controls.get(control.name) if isinstance(model, DetectionModel) else None
+        trained = _trained(model, control)
         return writer_for(control, params).learned(trained.threshold if trained is not None else None)
 
     def plans(self, model: DetectionModel | None, writer: RegionWriter) -> list[Plan]:
-        """The model runs that cover a control's labels: its fine-tuned model first, the base model for the
-        labels the fine-tuned one was not trained on."""
-        control, plans, covered = writer.control, [], set()
-        trained = model.controls.get(control.name) if model else None
-        if trained is not None and (plan := label_plan(trained.detector, control, writer.threshold)):
-            plans.append(plan)
-            covered = set(plan.labels.values())
-        if len(covered) < len(control.labels):
-            plan = label_plan(base_detector(self.pool, writer), control, writer.threshold, covered)
-            plans += [plan] if plan else []
-        return plans
+        """The model runs that cover a control's labels (`regions_models.control_plans`)."""
+        trained = _trained(model, writer.control)
+        return control_plans(self.pool, writer, trained.detector if trained is not None else None)
 
     # -- serving ------------------------------------------------------------------------------------------
-    def run(self, plans: list[Plan], arrays: list, params: dict, conf: float | None = None) -> list:
-        """(config label, detection) per image over all plans, or the Exception that image's prediction raised.
-
-        Args:
-            conf: the least score predicted (None: each plan's own).
-        """
-        return run_plans(plans, arrays, IMGSZ.read(params), BATCH_PREDICT.read(params, default=8), conf=conf)
-
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
         writers = [self.writer(model, c, params) for c in _controls(label_config)]
         measure = UNCERTAINTY.measure(params, self.settings.uncertainty, writers, self.name)
-        plans = [(w, self.plans(model, w)) for w in writers]
-        answers: list[TaskPrediction | None] = [None] * len(tasks)
-        keys = {w.control.value_key for w in writers}
-        for idx, images, errors in stream(tasks, keys, media, self.settings, BATCH_PREDICT.read(params, default=8)):
-            results: list[list[dict]] = [[] for _ in idx]
-            confidences: list[list[float]] = [[] for _ in idx]
-            for writer, control_plans in plans:
-                ok = [k for k, e in enumerate(errors) if e is None]
-                if not control_plans or not ok:
-                    continue
-                key = writer.control.value_key
-                # every candidate down to the floor scores the task; those from the threshold up are shown
-                for k, dets in zip(ok, self.run(control_plans, [images[k][key].array for k in ok], params,
-                                                min(FLOOR, writer.threshold))):
-                    if isinstance(dets, Exception):
-                        errors[k] = f"task {task_id(tasks[idx[k]])}: prediction failed ({type(dets).__name__}: {dets})"
-                        continue
-                    confidences[k].append(control_confidence(dets, writer.threshold, measure))
-                    results[k] += writer.predict_regions(found_regions(writer.shown(dets)), images[k][key].width,
-                                                         images[k][key].height)
-            for i, answer in zip(idx, image_answers(results, errors, confidences)):
-                answers[i] = answer
-        return answers
+        return predict_controls(tasks, [(w, self.plans(model, w)) for w in writers], media, self.settings,
+                                BATCH_PREDICT.read(params, default=8), IMGSZ.read(params), measure,
+                                lambda writer, dets, img: writer.predict_regions(found_regions(dets), img.width,
+                                                                                 img.height))
 
     def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
               media: Any = None) -> list[TaskEmbedding]:
@@ -149,7 +117,7 @@ class DetectionBackend(Backend):
         control's fine-tuned one once trained, else its base model)."""
         params = params or {}
         writer = writer_for(_controls(label_config)[0], params)
-        trained = model.controls.get(writer.control.name) if isinstance(model, DetectionModel) else None
+        trained = _trained(model, writer.control)
         detector = trained.detector if trained is not None else base_detector(self.pool, writer)
         return image_embeddings(detector, tasks, writer.control.value_key, media, self.settings,
                                 BATCH_PREDICT.read(params, default=8), IMGSZ.read(params))
@@ -167,7 +135,7 @@ class DetectionBackend(Backend):
             raise BadRequest(f"training parameters: {e}") from None
         min_images = MIN_TRAIN_IMAGES.read(params, default=4)
         writers = [writer_for(c, params) for c in _controls(label_config)]
-        sizes = self._sizes(examples, {w.control.value_key for w in writers}, media)
+        sizes = sized_images(examples, {w.control.value_key for w in writers}, media, self.settings.max_image_pixels)
         manifest: dict[str, dict] = {}
         metrics: dict[str, Any] = {"skipped_images": sum(s is None for s in sizes)}
         verdicts: list[str] = []
@@ -190,21 +158,6 @@ class DetectionBackend(Backend):
         n = sum(metrics[c]["train_images"] + metrics[c]["val_images"] for c in manifest)
         return TrainResult(n_examples=n, metrics=metrics, publish=not verdicts, reason="; ".join(verdicts))
 
-    def _sizes(self, examples: list[LabeledTask], keys: set[str], media) -> list[dict[str, SizedImage] | None]:
-        """Each example's images by data key with their sizes (from the headers), or None when unusable."""
-        files, errors = image_files([{"id": ex.task_id, "data": ex.data} for ex in examples], keys, media)
-        out: list[dict[str, SizedImage] | None] = []
-        for ex, found, err in zip(examples, files, errors):
-            try:
-                if err is not None:
-                    raise LabelloopError(err)
-                out.append({k: SizedImage(p, *image_size(p, self.settings.max_image_pixels))
-                            for k, p in found.items()})
-            except (ImageError, OSError, LabelloopError) as e:
-                log.warning("training example skipped: %s", e if err else f"task {ex.task_id}: {e}")
-                out.append(None)
-        return out
-
     def _fit_control(self, writer: RegionWriter, examples, sizes, parent: DetectionModel, work: Path,
                      opts: TrainOptions, guard: Guard, params: dict, min_images: int,
                      metrics: dict) -> ControlFit | None:
@@ -213,7 +166,7 @@ class DetectionBackend(Backend):
         base = base_detector(self.pool, writer)
         base_plan = label_plan(base, control, PREDICT_CONF)
         cls_of = training_classes(control.labels, base_plan.labels if base_plan else {})
-        samples, unknown = self._samples(control, examples, sizes, cls_of)
+        samples, unknown = detection_samples(control, examples, sizes, cls_of)
         if unknown:
             metrics.setdefault("unknown_labels", {}).update(unknown)
         if not any(s.objects for s in samples):
@@ -246,30 +199,3 @@ class DetectionBackend(Backend):
             return self.pool.resolve(spec, writer.model_task)
         except WeightsError as e:
             raise BadRequest(str(e)) from None
-
-    @staticmethod
-    def _samples(control: Control, examples: list[LabeledTask], sizes: list, cls_of: dict[str, str]
-                 ) -> tuple[list[Sample], dict]:
-        """The examples with a usable image as `Sample`s of this control's regions (by training class), and the
-        count of regions per label the config no longer has."""
-        samples, unknown = [], {}
-        for ex, found in zip(examples, sizes):
-            if found is None:
-                continue
-            im = found[control.value_key]
-            sample = Sample(id=str(ex.task_id), image=im.path, width=im.width, height=im.height)
-            for item in ex.result:
-                outline = region_outline(item, im.width, im.height) if item.get("from_name") == control.name else None
-                if outline is None:
-                    continue
-                label, points = outline
-                if label not in control.labels:
-                    unknown[label] = unknown.get(label, 0) + 1
-                    log.warning("task %s: label %r is not in <%s name=%r> any more; region skipped", ex.task_id,
-                                label, control.tag, control.name)
-                    continue
-                polygon = points if control.tag == "polygonlabels" else None  # a box is trained as its box
-                sample.objects.append(LabeledObject(cls_of[label], outline_xyxy(points, im.width, im.height),
-                                                    polygon))
-            samples.append(sample)
-        return samples, unknown
