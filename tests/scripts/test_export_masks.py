@@ -102,3 +102,17 @@ def test_an_image_without_regions_gets_an_empty_label_file(monkeypatch, tmp_path
     out = tmp_path / "yolo"
     run_export(monkeypatch, out, CONFIG, tasks, "yolo")
     assert (out / "labels/empty.txt").read_text() == ""
+
+
+def test_min_agreement_keeps_near_identical_masks_and_drops_others(monkeypatch, tmp_path):
+    image = image_file(tmp_path / "street.png", W, H)
+    blob = _masks()["cat"]
+    moved = np.roll(blob, (1, 2), axis=(0, 1))  # the same cat, drawn a pixel or two off
+    elsewhere = np.roll(blob, 60, axis=1)
+    tasks = [{"id": n, "data": {"image": str(image)},
+              "annotations": [annotation([_brush("a", blob, "cat")], 1), annotation([_brush("b", other, "cat")], 2)]}
+             for n, other in ((1, moved), (2, elsewhere))]
+    out = tmp_path / "coco"
+    report = run_export(monkeypatch, out, CONFIG, tasks, "coco", min_agreement=0.5)
+    assert (report["tasks"], report["dropped_low_agreement"], report["mean_agreement"]) == (1, 1, 1.0)
+    assert json.loads((out / "agreement.json").read_text())["per_task"] == {"1": 1.0}
