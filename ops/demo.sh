@@ -8,16 +8,17 @@
 #   redis-server   127.0.0.1:6379 (or a free port when 6379 is taken)
 #   backends       every backend of backends/registry.py under gunicorn (backends.wsgi:app) on its own port:
 #                  text_cls 9090, detection 9091, segmentation 9092, asr 9093, ner 9094, image_cls 9095,
-#                  keypoints 9097
+#                  ocr 9096, keypoints 9097
 #   worker         one `python -m backends worker`, for the training jobs of all backends (queue labelloop-train)
 #   Label Studio   127.0.0.1:8080, data kept in $VAR_DIR/label-studio/
 # then waits until each backend's model is loaded and creates the demo projects (ops/demo_project.py): questions
 # (text_cls), photos with boxes (detection), photos with masks (segmentation), speech clips (asr), sentences with
-# entities (ner: CoNLL-2003 dev sentences, else examples/demo_sentences.jsonl), photos to classify (image_cls), face landmarks (keypoints). A backend that
+# entities (ner: CoNLL-2003 dev sentences, else examples/demo_sentences.jsonl), photos to classify (image_cls), face landmarks (keypoints), rendered text images
+# (ocr). A backend that
 # cannot serve (weights missing: /health answers 503) is reported with the reason and its project skipped.
 #
 # Env: VAR_DIR (var/), LABEL_STUDIO_PORT (8080), REDIS_PORT (6379), TEXT_CLS_PORT (9090), DETECTION_PORT (9091),
-# SEGMENTATION_PORT (9092), ASR_PORT (9093), NER_PORT (9094), IMAGE_CLS_PORT (9095), KEYPOINTS_PORT (9097), DEMO_BACKENDS (all; e.g. "text_cls asr"), WEIGHTS_DIR
+# SEGMENTATION_PORT (9092), ASR_PORT (9093), NER_PORT (9094), IMAGE_CLS_PORT (9095), OCR_PORT (9096), KEYPOINTS_PORT (9097), DEMO_BACKENDS (all; e.g. "text_cls asr"), WEIGHTS_DIR
 # (../shared/models when present), DEMO_TASKS (200 questions), DEMO_IMAGES (20), DEMO_CLIPS (10), DEMO_SENTENCES (100),
 # DEMO_HEALTH_TIMEOUT (900 s for all models to load), BASIC_AUTH_USER / BASIC_AUTH_PASS (backends require them;
 # the projects are connected with them), LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD / LABEL_STUDIO_USER_TOKEN

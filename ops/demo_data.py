@@ -3,7 +3,8 @@
 - questions (text_cls): the TREC test questions, else the committed examples/demo_questions.jsonl;
 - sentences (ner): CoNLL-2003 dev sentences, else the committed examples/demo_sentences.jsonl;
 - photos (detection, segmentation): COCO128 images, else drawn shapes (PIL), just so the projects exist;
-- speech (asr): LJSpeech clips, else sentences spoken by espeak-ng.
+- speech (asr): LJSpeech clips, else sentences spoken by espeak-ng;
+- text images (ocr): signs and receipts rendered with the DejaVu fonts (ocr.synthetic), some turned, one blank.
 
 Media go into a folder per kind under the demo's data folder, holding exactly the files to import (the import
 skips files Label Studio already has, by their SHA-256, so generated files are made once and kept).
@@ -133,6 +134,21 @@ def faces(folder: Path, limit: int) -> str:
         return images(folder, limit) + ", no faces in them"
     _fill(folder, {p.name: _copy(p) for p in found[:limit]})
     return f"{COCO_IMAGES} (the {len(found[:limit])} photos with faces)"
+
+
+def _text_image(i: int, path: Path) -> None:
+    from ocr.synthetic import random_text, render, save
+
+    rng = random.Random(1000 + i)
+    texts = [] if i == 0 else [random_text(rng) for _ in range(rng.randint(2, 5))]  # the first is blank
+    image, _ = render(texts, seed=1000 + i, width=800, height=500, max_angle=20 if i % 3 == 0 else 4)
+    save(image, path)
+
+
+def text_images(folder: Path, limit: int) -> str:
+    """Fill `folder` with `limit` rendered text images (the first without text); returns where they came from."""
+    _fill(folder, {f"text-{i:03d}.png": (lambda tmp, i=i: _text_image(i, tmp)) for i in range(limit)})
+    return "generated (lines rendered with the DejaVu fonts, ocr.synthetic)"
 
 
 def _speak(text: str, path: Path) -> None:

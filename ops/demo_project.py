@@ -40,7 +40,7 @@ class Demo:
     title: str
     description: str
     label_config: str
-    data: str  # "questions", "sentences", "images", "faces" or "clips"
+    data: str  # "questions", "sentences", "images", "faces", "text_images" or "clips"
     interactive: bool = False  # Label Studio sends the smart tools' clicks and boxes to the backend
 
 
@@ -71,6 +71,11 @@ DEMOS: dict[str, Demo] = {
         "Demo: face landmarks", "labelloop demo: coco128 photos with faces, their landmarks pre-annotated by the "
                                 "keypoints backend (dlib's 68 face landmarks, each face's box its parent)",
         render("keypoints", FACE_KEYPOINTS, box="Face", header="Place each face's landmarks"), "faces"),
+    "ocr": Demo(
+        "Demo: text in images", "labelloop demo: signs and receipts rendered in DejaVu fonts, each line's box and "
+                                "text pre-annotated by the ocr backend (RapidOCR; then corrections learned from "
+                                "your text)",
+        render("ocr", ["Text", "Handwriting"], header="Check each line's box and text"), "text_images"),
 }
 
 
@@ -236,7 +241,8 @@ def build_project(ls, name: str, url: str, sizes: dict[str, int], data_dir: Path
         imported, _ = importing.import_records(ctx, [{"data": t} for t in tasks], "text")
     else:
         folder = data_dir / demo.data
-        maker = {"images": demo_data.images, "faces": demo_data.faces}.get(demo.data, demo_data.clips)
+        maker = {"images": demo_data.images, "faces": demo_data.faces,
+                 "text_images": demo_data.text_images}.get(demo.data, demo_data.clips)
         source = maker(folder, sizes[demo.data])
         imported = importing.import_folder(ctx, folder)["imported"]
     changes += setup(ls, cfg)[1]
@@ -301,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     status = wait_for_backends(backends, args.health_timeout, args.var_dir / "run", args.var_dir / "log")
     sizes = {"questions": args.tasks, "images": args.images, "clips": args.clips, "sentences": args.sentences,
-             "faces": args.images}
+             "faces": args.images, "text_images": args.images}
     lines: dict[str, str] = {name: f"skipped: {reason}" for name, reason in skipped.items()}
     failed = False
     for name, backend_url in backends.items():
