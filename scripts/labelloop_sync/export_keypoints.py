@@ -65,14 +65,14 @@ class Skeleton:
 def skeleton(label_config: str, extra: list[str] = ()) -> Skeleton | None:
     """The config's skeleton, None without `<KeyPointLabels>`; `extra`: labels the annotations use beyond it."""
     root = ET.fromstring(label_config)
-    controls = [t for t in root.iter("KeyPointLabels")]
-    if not controls:
+    control = root.find(".//KeyPointLabels")
+    if control is None:
         return None
     names = config_labels(label_config, ("KeyPointLabels",))
     names += [n for n in dict.fromkeys(extra) if n not in names]
-    boxes = config_labels(label_config, ("RectangleLabels",))
-    has_boxes = any(True for _ in root.iter("RectangleLabels"))
-    return Skeleton(names, boxes if has_boxes else [controls[0].get("name", "keypoints")], has_boxes)
+    if root.find(".//RectangleLabels") is not None:
+        return Skeleton(names, config_labels(label_config, ("RectangleLabels",)), True)
+    return Skeleton(names, [control.get("name", "keypoints")], False)
 
 
 @dataclass

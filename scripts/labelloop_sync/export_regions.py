@@ -36,10 +36,12 @@ def geometry_kind(value: dict) -> str | None:
         return "mask"
     if value.get("points"):
         return "polygon"
-    if isinstance(value.get("x"), (int, float)) and isinstance(value.get("y"), (int, float)):
-        return "rectangle" if "height" in value else "keypoint" if "width" in value or "keypointlabels" in value \
-            else None
-    return None
+    if not (isinstance(value.get("x"), (int, float)) and isinstance(value.get("y"), (int, float))):
+        return None
+    if "height" in value:
+        return "rectangle"
+    # a keypoint's `width` is the size of its dot
+    return "keypoint" if "width" in value or "keypointlabels" in value else None
 
 
 @dataclass
