@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from .context import Context
+from .errors import SyncError
 from .export_keypoints import Instance, Skeleton, instances, skeleton
 from .export_media import Media
 from .export_regions import SHAPES, Region, config_labels, polygon_area, regions
@@ -87,7 +88,11 @@ def write_coco(ctx: Context, items: list, out: Path, copy: bool) -> list[Path]:
             w, h = media.image_size(item, media.fetch(item))
             images.append({"id": n, "file_name": f"images/{media.name(item)}", "width": w, "height": h,
                            "license": 1, "ls_task_id": item.id})
-            for label, fields in _annotations(found[item.id], sk, w, h):
+            try:
+                shapes = _annotations(found[item.id], sk, w, h)
+            except ValueError as e:
+                raise SyncError(f"task {item.id}: {e}") from None
+            for label, fields in shapes:
                 annotations.append({"id": len(annotations) + 1, "image_id": n, "category_id": categories.id(label),
                                     **fields, "iscrowd": 0})
     now = datetime.now(timezone.utc)

@@ -74,9 +74,12 @@ class Region:
         """A brush region's pixels as an (h, w) bool array.
 
         Raises:
-            ValueError: the RLE holds another number of pixels than the image.
+            ValueError: an unreadable RLE, or one of another number of pixels than the image.
         """
-        flat = np.asarray(decode_rle(self.value["rle"]))
+        try:
+            flat = np.asarray(decode_rle(self.value["rle"]))
+        except (TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"unreadable brush mask ({type(e).__name__})") from None
         if flat.size != w * h * 4:
             raise ValueError(f"the brush mask holds {flat.size // 4} pixels, the image {w}x{h}")
         return flat.reshape(h, w, 4)[:, :, 3] > 0

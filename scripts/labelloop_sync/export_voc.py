@@ -7,6 +7,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .context import Context
+from .errors import SyncError
 from .export_media import Media
 from .export_regions import SHAPES, config_labels, regions
 
@@ -40,7 +41,10 @@ def write_voc(ctx: Context, items: list, out: Path, copy: bool) -> list[Path]:
             for region in regions(item.result):
                 if region.kind in SHAPES:
                     labels += [region.label] if region.label not in labels else []
-                    _object(root, region.label, region.bbox(w, h))
+                    try:
+                        _object(root, region.label, region.bbox(w, h))
+                    except ValueError as e:
+                        raise SyncError(f"task {item.id}: {e}") from None
             ET.indent(root)
             ET.ElementTree(root).write(out / "Annotations" / (Path(media.name(item)).stem + ".xml"),
                                        encoding="utf-8", xml_declaration=True)

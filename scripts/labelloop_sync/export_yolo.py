@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .context import Context
+from .errors import SyncError
 from .export_keypoints import Instance, Skeleton, instances, skeleton
 from .export_media import Media
 from .export_regions import SHAPES, Region, config_labels, regions
@@ -84,10 +85,14 @@ def write_yolo(ctx: Context, items: list, out: Path, copy: bool) -> list[Path]:
     with Media(ctx, out, "images", copy) as media:
         for item in tqdm(items, desc="yolo", unit="task", disable=len(items) < 20):
             w, h = media.image_size(item, media.fetch(item))
-            if sk is not None:
-                lines = [pose_line(i, cls(i.category), sk, w, h) for i in instances(found[item.id], sk, w, h)]
-            else:
-                lines = [shape_line(r, cls(r.label), w, h, segments) for r in found[item.id] if r.kind in SHAPES]
+            try:
+                if sk is not None:
+                    lines = [pose_line(i, cls(i.category), sk, w, h) for i in instances(found[item.id], sk, w, h)]
+                else:
+                    lines = [shape_line(r, cls(r.label), w, h, segments) for r in found[item.id]
+                             if r.kind in SHAPES]
+            except ValueError as e:
+                raise SyncError(f"task {item.id}: {e}") from None
             # an image without objects still gets its (empty) label file: a negative example, not a missing one
             (out / "labels" / (Path(media.name(item)).stem + ".txt")).write_text(
                 "".join(f"{ln}\n" for ln in lines if ln))

@@ -116,3 +116,16 @@ def test_min_agreement_keeps_near_identical_masks_and_drops_others(monkeypatch, 
     report = run_export(monkeypatch, out, CONFIG, tasks, "coco", min_agreement=0.5)
     assert (report["tasks"], report["dropped_low_agreement"], report["mean_agreement"]) == (1, 1, 1.0)
     assert json.loads((out / "agreement.json").read_text())["per_task"] == {"1": 1.0}
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_a_mask_of_another_size_is_an_error_naming_its_task(monkeypatch, tmp_path, fmt):
+    from scripts.labelloop_sync.errors import SyncError
+
+    image = image_file(tmp_path / "street.png", W, H)
+    wrong = _brush("m1", np.ones((H // 2, W), np.uint8), "cat")  # drawn on another image size
+    garbage = {**_brush("m2", _masks()["cat"], "cat"), "value": {"format": "rle", "rle": [7, 7], "brushlabels": ["cat"]}}
+    for n, region in ((3, wrong), (4, garbage)):
+        tasks = [{"id": n, "data": {"image": str(image)}, "annotations": [annotation([region])]}]
+        with pytest.raises(SyncError, match=f"task {n}: .*brush mask"):
+            run_export(monkeypatch, tmp_path / f"{fmt}{n}", CONFIG, tasks, fmt)
