@@ -124,7 +124,8 @@ def test_a_mask_of_another_size_is_an_error_naming_its_task(monkeypatch, tmp_pat
 
     image = image_file(tmp_path / "street.png", W, H)
     wrong = _brush("m1", np.ones((H // 2, W), np.uint8), "cat")  # drawn on another image size
-    garbage = {**_brush("m2", _masks()["cat"], "cat"), "value": {"format": "rle", "rle": [7, 7], "brushlabels": ["cat"]}}
+    garbage = {**_brush("m2", _masks()["cat"], "cat"),
+               "value": {"format": "rle", "rle": [7, 7], "brushlabels": ["cat"]}}
     for n, region in ((3, wrong), (4, garbage)):
         tasks = [{"id": n, "data": {"image": str(image)}, "annotations": [annotation([region])]}]
         with pytest.raises(SyncError, match=f"task {n}: .*brush mask"):
