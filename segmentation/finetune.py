@@ -53,6 +53,14 @@ class FinetuneReport:
     metrics: dict[str, float | int] = field(default_factory=dict)
     improved: bool = False
 
+    @property
+    def reason(self) -> str:
+        """Why the trained decoder is not to be served ("" when it improved)."""
+        if self.improved:
+            return ""
+        return (f"held-out mIoU {self.metrics['val_miou_after']:.4f} is not above the served decoder's "
+                f"{self.metrics['val_miou_before']:.4f}")
+
 
 @dataclass
 class _Example:

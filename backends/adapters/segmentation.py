@@ -22,8 +22,7 @@ import numpy as np
 
 from detection.images import ImageError, load_image
 from detection.pool import DetectorPool
-from detection.predict import run_plans
-from detection.scoring import FLOOR
+from segmentation.automatic import box_masks
 from segmentation.cache import EmbeddingCache
 from segmentation.engines import DEFAULT_KIND, load_sam, model_id, resolve_checkpoint
 from segmentation.errors import EngineError, NotEnoughMasks, PromptError
@@ -36,11 +35,12 @@ from ..labels import Control, find_controls
 from ..lazy import Lazy
 from ..media import task_media
 from ..params import Number
-from ..regions import region_mask
 from ..regions_context import has_smart_tools, label_for, parse_context
-from ..regions_images import control_confidence, image_answers, image_embeddings, stream, task_id
+from ..regions_images import image_embeddings, task_id
 from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, Flag, base_detector, check_controls,
                              found_regions, label_plan)
+from ..regions_predict import predict_controls
+from ..regions_training import mask_pairs
 from ..regions_writers import PixelRegion, RegionWriter, writer_for
 
 log = logging.getLogger(__name__)
@@ -182,33 +182,12 @@ class SegmentationBackend(Backend):
         warm = has_smart_tools(label_config) and len(tasks) <= WARM_TASKS.read(params, default=1)
         plans = [(w, [p] if (p := label_plan(base_detector(self.pool, w), w.control, w.threshold)) else [])
                  for w in writers]
-        batch = BATCH_PREDICT.read(params, default=8)
-        answers: list[TaskPrediction | None] = [None] * len(tasks)
-        for idx, images, errors in stream(tasks, {w.control.value_key for w in writers}, media, self.settings, batch):
-            results: list[list[dict]] = [[] for _ in idx]
-            confidences: list[list[float]] = [[] for _ in idx]
-            for writer, control_plans in plans:
-                ok = [k for k, e in enumerate(errors) if e is None]
-                key = writer.control.value_key
-                # every candidate down to the floor scores the task; only those from the threshold up get masks
-                found = run_plans(control_plans, [images[k][key].array for k in ok], IMGSZ.read(params), batch,
-                                  conf=min(FLOOR, writer.threshold))
-                for k, dets in zip(ok, found):
-                    tid = task_id(tasks[idx[k]])
-                    if isinstance(dets, Exception):
-                        errors[k] = f"task {tid}: prediction failed ({type(dets).__name__}: {dets})"
-                        continue
-                    if control_plans:
-                        confidences[k].append(control_confidence(dets, writer.threshold, measure))
-                    try:
-                        results[k] += self._image_masks(writer, writer.shown(dets), images[k][key], segmenter,
-                                                        refine, warm)
-                    except Exception as e:  # a SAM failure on one image must not cost the batch
-                        log.exception("task %s: masks failed", tid)
-                        errors[k] = f"task {tid}: masks failed ({type(e).__name__}: {e})"
-            for i, answer in zip(idx, image_answers(results, errors, confidences)):
-                answers[i] = answer
-        return answers
+
+        def masks(writer: RegionWriter, dets: list, img) -> list[dict]:
+            return self._image_masks(writer, dets, img, segmenter, refine, warm)
+
+        return predict_controls(tasks, plans, media, self.settings, BATCH_PREDICT.read(params, default=8),
+                                IMGSZ.read(params), measure, masks, what="masks")
 
     def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
               media: Any = None) -> list[TaskEmbedding]:
@@ -221,15 +200,11 @@ class SegmentationBackend(Backend):
     @staticmethod
     def _image_masks(writer: RegionWriter, dets: list, img, segmenter: Segmenter | None, refine: bool,
                      warm: bool) -> list[dict]:
-        """The regions of one image's detections, their boxes refined into masks by SAM when `refine`; with
-        `warm`, the image's SAM embedding is computed anyway, so that the annotator's first click finds it."""
+        """The regions of one image's detections, their boxes refined into masks by SAM (`box_masks`)."""
         found = found_regions(dets)
-        if segmenter is not None and refine and found:
-            boxes = np.array([r.xyxy for r in found], dtype=np.float32)
-            for region, refined in zip(found, segmenter.segment_boxes(img.array, boxes)):
-                region.mask = refined.mask
-        elif segmenter is not None and warm:
-            segmenter.embed(img.array)
+        boxes = np.array([r.xyxy for r in found], dtype=np.float32).reshape(-1, 4)
+        for region, refined in zip(found, box_masks(segmenter, img.array, boxes, refine, warm) or []):
+            region.mask = refined.mask
         return writer.predict_regions(found, img.width, img.height)
 
     # -- training -----------------------------------------------------------------------------------------
@@ -241,7 +216,7 @@ class SegmentationBackend(Backend):
             base = self.segmenter()
         except ModelUnavailable as e:
             raise TrainingError(f"mask-decoder training needs SAM weights: {e}") from None
-        pairs, skipped = self._masks(examples, _controls(label_config), media)
+        pairs, skipped = mask_pairs(examples, _controls(label_config), media, self.settings.max_image_pixels)
         if len(pairs) < 2:
             raise NotEnoughData(f"{len(pairs)} submitted masks; training needs at least 2")
         try:
@@ -254,34 +229,4 @@ class SegmentationBackend(Backend):
             raise NotEnoughData(str(e)) from None
         metrics = {**report.metrics, **skipped, "masks": len(pairs)}
         save_decoder(report.state_dict, out_dir, {"sam": self.kind, "model_id": base.model_id, "metrics": metrics})
-        reason = "" if report.improved else (
-            f"held-out mIoU {report.metrics['val_miou_after']:.4f} is not above the served decoder's "
-            f"{report.metrics['val_miou_before']:.4f}")
-        return TrainResult(n_examples=len(pairs), metrics=metrics, publish=report.improved, reason=reason)
-
-    def _masks(self, examples: list[LabeledTask], controls, media) -> tuple[list, dict]:
-        """(image, mask) per submitted brush mask or polygon; counts of what was skipped and why."""
-        pairs, skipped = [], {"skipped_images": 0, "skipped_regions": 0, "unknown_labels": {}}
-        for ex in examples:
-            for control in controls:
-                items = [r for r in ex.result if r.get("from_name") == control.name]
-                try:
-                    image = self._load({"id": ex.task_id, "data": ex.data}, control.value_key, media) if items else None
-                except (ImageError, LabelloopError) as e:
-                    log.warning("training example skipped: task %s: %s", ex.task_id, e)
-                    skipped["skipped_images"] += 1
-                    continue
-                for item in items:
-                    labels = (item.get("value") or {}).get(control.tag) or []
-                    if labels and labels[0] not in control.labels:
-                        skipped["unknown_labels"][labels[0]] = skipped["unknown_labels"].get(labels[0], 0) + 1
-                        continue
-                    try:
-                        mask = region_mask(item, control.tag, image.shape[1], image.shape[0])
-                    except ValueError as e:
-                        log.warning("task %s: region skipped: %s", ex.task_id, e)
-                        skipped["skipped_regions"] += 1
-                        continue
-                    if mask.any():
-                        pairs.append((image, mask))
-        return pairs, skipped
+        return TrainResult(n_examples=len(pairs), metrics=metrics, publish=report.improved, reason=report.reason)
