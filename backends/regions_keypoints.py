@@ -4,6 +4,9 @@ A keypoint is a result item of type "keypointlabels" whose value is {x, y, width
 y the point in percent of the image, width the drawn dot's size in percent of the image width. Each point is an
 item of its own; the points of one instance (a face, a body) point at their instance's rectangle through
 `parentID` when the config also has `<RectangleLabels>` on the image (as in Label Studio's YOLO pose example).
+
+`skeletons` reads a config's KeyPointLabels controls (smart ones are segmentation's prompts, not served here) with
+their rectangle control and which of their labels face landmarks predict (`keypoints.landmarks`).
 """
 from __future__ import annotations
 
@@ -11,13 +14,17 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from keypoints.landmarks import is_face_label, landmark_map
 from keypoints.types import Instance, Keypoint
 
-from .labels import Control
+from .exceptions import UnsupportedConfig
+from .labels import Control, find_controls
 from .regions import rect_corners, xyxy_to_rect_value
+from .regions_models import THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +137,48 @@ def _holding(rects: dict[str, tuple[float, float, float, float]], p: Keypoint) -
     inside = [(k, (b[2] - b[0]) * (b[3] - b[1])) for k, b in rects.items()
               if b[0] <= p.x <= b[2] and b[1] <= p.y <= b[3]]
     return min(inside, key=lambda kv: kv[1])[0] if inside else None
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """One KeyPointLabels control: its instance rectangle control, its labels the face landmarks predict, and
+    the rest (the learned skeleton, in config order)."""
+
+    control: Control
+    rect: Control | None
+    faces: dict[str, tuple[int, ...]]
+    learned: tuple[str, ...]
+
+    def face_box_label(self) -> str | None:
+        """The rectangle label a face box gets: one that stands for a face, else the only one."""
+        if self.rect is None:
+            return None
+        named = [lb for lb in self.rect.labels if is_face_label(lb, self.rect.synonyms(lb))]
+        return named[0] if named else self.rect.labels[0] if len(self.rect.labels) == 1 else None
+
+
+@lru_cache(maxsize=64)
+def skeletons(label_config: str) -> tuple[Skeleton, ...]:
+    found = [c for c in find_controls(label_config, ("keypointlabels",), ("image",), backend="keypoints")
+             if c.attrs.get("smart", "").lower() != "true"]
+    if not found:
+        raise UnsupportedConfig("keypoints needs a <KeyPointLabels> on an <Image> that is not a smart tool "
+                                '(smart="true" clicks are prompts for the segmentation backend)')
+    try:
+        rects = find_controls(label_config, ("rectanglelabels",), ("image",))
+    except UnsupportedConfig:
+        rects = []
+    out = []
+    for c in found:
+        rect = next((r for r in rects if r.to_name == c.to_name and r.attrs.get("smart", "").lower() != "true"),
+                    None)
+        faces = landmark_map(c.labels, {lb: c.synonyms(lb) for lb in c.labels})
+        out.append(Skeleton(c, rect, faces, tuple(lb for lb in c.labels if lb not in faces)))
+    return tuple(out)
+
+
+def score_threshold(control: Control, params: dict) -> float | None:
+    """The least instance score shown: the tag's `model_score_threshold`, else the project's, else None (each
+    model's default)."""
+    tag = control.attrs.get("model_score_threshold")
+    return THRESHOLD.read({THRESHOLD.name: tag}) if tag else THRESHOLD.read(params)

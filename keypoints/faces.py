@@ -85,8 +85,6 @@ class FaceLandmarker:
     def faces(self, image: np.ndarray, threshold: float = 0.5) -> list[Face]:
         """The faces of an RGB uint8 image (H, W, 3) whose confidence is at least `threshold`, most confident
         first."""
-        import dlib
-
         image = np.ascontiguousarray(image, dtype=np.uint8)
         # dlib reports candidates down to this margin; faces below the threshold's margin are not kept
         floor = -0.5 * math.log(1.0 / min(max(threshold, 1e-6), 1 - 1e-6) - 1.0)

@@ -14,26 +14,24 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from detection.images import ImageError, image_size
+from detection.pool import DetectorPool
 from detection.train import TrainingError as YoloTrainingError
 from detection.train import TrainOptions
 from detection.weights import WeightsError
 from keypoints.faces import FaceLandmarker, FaceModelError
 from keypoints.guard import Guard, train_pose
-from keypoints.landmarks import is_face_label, landmark_map
 from keypoints.model import PoseModel, PoseModelError
 from keypoints.types import Instance, Keypoint, PoseSample
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, TrainingError, UnsupportedConfig
-from ..labels import Control, find_controls
 from ..params import Number, OneOf
 from ..regions_images import image_embeddings, image_files, stream, task_id
-from ..regions_keypoints import KeypointWriter, annotated_instances
+from ..regions_keypoints import KeypointWriter, Skeleton, annotated_instances, score_threshold, skeletons
 from ..regions_models import BATCH_PREDICT, IMGSZ, THRESHOLD, base_detector
 
 log = logging.getLogger(__name__)
@@ -49,51 +47,6 @@ FACE_THRESHOLD = 0.5  # dlib's own detection threshold (margin 0, `keypoints.fac
 POSE_THRESHOLD = 0.25  # Ultralytics' default
 POSE_POINT_THRESHOLD = 0.5  # below this a pose model's keypoint is not visible (Ultralytics' plots hide it too)
 MANIFEST = "keypoints.json"
-
-
-@dataclass(frozen=True)
-class Skeleton:
-    """One KeyPointLabels control: its instance rectangle control, its labels the face landmarks predict, and
-    the rest (the learned skeleton, in config order)."""
-
-    control: Control
-    rect: Control | None
-    faces: dict[str, tuple[int, ...]]
-    learned: tuple[str, ...]
-
-    def face_box_label(self) -> str | None:
-        """The rectangle label a face box gets: one that stands for a face, else the only one."""
-        if self.rect is None:
-            return None
-        named = [lb for lb in self.rect.labels if is_face_label(lb, self.rect.synonyms(lb))]
-        return named[0] if named else self.rect.labels[0] if len(self.rect.labels) == 1 else None
-
-
-@lru_cache(maxsize=64)
-def _skeletons(label_config: str) -> tuple[Skeleton, ...]:
-    found = [c for c in find_controls(label_config, ("keypointlabels",), ("image",), backend="keypoints")
-             if c.attrs.get("smart", "").lower() != "true"]
-    if not found:
-        raise UnsupportedConfig("keypoints needs a <KeyPointLabels> on an <Image> that is not a smart tool "
-                                '(smart="true" clicks are prompts for the segmentation backend)')
-    try:
-        rects = find_controls(label_config, ("rectanglelabels",), ("image",))
-    except UnsupportedConfig:
-        rects = []
-    out = []
-    for c in found:
-        rect = next((r for r in rects if r.to_name == c.to_name and r.attrs.get("smart", "").lower() != "true"),
-                    None)
-        faces = landmark_map(c.labels, {lb: c.synonyms(lb) for lb in c.labels})
-        out.append(Skeleton(c, rect, faces, tuple(lb for lb in c.labels if lb not in faces)))
-    return tuple(out)
-
-
-def _threshold(control: Control, params: dict) -> float | None:
-    """The least instance score shown: the tag's `model_score_threshold`, else the project's, else None (each
-    model's default)."""
-    tag = control.attrs.get("model_score_threshold")
-    return THRESHOLD.read({THRESHOLD.name: tag}) if tag else THRESHOLD.read(params)
 
 
 @dataclass
@@ -112,18 +65,17 @@ class KeypointsBackend(Backend):
 
     def __init__(self, settings):
         super().__init__(settings)
-        from detection.pool import DetectorPool
         self.pool = DetectorPool(settings.weights_dir, settings.model_dir, settings.allowed_weights)
         self._faces: FaceLandmarker | None = None
         self._lock = threading.Lock()
 
     # -- models -------------------------------------------------------------------------------------------
     def check_config(self, label_config: str) -> None:
-        for s in _skeletons(label_config):
+        for s in skeletons(label_config):
             if not s.control.labels:
                 raise UnsupportedConfig(f"<KeyPointLabels name={s.control.name!r}> has no <Label> entries")
             try:
-                _threshold(s.control, {})
+                score_threshold(s.control, {})
             except BadRequest as e:
                 raise UnsupportedConfig(f"<KeyPointLabels name={s.control.name!r}>: {e}") from None
 
@@ -154,26 +106,32 @@ class KeypointsBackend(Backend):
         return found if found is not None and tuple(found[0].labels) == skeleton.learned else None
 
     # -- serving ------------------------------------------------------------------------------------------
-    def instances(self, model: Any, skeleton: Skeleton, array, params: dict) -> tuple[list, list]:
-        """(face instances, learned-skeleton instances) in one RGB image, each thresholded."""
-        threshold = _threshold(skeleton.control, params)
-        faces = []
+    def regions(self, model: Any, skeleton: Skeleton, im, params: dict) -> tuple[list[dict], list[float]]:
+        """The result items of one control on one decoded image, and the score of each instance found: faces
+        from dlib for the landmark labels, the served pose model's instances for the learned ones."""
+        threshold = score_threshold(skeleton.control, params)
+        found: list[tuple[Instance, KeypointWriter, float]] = []
         if skeleton.faces:
-            for f in self.faces().faces(array, float(threshold or FACE_THRESHOLD)):
-                faces.append(Instance([Keypoint(lb, *f.point(idx), f.score) for lb, idx in skeleton.faces.items()],
-                                      f.score, f.xyxy))
+            writer = KeypointWriter(skeleton.control, skeleton.rect, skeleton.face_box_label())
+            for f in self.faces().faces(im.array, FACE_THRESHOLD if threshold is None else threshold):
+                points = [Keypoint(lb, *f.point(idx), f.score) for lb, idx in skeleton.faces.items()]
+                found.append((Instance(points, f.score, f.xyxy), writer, 0.0))
         served = self.pose(model, skeleton)
-        bodies = served[0].predict([array], float(threshold or POSE_THRESHOLD), IMGSZ.read(params))[0] \
-            if served else []
-        return faces, bodies
+        if served is not None:
+            writer = KeypointWriter(skeleton.control, skeleton.rect, served[1])
+            least = POINT_THRESHOLD.read(params, default=POSE_POINT_THRESHOLD)
+            for inst in served[0].predict([im.array], POSE_THRESHOLD if threshold is None else threshold,
+                                          IMGSZ.read(params))[0]:
+                found.append((inst, writer, least))
+        items = [item for inst, writer, least in found for item in writer.items(inst, im.width, im.height, least)]
+        return items, [inst.score for inst, _, _ in found]
 
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
-        skeletons = _skeletons(label_config)
-        point_min = POINT_THRESHOLD.read(params, default=POSE_POINT_THRESHOLD)
+        controls = skeletons(label_config)
         answers = [TaskPrediction() for _ in tasks]
-        keys = {s.control.value_key for s in skeletons}
+        keys = {s.control.value_key for s in controls}
         for idx, images, errors in stream(tasks, keys, media, self.settings, BATCH_PREDICT.read(params, default=8)):
             for j, i in enumerate(idx):
                 if errors[j] is not None:
@@ -181,17 +139,10 @@ class KeypointsBackend(Backend):
                     continue
                 scores: list[float] = []
                 try:
-                    for s in skeletons:
-                        im = images[j][s.control.value_key]
-                        faces, bodies = self.instances(model, s, im.array, params)
-                        served = self.pose(model, s)
-                        for found, writer, least in (
-                                (faces, KeypointWriter(s.control, s.rect, s.face_box_label()), 0.0),
-                                (bodies, KeypointWriter(s.control, s.rect, served[1] if served else None),
-                                 point_min)):
-                            for inst in found:
-                                answers[i].result += writer.items(inst, im.width, im.height, least)
-                                scores.append(inst.score)
+                    for s in controls:
+                        items, found = self.regions(model, s, images[j][s.control.value_key], params)
+                        answers[i].result += items
+                        scores += found
                 except (RuntimeError, ValueError) as e:  # dlib and torch raise these on an image they cannot take
                     answers[i].error = f"task {task_id(tasks[i])}: prediction failed ({type(e).__name__}: {e})"
                     continue
@@ -203,7 +154,7 @@ class KeypointsBackend(Backend):
               media: Any = None) -> list[TaskEmbedding]:
         """The pooled features of the base detector (detection's) of the image the first control labels."""
         params = params or {}
-        return image_embeddings(base_detector(self.pool, None), tasks, _skeletons(label_config)[0].control.value_key,
+        return image_embeddings(base_detector(self.pool, None), tasks, skeletons(label_config)[0].control.value_key,
                                 media, self.settings, BATCH_PREDICT.read(params, default=8), IMGSZ.read(params))
 
     # -- training -----------------------------------------------------------------------------------------
@@ -216,12 +167,12 @@ class KeypointsBackend(Backend):
                           MIN_MAP_GAIN.read(params, default=0.0))
         except ValueError as e:
             raise BadRequest(f"training parameters: {e}") from None
-        skeletons = [s for s in _skeletons(label_config) if s.learned]
-        if not skeletons:
+        learned = [s for s in skeletons(label_config) if s.learned]
+        if not learned:
             raise NotEnoughData("every keypoint label of the config is a face landmark predicted by dlib: there is "
                                 "no skeleton to learn")
         manifest, metrics, verdicts = {}, {}, []
-        for k, s in enumerate(skeletons):
+        for k, s in enumerate(learned):
             samples, boxes, unknown = self._samples(s, examples, media)
             if unknown:
                 metrics.setdefault("unknown_labels", {}).update(unknown)
@@ -250,8 +201,11 @@ class KeypointsBackend(Backend):
              guard: Guard, params: dict):
         served = self.pose(parent, s)
         served_weights = served[0].weights if served else None
+        spec = params.get("train_from")
+        if spec is not None and not isinstance(spec, str):
+            raise BadRequest(f"'train_from' must be the name of weights in WEIGHTS_DIR, got {str(spec)[:40]!r}")
         try:
-            start = served_weights or self.pool.resolve(params.get("train_from") or None, "detect")
+            start = served_weights or self.pool.resolve(spec or None, "detect")
         except WeightsError as e:
             raise BadRequest(str(e)) from None
         try:

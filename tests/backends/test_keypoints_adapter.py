@@ -11,8 +11,9 @@ from backends.base import LabeledTask
 from backends.config import Settings
 from backends.exceptions import NotEnoughData
 from backends.media import MediaFetcher
-from backends.regions_keypoints import KeypointWriter, annotated_instances
+from backends.regions_keypoints import KeypointWriter, annotated_instances, skeletons
 from bench.keypoints_shapes import LABELS, make_samples
+from keypoints.types import Instance, Keypoint
 from tests.backends.protocol import predict
 
 FACES = """<View><Image name="image" value="$image"/>
@@ -92,9 +93,7 @@ def test_embed_returns_the_detector_features(client, face_photo):
 
 
 def test_annotations_read_back_into_instances():
-    from backends.adapters.keypoints import _skeletons
-    s = _skeletons(FACES)[0]
-    from keypoints.types import Instance, Keypoint
+    s = skeletons(FACES)[0]
     a = Instance([Keypoint("nose_tip", 50, 40), Keypoint("pupil", 45, 30)], 0.9, (30, 20, 70, 60))
     b = Instance([Keypoint("nose_tip", 150, 40)], 0.8, (130, 20, 170, 60))
     items = KeypointWriter(s.control, s.rect, "Face").items(a, 200, 100) + \
@@ -115,8 +114,7 @@ def test_annotations_read_back_into_instances():
 
 def _figure_tasks(folder, n):
     """Synthetic figures as annotated tasks, the points written as Label Studio's keypoint regions."""
-    from backends.adapters.keypoints import _skeletons
-    s = _skeletons(FIGURES)[0]
+    s = skeletons(FIGURES)[0]
     out = []
     for i, smp in enumerate(make_samples(folder, n)):
         result = KeypointWriter(s.control).items(smp.instances[0], smp.width, smp.height)
