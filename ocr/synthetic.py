@@ -79,7 +79,8 @@ def _corners(w: float, h: float, pad: float, size: tuple[int, int], new: tuple[i
 
 
 def render(texts: list[str], seed: int, width: int = 640, height: int = 480, max_angle: float = 0.0,
-           sizes: tuple[int, int] = (20, 44), blur: float = 0.0) -> tuple[np.ndarray, list[TrueLine]]:
+           sizes: tuple[int, int] = (20, 44), blur: float = 0.0,
+           contrast: float = 1.0) -> tuple[np.ndarray, list[TrueLine]]:
     """An (H, W, 3) uint8 RGB image with `texts` written on it, one line each where they fit without overlap,
     and the lines that were written.
 
@@ -88,6 +89,7 @@ def render(texts: list[str], seed: int, width: int = 640, height: int = 480, max
         max_angle: each line turns by up to this many degrees either way.
         sizes: the range of font sizes in pixels.
         blur: a Gaussian blur radius applied to the whole image (a soft camera).
+        contrast: 1 writes dark ink on light ground (or light on dark); less brings the ink towards the ground.
     """
     rng = random.Random(seed)
     img, brightness = _background(rng, width, height)
@@ -98,7 +100,8 @@ def render(texts: list[str], seed: int, width: int = 640, height: int = 480, max
         left, top, right, bottom = font.getbbox(text)
         w, h, pad = right - left, bottom - top, 4
         layer = Image.new("RGBA", (w + 2 * pad, h + 2 * pad), (0, 0, 0, 0))
-        ink = tuple(rng.randrange(0, 70) if brightness > 128 else rng.randrange(190, 256) for _ in range(3))
+        ink = tuple(round(brightness + contrast * ((rng.randrange(0, 70) if brightness > 128 else
+                                                    rng.randrange(190, 256)) - brightness)) for _ in range(3))
         ImageDraw.Draw(layer).text((pad - left, pad - top), text, font=font, fill=(*ink, 255))
         angle = rng.uniform(-max_angle, max_angle) if max_angle else 0.0
         turned = layer.rotate(angle, expand=True, resample=Image.BICUBIC)
