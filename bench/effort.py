@@ -5,8 +5,8 @@ One function per modality, each `(prediction, truth, ...) -> Effort`. The per-ac
 with the task package that also uses them in the product (boxes: `detection.effort.BoxCosts`, used there to learn a
 project's score threshold); this module only replays. Choices are bench-only (no product code learns from them
 yet), so their times live here, in `ChoiceCosts`. Transcripts: `asr.effort.TranscriptCosts` (typing against
-correcting word edits). Masks (clicks against tracing a polygon) are not modelled yet: add their function here and
-to `MODALITIES`.
+correcting word edits). Masks: `MaskCosts` here (bench-only like choices), tracing a polygon against checking,
+redoing or deleting an automatic mask; the clicks of a smart tool are not simulated (no SAM weights to click with).
 """
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from asr.effort import TRANSCRIPT_COSTS, TranscriptCosts, assisted_seconds
 from asr.effort import scratch_seconds as transcript_scratch_seconds
-from detection.effort import BOX_COSTS, BoxCosts, scratch_seconds
+from detection.effort import BOX_COSTS, BoxCosts, match_by_iou, scratch_seconds
 from detection.threshold import Truth, outcome_at
 from detection.types import Detection
 
@@ -132,4 +134,66 @@ def transcripts(hypothesis: str, reference: str, duration_s: float,
                   transcript_scratch_seconds(reference, duration_s, costs))
 
 
-MODALITIES = {"boxes": boxes, "choices": choices, "transcripts": transcripts}
+@dataclass(frozen=True)
+class MaskCosts:
+    """Seconds an annotator spends per mask action, and the IoU a mask needs to be kept as it is.
+
+    - trace 79.2 s: one object outlined with a polygon in COCO, "22 worker hours per 1,000 segmentations" (Lin et
+      al., "Microsoft COCO: Common Objects in Context", ECCV 2014), the figure Papadopoulos et al. (ICCV 2017) cite.
+    - verify 1.6 s: ASSUMPTION, a mask checked as fast as a box (Papadopoulos et al., CVPR 2016, boxes).
+    - fix 79.2 s: a mask on the right object but not good enough (IoU below `keep_iou`, or the wrong class) is
+      traced again, with no credit: the conservative choice, since no smart-tool clicks are simulated. The bench
+      also reports `fix` 20 s (ASSUMPTION: a few clicks of a smart tool or vertex drags).
+    - delete 1.0 s: as for boxes (assumed).
+    - keep_iou 0.75: a mask at or above it, of the right class, is kept (ASSUMPTION; the bench varies it).
+    """
+
+    trace: float = 79.2
+    verify: float = 1.6
+    fix: float = 79.2
+    delete: float = 1.0
+    keep_iou: float = 0.75
+
+    def __post_init__(self) -> None:
+        for name in ("trace", "verify", "fix", "delete", "keep_iou"):
+            value = getattr(self, name)
+            if not value >= 0.0:  # NaN fails this too
+                raise ValueError(f"MaskCosts.{name} must be a non-negative number, got {value!r}")
+
+
+MASK_COSTS = MaskCosts()
+
+
+def mask_iou(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> np.ndarray:
+    """(len(a), len(b)) IoU of boolean masks of one image."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    fa = np.stack([np.asarray(m, bool).ravel() for m in a]).astype(np.float32)
+    fb = np.stack([np.asarray(m, bool).ravel() for m in b]).astype(np.float32)
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+
+
+def masks(pred: Sequence[tuple[str, float, np.ndarray]], truths: Sequence[tuple[str, np.ndarray]], threshold: float,
+          costs: MaskCosts = MASK_COSTS) -> Effort:
+    """One image: its automatic masks (class, score, mask) scored >= threshold are shown; each is kept (right class,
+    IoU >= keep_iou: verified), fixed (on an object: `fix`), or deleted; objects no mask claimed are traced;
+    against tracing every object."""
+    iou = mask_iou([m for _, _, m in pred], [m for _, m in truths])
+    return masks_by_iou([(c, s) for c, s, _ in pred], [c for c, _ in truths], iou, threshold, costs)
+
+
+def masks_by_iou(pred: Sequence[tuple[str, float]], true_cls: Sequence[str], iou: np.ndarray, threshold: float,
+                 costs: MaskCosts = MASK_COSTS) -> Effort:
+    """`masks` from the (len(pred), len(true_cls)) IoU of the masks, computed once for every threshold."""
+    shown = sorted((i for i, (_, score) in enumerate(pred) if score >= threshold), key=lambda i: -pred[i][1])
+    target, correct = match_by_iou([pred[i][0] for i in shown], true_cls, np.asarray(iou)[shown].reshape(
+        len(shown), len(true_cls)), costs.keep_iou, 0.1)
+    matched, kept = int((target >= 0).sum()), int(correct.sum())
+    seconds = (kept * costs.verify + (matched - kept) * (costs.verify + costs.fix)
+               + (len(shown) - matched) * costs.delete + (len(true_cls) - matched) * costs.trace)
+    return Effort(seconds, len(true_cls) * costs.trace)
+
+
+MODALITIES = {"boxes": boxes, "choices": choices, "masks": masks, "transcripts": transcripts}

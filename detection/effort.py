@@ -90,32 +90,41 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def match_boxes(pred_cls: Sequence[str], pred_boxes: Sequence[Box], true_cls: Sequence[str],
                 true_boxes: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
-    """What the annotator does with each predicted box, given the boxes the image must end up with.
+    """What the annotator does with each predicted box, given the boxes the image must end up with
+    (`match_by_iou` over the boxes' IoU, at CORRECT_IOU and FIX_IOU)."""
+    if len(pred_cls) == 0 or len(true_cls) == 0:
+        return np.full(len(pred_cls), -1, dtype=int), np.zeros(len(pred_cls), dtype=bool)
+    return match_by_iou(pred_cls, true_cls, box_iou(pred_boxes, true_boxes))
+
+
+def match_by_iou(pred_cls: Sequence[str], true_cls: Sequence[str], iou: np.ndarray, correct_iou: float = CORRECT_IOU,
+                 fix_iou: float = FIX_IOU) -> tuple[np.ndarray, np.ndarray]:
+    """What the annotator does with each prediction, given the objects the image must end up with and the
+    (len(pred), len(true)) IoU of their regions (boxes, masks).
 
     Greedy, in the order given (pass predictions by descending score, as COCO matching does): a prediction takes
-    the unclaimed true box of its class with the highest IoU >= CORRECT_IOU (correct: kept as it is); failing that,
-    the unclaimed true box of any class with the highest IoU >= FIX_IOU (fixed: moved or relabelled onto it); else
-    it is false (deleted). A true box claimed by no prediction is drawn.
+    the unclaimed true object of its class with the highest IoU >= correct_iou (correct: kept as it is); failing
+    that, the unclaimed true object of any class with the highest IoU >= fix_iou (fixed: moved or relabelled onto
+    it); else it is false (deleted). A true object claimed by no prediction is drawn.
 
     Returns:
-        (target, correct): per prediction, the index of the true box it ends up as (-1: deleted) and whether it was
-        right as predicted.
+        (target, correct): per prediction, the index of the true object it ends up as (-1: deleted) and whether it
+        was right as predicted.
     """
     n, m = len(pred_cls), len(true_cls)
     target = np.full(n, -1, dtype=int)
     correct = np.zeros(n, dtype=bool)
     if n == 0 or m == 0:
         return target, correct
-    iou = box_iou(pred_boxes, true_boxes)
     same = np.asarray([[p == t for t in true_cls] for p in pred_cls], dtype=bool)
     free = np.ones(m, dtype=bool)
     for i in range(n):
-        good = np.where(free & same[i] & (iou[i] >= CORRECT_IOU), iou[i], -1.0)
+        good = np.where(free & same[i] & (iou[i] >= correct_iou), iou[i], -1.0)
         if good.max() >= 0.0:
             j = int(good.argmax())
             correct[i] = True
         else:
-            near = np.where(free & (iou[i] >= FIX_IOU), iou[i], -1.0)
+            near = np.where(free & (iou[i] >= fix_iou), iou[i], -1.0)
             if near.max() < 0.0:
                 continue
             j = int(near.argmax())

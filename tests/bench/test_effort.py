@@ -66,3 +66,30 @@ def test_costs_reject_negative_and_nan(field):
             ChoiceCosts(**{field: bad})
     with pytest.raises(ValueError, match="words_per_minute"):
         ChoiceCosts(words_per_minute=0)
+
+
+def _square(x0: int, y0: int, size: int = 20, shape: tuple[int, int] = (64, 64)) -> "np.ndarray":
+    import numpy as np
+
+    m = np.zeros(shape, bool)
+    m[y0:y0 + size, x0:x0 + size] = True
+    return m
+
+
+def test_masks_keep_fix_delete_and_trace():
+    from bench.effort import MASK_COSTS as M, MaskCosts, masks
+
+    truths = [("cat", _square(0, 0)), ("dog", _square(40, 40))]
+    exact = masks([("cat", 0.9, _square(0, 0)), ("dog", 0.8, _square(40, 40))], truths, threshold=0.5)
+    assert exact.assisted == 2 * M.verify and exact.scratch == 2 * M.trace and exact.saved > 0.9
+    # an offset mask (IoU 0.6) is on the object but redone; a mask below the threshold is not shown: traced
+    offset = masks([("cat", 0.9, _square(0, 5)), ("dog", 0.3, _square(40, 40))], truths, threshold=0.5)
+    assert offset.assisted == M.verify + M.fix + M.trace
+    # a mask where nothing is is deleted; with nothing to label nothing is saved
+    stray = masks([("cat", 0.9, _square(20, 0, 10))], [], threshold=0.1)
+    assert stray.assisted == M.delete and stray.scratch == 0 and stray.saved == 0.0
+    # the wrong class is fixed (relabelled), not kept, whatever its IoU
+    relabel = masks([("dog", 0.9, _square(0, 0))], truths[:1], threshold=0.1, costs=MaskCosts(fix=20.0))
+    assert relabel.assisted == M.verify + 20.0
+    with pytest.raises(ValueError, match="MaskCosts.trace"):
+        MaskCosts(trace=float("nan"))
