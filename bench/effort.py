@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -56,6 +56,14 @@ def total(efforts: Sequence[Effort]) -> Effort:
     return out
 
 
+def _check_non_negative(costs: object) -> None:
+    """Every field of a costs dataclass is a non-negative number (NaN is not)."""
+    for f in fields(costs):
+        value = getattr(costs, f.name)
+        if not value >= 0.0:  # NaN fails this too
+            raise ValueError(f"{type(costs).__name__}.{f.name} must be a non-negative number, got {value!r}")
+
+
 @dataclass(frozen=True)
 class ChoiceCosts:
     """Seconds an annotator spends on a choice task (a text and a `<Choices>` control): the one home of these
@@ -83,10 +91,7 @@ class ChoiceCosts:
     bits: float = 0.15
 
     def __post_init__(self) -> None:
-        for name in ("words_per_minute", "decide", "point", "press", "bits"):
-            value = getattr(self, name)
-            if not value >= 0.0:  # NaN fails this too
-                raise ValueError(f"ChoiceCosts.{name} must be a non-negative number, got {value!r}")
+        _check_non_negative(self)
         if self.words_per_minute == 0:
             raise ValueError("ChoiceCosts.words_per_minute must be positive")
 
@@ -155,10 +160,7 @@ class MaskCosts:
     keep_iou: float = 0.75
 
     def __post_init__(self) -> None:
-        for name in ("trace", "verify", "fix", "delete", "keep_iou"):
-            value = getattr(self, name)
-            if not value >= 0.0:  # NaN fails this too
-                raise ValueError(f"MaskCosts.{name} must be a non-negative number, got {value!r}")
+        _check_non_negative(self)
 
 
 MASK_COSTS = MaskCosts()
