@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import detection.runtime  # noqa: F401
 from detection.dataset import build_dataset
-from detection.evaluate import PREDICT_CONF, evaluate
+from detection.evaluate import PREDICT_CONF, evaluate, evaluate_masks
 from detection.types import Detection
 from ops.sample_data import coco128_names, coco128_samples
 
@@ -155,3 +156,24 @@ def test_close_to_ultralytics_val_from_predict(coco20, yolov8n):
     assert ours["map50"] == pytest.approx(theirs.box.map50, abs=0.03)
     assert ours["map50_95"] == pytest.approx(theirs.box.map, abs=0.03)
     assert ours["map50"] > 0.7  # yolov8n on COCO images it has seen
+
+
+def _square(x0, y0, side):
+    return np.array([[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]], dtype=float)
+
+
+def test_mask_map_scores_the_pixels_not_the_boxes():
+    # a triangle and the square around it share one box: box mAP is perfect, mask IoU is 1/2
+    truth = [("cat", np.array([[10, 10], [90, 10], [10, 90]], dtype=float))]
+    as_square = Detection("cat", 0.9, (10, 10, 90, 90), _square(10, 10, 80))
+    as_triangle = Detection("cat", 0.9, (10, 10, 90, 90), truth[0][1])
+    assert evaluate([[as_square]], [[("cat", (10, 10, 90, 90))]], ["cat"])["map50"] == PERFECT
+    half = evaluate_masks([[as_square]], [truth], [(100, 100)], ["cat"])
+    assert half["map50"] == PERFECT and half["map50_95"] == pytest.approx(0.1, abs=0.01)  # IoU ~0.5: AP only at 0.5
+    assert evaluate_masks([[as_triangle]], [truth], [(100, 100)], ["cat"])["map50_95"] == PERFECT
+    # a detection without an outline counts as its box; other classes and empty images cost nothing
+    boxed = Detection("cat", 0.8, (10, 10, 90, 90))
+    r = evaluate_masks([[boxed, Detection("dog", 0.9, (0, 0, 5, 5))], []], [truth, []], [(100, 100), (50, 50)],
+                       ["cat"])
+    assert r["map50"] == PERFECT and r["map50_95"] < 0.2 and r["images"] == 2 and r["instances"] == 1
+    assert evaluate_masks([[]], [truth], [(100, 100)], ["cat"])["map50"] == 0
