@@ -138,7 +138,13 @@ class OCRBackend(Backend):
             if not truth:
                 counts["skipped"] += 1
                 continue
-            lines = reader.read(array)  # the base reader's lines: corrections are learned against them
+            try:
+                lines = reader.read(array)  # the base reader's lines: corrections are learned against them
+            except Exception as e:  # one image the engine chokes on must not cost the whole training
+                log.warning("training example skipped: task %s: OCR failed (%s: %s)", ex.task_id,
+                            type(e).__name__, e)
+                counts["skipped"] += 1
+                continue
             pairs = match_lines([ln.points for ln in lines], [t[0] for t in truth])
             counts["regions"] += len(truth)
             counts["regions_unmatched"] += len(truth) - len(pairs)
