@@ -13,12 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .landmarks import N_LANDMARKS
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 UPSAMPLE = 1  # the detector's own default in face_recognition: finds faces down to about 40 px
+# faces are looked for on the image scaled down to this long side (then upsampled once): a 12 MP photo upsampled
+# would take dlib tens of seconds and gigabytes; the landmarks are then placed on the full image
+DETECT_SIDE = 1280
 
 
 class FaceModelError(RuntimeError):
@@ -85,11 +89,20 @@ class FaceLandmarker:
     def faces(self, image: np.ndarray, threshold: float = 0.5) -> list[Face]:
         """The faces of an RGB uint8 image (H, W, 3) whose confidence is at least `threshold`, most confident
         first."""
+        import dlib
+
         image = np.ascontiguousarray(image, dtype=np.uint8)
+        scale = min(1.0, DETECT_SIDE / max(image.shape[:2]))
+        small = image if scale == 1.0 else cv2.resize(image, (round(image.shape[1] * scale),
+                                                              round(image.shape[0] * scale)),
+                                                      interpolation=cv2.INTER_AREA)
         # dlib reports candidates down to this margin; faces below the threshold's margin are not kept
         floor = -0.5 * math.log(1.0 / min(max(threshold, 1e-6), 1 - 1e-6) - 1.0)
         with self._lock:
-            rects, margins, _ = self._detector.run(image, UPSAMPLE, floor)
+            found, margins, _ = self._detector.run(small, UPSAMPLE, floor)
+            rects = [r if scale == 1.0 else dlib.rectangle(round(r.left() / scale), round(r.top() / scale),
+                                                           round(r.right() / scale), round(r.bottom() / scale))
+                     for r in found]
             shapes = [self._predictor(image, r) for r in rects]
         out = []
         for rect, margin, shape in zip(rects, margins, shapes):

@@ -57,3 +57,15 @@ def test_labels_map_by_name_or_predicted_values_and_others_never():
     assert "pupil" not in got and "bad" not in got  # no mapping (or an entry that resolves to nothing)
     assert resolve("68") is None and resolve("41-36") is None
     assert is_face_label("Face") and is_face_label("Box", ["head"]) and not is_face_label("Person")
+
+
+def test_a_large_photo_is_searched_scaled_down_and_landmarked_in_full(landmarker, photo):
+    import cv2
+
+    big = cv2.resize(photo, (photo.shape[1] * 4, photo.shape[0] * 4), interpolation=cv2.INTER_CUBIC)
+    (small,) = landmarker.faces(photo)
+    (large,) = landmarker.faces(big)
+    size = small.xyxy[2] - small.xyxy[0]
+    # dlib boxes a face found at another pyramid level a little differently; the landmarks follow the face
+    assert np.abs(np.array(large.xyxy) / 4 - small.xyxy).max() < 0.2 * size
+    assert np.linalg.norm(large.points / 4 - small.points, axis=1).mean() < 0.05 * size

@@ -17,7 +17,7 @@ from keypoints.skeleton import flip_index
 from keypoints.train import start_model
 from keypoints.types import Instance, Keypoint
 
-TINY = TrainOptions(epochs=2, imgsz=160, batch=4, workers=0)
+TINY = TrainOptions(epochs=1, imgsz=160, batch=4, workers=0)
 
 
 def test_flip_order_pairs_left_and_right_by_name():
