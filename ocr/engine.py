@@ -2,9 +2,11 @@
 by onnxruntime on CPU) as text lines: a 4-point polygon in pixels, the text and its recognition confidence."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +16,9 @@ log = logging.getLogger(__name__)
 # Lines are read down to this recognition confidence (RapidOCR drops lines below 0.5 by default): the ones under
 # the shown threshold still lower the task's score, so an image of faint, unreadable text is not ranked as sure.
 FLOOR = 0.05
+# The base reader's lines of the last images read, by their pixels: Label Studio asks again for the same tasks (each
+# new version, each reload), and a version only changes what is done with the lines, never the lines themselves.
+CACHE_SIZE = 512
 
 
 class EngineError(RuntimeError):
@@ -40,7 +45,10 @@ class Reader:
     """One RapidOCR engine; `read` may be called from several threads (onnxruntime sessions are thread-safe and
     no per-call setting is changed)."""
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, cache_size: int = CACHE_SIZE):
+        self._cache: OrderedDict[str, list[Line]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
         try:
             from rapidocr import RapidOCR
 
@@ -58,6 +66,24 @@ class Reader:
         """The text lines of an (H, W, 3) uint8 RGB image, top to bottom; none for an image without text."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        key = self._cache_key(image)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return [Line(ln.points.copy(), ln.text, ln.confidence) for ln in self._cache[key]]
+        lines = self._read(image)
+        with self._cache_lock:
+            self._cache[key] = lines
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return [Line(ln.points.copy(), ln.text, ln.confidence) for ln in lines]
+
+    @staticmethod
+    def _cache_key(image: np.ndarray) -> str:
+        return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16,
+                               key=str(image.shape).encode()).hexdigest()
+
+    def _read(self, image: np.ndarray) -> list[Line]:
         out = self.engine(np.ascontiguousarray(image[:, :, ::-1]))  # RapidOCR takes arrays as BGR
         if getattr(out, "boxes", None) is None or getattr(out, "txts", None) is None:
             return []

@@ -3,6 +3,7 @@ rotated lines included; an image without text gives no line."""
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import pytest
@@ -43,6 +44,19 @@ def test_a_rotated_line_keeps_its_angle(reader):
     top_true, top_read = truth[0].points[1] - truth[0].points[0], line.points[1] - line.points[0]
     angle = np.degrees(np.arctan2(top_read[1], top_read[0]) - np.arctan2(top_true[1], top_true[0]))
     assert abs(angle) < 3, angle
+
+
+def test_an_image_read_again_comes_from_the_cache(reader):
+    image, _ = render(["Fresh bread today"], seed=11)
+    first = reader.read(image)
+    first[0].points += 100  # what a caller does with its lines does not reach the cache
+    start = time.perf_counter()
+    again = reader.read(image.copy())
+    assert time.perf_counter() - start < 0.2
+    assert [ln.text for ln in again] == ["Fresh bread today"] and not np.allclose(again[0].points, first[0].points)
+    other = image.copy()
+    other[0, 0] ^= 1  # one pixel: another image
+    assert reader._cache_key(other) != reader._cache_key(image)
 
 
 def test_an_image_without_text_has_no_line(reader):
