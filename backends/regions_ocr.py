@@ -125,23 +125,26 @@ class OcrRegions:
         return items
 
     def read_regions(self, result: list[dict], width: int, height: int) -> list[tuple[np.ndarray, str]]:
-        """(outline in pixels, text) of each region of an annotation that has both a shape and a text in this
-        layout's TextArea; several texts of one region are joined by a space."""
-        outlines: dict[str, np.ndarray] = {}
-        texts: dict[str, str] = {}
-        for item in result:
-            if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+        """(outline in pixels, text) of each region of an annotation that has a text in this layout's TextArea and
+        a shape: the TextArea item's own geometry (Label Studio writes the region's into it), else that of the
+        items sharing its id. Several texts of one region are joined by a space."""
+        items = [i for i in result if isinstance(i, dict) and isinstance(i.get("value"), dict)]
+        shapes: dict[str, np.ndarray] = {}
+        for item in items:
+            outline = _outline(item["value"], width, height)
+            if outline is not None and item.get("id") is not None:
+                shapes.setdefault(str(item["id"]), outline)
+        out = []
+        for item in items:
+            if item.get("from_name") != self.layout.textarea.name or item.get("type") != "textarea":
                 continue
-            rid, value = str(item.get("id")), item["value"]
-            if item.get("from_name") == self.layout.textarea.name and item.get("type") == "textarea":
-                said = [t for t in value.get("text") or [] if isinstance(t, str) and t.strip()]
-                if said:
-                    texts[rid] = " ".join(t.strip() for t in said)
-            if rid not in outlines:
-                outline = _outline(value, width, height)
-                if outline is not None:
-                    outlines[rid] = outline
-        return [(outlines[rid], text) for rid, text in texts.items() if rid in outlines]
+            said = [t.strip() for t in item["value"].get("text") or [] if isinstance(t, str) and t.strip()]
+            outline = _outline(item["value"], width, height)
+            if outline is None and item.get("id") is not None:
+                outline = shapes.get(str(item["id"]))
+            if said and outline is not None:
+                out.append((outline, " ".join(said)))
+        return out
 
 
 def _outline(value: dict, width: int, height: int) -> np.ndarray | None:

@@ -122,6 +122,11 @@ def test_a_rotated_rectangle_comes_back_as_the_same_corners():
     assert np.abs(outline - quad).max() < 1e-6
     assert regions.read_regions([{"id": "a", "from_name": "transcription", "type": "textarea",
                                   "value": {"text": ["no shape"]}}], 640, 360) == []
+    no_ids = [{k: v for k, v in i.items() if k != "id"} for i in items]  # a result written without region ids
+    (outline, text), = regions.read_regions(no_ids, 640, 360)
+    assert text == "a line" and np.abs(outline - quad).max() < 0.5
+    shape_only = [items[0], {**items[2], "value": {"text": ["by its id"]}}]  # the text item without geometry
+    assert regions.read_regions(shape_only, 640, 360)[0][1] == "by its id"
 
 
 def test_submitted_text_trains_a_version_that_writes_it(settings, tmp_path):
