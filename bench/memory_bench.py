@@ -36,6 +36,8 @@ CONFIGS = {
             '<Text name="text" value="$text"/></View>', "text", "Angela Merkel met the board of Siemens in Paris."),
     "image_cls": ('<View><Image name="image" value="$image"/><Choices name="c" toName="image">'
                   '<Choice value="Person"/><Choice value="Bus"/></Choices></View>', "image", None),
+    "ocr": ('<View><Image name="image" value="$image"/><Rectangle name="r" toName="image"/>'
+            '<TextArea name="t" toName="image" perRegion="true"/></View>', "image", None),
 }
 
 
