@@ -16,7 +16,6 @@ import numpy as np
 from label_studio_sdk.converter.brush import decode_rle, mask2rle
 
 from detection.geometry import clip_xyxy, polygon_area
-from segmentation.masks import polygon_mask
 
 # the result types that carry their labels under a key of the same name
 REGION_TYPES = ("rectanglelabels", "polygonlabels")
@@ -161,4 +160,8 @@ def region_mask(item: dict, tag: str, width: int, height: int) -> np.ndarray:
     found = region_outline(item, width, height)
     if found is None:
         raise ValueError("no outline")
+    # imported here: the segmentation package loads PyTorch (~600 MB resident), which the callers of the other
+    # conversions (the ocr and keypoints backends) never need
+    from segmentation.masks import polygon_mask
+
     return polygon_mask(found[1], width, height)

@@ -148,3 +148,15 @@ def test_submitted_text_trains_a_version_that_writes_it(settings, tmp_path):
     assert any(i["value"]["text"][0].startswith("code OO1l0 shelf") for i in answer.result if i["type"] == "textarea")
     with pytest.raises(NotEnoughData, match="at least 3"):
         backend.fit(examples[:2], RECT, base, tmp_path / "v2", media=media)
+
+
+def test_the_adapter_does_not_load_pytorch():
+    """RapidOCR runs on onnxruntime: the ocr process stays ~0.6 GB smaller than one that imports PyTorch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, backends.adapters.ocr; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
