@@ -75,6 +75,10 @@ class DecodeOptions:
     # confidence its own; without them a segment's confidence comes from its decoding window's avg_logprob.
     word_confidence: bool = True
     max_seconds: float | None = None  # longer files are refused (AudioTooLong) before or while decoding
+    # Files longer than `batch_above_s` (faster-whisper, VAD on) are decoded by faster-whisper's batched pipeline,
+    # `batch_size` windows at a time (asr.batched); a batch of 1 or None keeps every file on the sequential path
+    batch_size: int = 8
+    batch_above_s: float | None = 60.0
 
 
 class _AlignmentTap:
@@ -139,18 +143,24 @@ class FasterWhisperEngine:
                 word_timestamps=opts.word_confidence,
                 condition_on_previous_text=False)  # stops one misheard passage from derailing the rest
             segments = list(segments)  # the generator decodes: consume it while recording
-        out = [Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob,
-                       words=[Word(w.start, w.end, w.word.strip(), w.probability) for w in s.words or ()])
-               for s in segments]
-        counts = [sum(t < self._eot for t in s.tokens) for s in segments]
-        if opts.word_confidence and sum(counts) == len(probs):
-            at = 0
-            for seg, n in zip(out, counts):
-                seg.token_probs, at = probs[at:at + n], at + n
-        elif opts.word_confidence:  # never seen; the word probabilities still give each segment its own score
-            log.warning("token probabilities did not line up with the segments (%d for %d tokens); scoring by "
-                        "word probabilities", len(probs), sum(counts))
-        return out, info.language
+        return segments_with_token_probs(segments, probs, self._eot, opts.word_confidence), info.language
+
+
+def segments_with_token_probs(segments: list, probs: list[float], eot: int, word_confidence: bool) -> list[Segment]:
+    """faster-whisper's segments as `Segment`s, each with its share of the token probabilities one transcription's
+    alignment passes recorded (`probs`, in segment order)."""
+    out = [Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob,
+                   words=[Word(w.start, w.end, w.word.strip(), w.probability) for w in s.words or ()])
+           for s in segments]
+    counts = [sum(t < eot for t in s.tokens) for s in segments]
+    if word_confidence and sum(counts) == len(probs):
+        at = 0
+        for seg, n in zip(out, counts):
+            seg.token_probs, at = probs[at:at + n], at + n
+    elif word_confidence:  # never seen; the word probabilities still give each segment its own score
+        log.warning("token probabilities did not line up with the segments (%d for %d tokens); scoring by "
+                    "word probabilities", len(probs), sum(counts))
+    return out
 
 
 class OpenAIWhisperEngine:
@@ -223,10 +233,19 @@ class Transcriber:
         opts = opts or DecodeOptions()
         language = opts.language or ("en" if self.spec.english_only else None)
         result = Transcript()
-        for offset, samples in iter_chunks(path, opts.chunk_s, max_s=opts.max_seconds):
+        chunks = iter_chunks(path, opts.chunk_s, max_s=opts.max_seconds)
+        decode = self.engine.transcribe
+        if opts.batch_above_s is not None:
+            from .batched import batched_decoder, longer_than  # asr.batched builds on this module
+
+            batched = batched_decoder(self.engine, opts)
+            if batched is not None:
+                chunks, long = longer_than(chunks, opts.batch_above_s)
+                decode = batched if long else decode
+        for offset, samples in chunks:
             result.duration = offset + len(samples) / SAMPLE_RATE
             chunk_opts = DecodeOptions(**{**opts.__dict__, "language": language})
-            segments, detected = self.engine.transcribe(samples, chunk_opts)
+            segments, detected = decode(samples, chunk_opts)
             language = language or detected  # detected on the first chunk, then kept for the rest
             for s in segments:
                 if not s.text:
