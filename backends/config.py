@@ -28,6 +28,18 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
 
 
+# text_cls.encoder.ENGINES, named here so reading the settings does not import PyTorch (tests check they agree)
+TEXT_ENCODERS = ("onnx-int8", "torch")
+
+
+def _text_encoder(raw: str) -> str:
+    """TEXT_ENCODER's engine (the first of TEXT_ENCODERS when empty), or a ValueError naming the variable."""
+    name = raw.strip() or TEXT_ENCODERS[0]
+    if name not in TEXT_ENCODERS:
+        raise ValueError(f"TEXT_ENCODER must be one of {', '.join(TEXT_ENCODERS)}; got {raw.strip()!r}")
+    return name
+
+
 def _strategy(raw: str) -> str:
     """A known selection strategy's name (the default when empty), or a ValueError naming the variable."""
     try:
@@ -76,6 +88,10 @@ class Settings:
     keep_versions: int = 10
     train_timeout: int = 3600
     uncertainty: str = selection.DEFAULT  # selection strategy whose measure scores each task
+    # text_cls: how the sentence encoder runs on CPU, int8 ONNX Runtime (exported once into MODEL_DIR/text_cls/onnx)
+    # or PyTorch float32 (bench/results/text_speed.json compares them)
+    text_encoder: str = TEXT_ENCODERS[0]
+    text_onnx_dir: Path | None = None  # where int8 exports are cached (TEXT_ONNX_DIR); None: MODEL_DIR/text_cls/onnx
     # speech recognition: the Whisper model by name or path (a project's extra params `model` wins); "" = tiny.en
     asr_model: str = ""
     # longer audio files are refused (that task's error; the rest of the batch is predicted): one upload must not
@@ -121,6 +137,8 @@ class Settings:
             keep_versions=_int(env, "KEEP_VERSIONS", 10),
             train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),
             uncertainty=_strategy(env.get("UNCERTAINTY_STRATEGY", "")),
+            text_encoder=_text_encoder(env.get("TEXT_ENCODER", "")),
+            text_onnx_dir=Path(env["TEXT_ONNX_DIR"].strip()) if env.get("TEXT_ONNX_DIR", "").strip() else None,
             asr_model=env.get("ASR_MODEL", "").strip(),
             max_audio_seconds=_int(env, "MAX_AUDIO_SECONDS", 3 * 3600),
         )

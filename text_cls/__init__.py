@@ -2,7 +2,8 @@
 
 Pure ML: this package never imports `backends` (the Label Studio layer builds on it, not the other way round).
 
-- `encoder`: the sentence encoder (MiniLM), its model resolution and embedding cache.
+- `encoder`: the sentence encoder (MiniLM), its model resolution, engines and embedding cache.
+- `onnx_int8`: the encoder's transformer exported to int8 ONNX Runtime at first use, cached by the weights' digest.
 - `zero_shot`: label prototypes and the zero-shot logits of single and multiple choice.
 - `heads`: logistic-regression heads over the zero-shot logits, chosen by cross-validation.
 - `controls`: `ControlSpec` (a choice control's labels) and the answers as training targets.

@@ -86,7 +86,9 @@ class TextClassificationBackend(Backend):
     def encoder(self, params: dict | None = None) -> Encoder:
         name = self.model_name(params)
         try:
-            return get_encoder(name, self.settings.weights_dir)
+            return get_encoder(name, self.settings.weights_dir, engine=self.settings.text_encoder,
+                               onnx_dir=self.settings.text_onnx_dir or self.settings.model_dir / "text_cls" / "onnx",
+                               threads=self.settings.cpu_threads)
         except (OSError, ValueError, EnvironmentError) as e:
             raise ModelUnavailable(f"the text model {name!r} could not be loaded: {e}") from None
 

@@ -198,7 +198,7 @@ def test_loaded_encoders_are_bounded(tmp_path: Path, monkeypatch) -> None:
     from collections import OrderedDict
 
     monkeypatch.setattr(encoder_mod, "_ENCODERS", OrderedDict())
-    monkeypatch.setattr(encoder_mod, "Encoder", lambda path: ("encoder of", path))
+    monkeypatch.setattr(encoder_mod, "Encoder", lambda path, **_: ("encoder of", path))
     folders = [_fake_model_dir(tmp_path / f"m{i}") for i in range(MAX_ENCODERS + 2)]
     first = get_encoder(str(folders[0]))
     for folder in folders[1:]:
