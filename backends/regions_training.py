@@ -1,7 +1,7 @@
 """Submitted annotations of region controls as the task packages' training examples: detection's `Sample`s from
-boxes and outlines, segmentation's (image, mask) pairs from brush masks and polygons. What cannot be used (an
-image that cannot be had, a region of a label the config no longer has, an unreadable mask) is skipped, logged
-and counted."""
+boxes, outlines and brush masks (as the outline of the mask's largest part), segmentation's (image, mask) pairs
+from brush masks and polygons. What cannot be used (an image that cannot be had, a region of a label the config
+no longer has, an unreadable mask) is skipped, logged and counted."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +12,7 @@ from detection.batches import SizedImage
 from detection.geometry import outline_xyxy
 from detection.images import ImageError, image_size, load_image
 from detection.types import LabeledObject, Sample
+from segmentation.masks import mask_outline
 
 from .base import LabeledTask
 from .exceptions import LabelloopError
@@ -50,7 +51,7 @@ def detection_samples(control: Control, examples: list[LabeledTask], sizes: list
         im = found[control.value_key]
         sample = Sample(id=str(ex.task_id), image=im.path, width=im.width, height=im.height)
         for item in ex.result:
-            outline = region_outline(item, im.width, im.height) if item.get("from_name") == control.name else None
+            outline = _outline(item, control, im.width, im.height) if item.get("from_name") == control.name else None
             if outline is None:
                 continue
             label, points = outline
@@ -59,10 +60,28 @@ def detection_samples(control: Control, examples: list[LabeledTask], sizes: list
                 log.warning("task %s: label %r is not in <%s name=%r> any more; region skipped", ex.task_id,
                             label, control.tag, control.name)
                 continue
-            polygon = points if control.tag == "polygonlabels" else None  # a box is trained as its box
+            polygon = None if control.tag == "rectanglelabels" else points  # a box is trained as its box
             sample.objects.append(LabeledObject(cls_of[label], outline_xyxy(points, im.width, im.height), polygon))
         samples.append(sample)
     return samples, unknown
+
+
+def _outline(item: dict, control: Control, width: int, height: int) -> tuple[str, np.ndarray] | None:
+    """Label and pixel outline of a result item; a brush mask's is the outline of its largest part (YOLO trains
+    one polygon per object)."""
+    if control.tag != "brushlabels" or item.get("type") != "brushlabels":
+        return region_outline(item, width, height)
+    labels = (item.get("value") or {}).get("brushlabels")
+    if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
+        return None
+    if labels[0] not in control.labels:
+        return labels[0], np.zeros((0, 2))  # counted as a label the config no longer has, not decoded
+    try:
+        points = mask_outline(region_mask(item, control.tag, width, height))
+    except ValueError as e:
+        log.warning("brush region skipped: %s", e)
+        return None
+    return (labels[0], points) if points is not None and len(points) >= 3 else None
 
 
 def mask_pairs(examples: list[LabeledTask], controls: tuple[Control, ...], media,

@@ -1,6 +1,7 @@
 """Fine-tuning one labeling control's model and deciding whether to publish it: the candidate is trained on the
-annotated images, then evaluated beside the served model on the same held-out images (box mAP), and published
-only if it is at least as good (plus a required gain).
+annotated images, then evaluated beside the served model on the same held-out images (box mAP; for segmentation
+models also mask mAP, which a segmentation backend judges by), and published only if it is at least as good (plus a
+required gain).
 
 `train_control` returns the candidate's weights, its metrics and the publish decision; the caller (the Label
 Studio adapter) only translates annotations into `Sample`s and the decision into a version.
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .dataset import build_dataset
-from .evaluate import PREDICT_CONF, evaluate
+from .evaluate import PREDICT_CONF, evaluate, evaluate_masks
 from .images import load_image
 from .model import Detector
 from .predict import Plan, run_plans
@@ -23,7 +26,7 @@ from .classes import extend_classes
 from .train import TrainOptions, finetune
 from .types import Detection, Sample
 
-METRICS = ("map50", "map50_95")
+METRICS = ("map50", "map50_95", "mask_map50", "mask_map50_95")  # mask_*: segmentation models only
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ class Guard:
 
     Attributes:
         val_fraction: share of the images held out (by a hash of their id).
-        metric: "map50" or "map50_95", the one the decision is made on.
+        metric: "map50" or "map50_95" (box), "mask_map50" or "mask_map50_95" (segmentation models), the one the
+            decision is made on.
         min_gain: how much the candidate must beat the served model by (0: a tie publishes).
     """
 
@@ -42,7 +46,7 @@ class Guard:
 
     def __post_init__(self):
         if self.metric not in METRICS:
-            raise ValueError(f"guard_metric must be map50 or map50_95, not {self.metric!r}")
+            raise ValueError(f"guard_metric must be one of {', '.join(METRICS)}, not {self.metric!r}")
 
 
 @dataclass
@@ -90,7 +94,10 @@ def train_control(samples: Sequence[Sample], class_names: list[str], start: str 
 
     Raises:
         detection.train.TrainingError: training failed.
+        ValueError: a mask metric to judge a box model by.
     """
+    if guard.metric.startswith("mask_") and task != "segment":
+        raise ValueError(f"guard_metric {guard.metric} needs a segmentation model; this one is a {task} model")
     work.mkdir(parents=True, exist_ok=True)
     first = extend_classes(start, class_names, work / "start.pt")
     data = build_dataset(samples, class_names, work / "dataset", task=task, val_fraction=guard.val_fraction)
@@ -105,8 +112,12 @@ def train_control(samples: Sequence[Sample], class_names: list[str], start: str 
     new_plan = Plan(candidate, {c: c for c in candidate.names}, PREDICT_CONF)
     arrays = [load_image(s.image, max_pixels) for s in val]  # decoded once, for both models
     found: list[list[Detection]] = []
+    old_found: list[list[Detection]] = []
     new_m = _evaluate([new_plan], val, arrays, class_names, imgsz, batch, keep=found)
-    old_m = _evaluate(served, val, arrays, class_names, imgsz, batch)
+    old_m = _evaluate(served, val, arrays, class_names, imgsz, batch, keep=old_found)
+    if task == "segment":
+        new_m.update(mask_metrics(found, val, class_names))
+        old_m.update(mask_metrics(old_found, val, class_names))
     metric, gain = guard.metric, guard.min_gain
     publish = new_m[metric] >= old_m[metric] + gain - 1e-9
     reason = "" if publish else (f"validation {metric} {new_m[metric]:.4f} is below the served model's "
@@ -116,7 +127,11 @@ def train_control(samples: Sequence[Sample], class_names: list[str], start: str 
                "train_images": len(data.train_ids), "val_images": len(val), "classes": class_names,
                "epochs": report.epochs_run, "seconds_per_epoch": round(report.seconds_per_epoch, 2),
                "seconds": round(report.seconds, 1), "task": task,
-               "learned_threshold": learned_threshold(list(zip(found, [s.boxes for s in val])))}
+               "learned_threshold": learned_threshold(list(zip(found, [s.boxes for s in val]))),
+               "guard_metric": metric}
+    if task == "segment":
+        metrics.update({k: new_m[k] for k in ("mask_map50", "mask_map50_95", "mask_per_class")},
+                       served_mask_map50=old_m["mask_map50"], served_mask_map50_95=old_m["mask_map50_95"])
     return ControlFit(report.weights, task, class_names, metrics, publish, reason)
 
 
@@ -126,6 +141,21 @@ def learned_threshold(images: list) -> float | None:
     if sum(len(truths) for _, truths in images) < MIN_OBJECTS:
         return None
     return choose_threshold(images).threshold
+
+
+def mask_metrics(predictions: list[list[Detection]], val: Sequence[Sample], class_names: list[str]) -> dict:
+    """Mask mAP of per-image `predictions` on the samples `val`; an object annotated as a box counts as its box."""
+    def outline(o) -> np.ndarray:
+        if o.polygon is not None:
+            return o.polygon
+        x1, y1, x2, y2 = o.xyxy
+        return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], dtype=float)
+
+    if not val:
+        return {"mask_map50": 0.0, "mask_map50_95": 0.0, "mask_per_class": {}}
+    m = evaluate_masks(predictions, [[(o.cls, outline(o)) for o in s.objects] for s in val],
+                       [(s.width, s.height) for s in val], class_names)
+    return {"mask_map50": m["map50"], "mask_map50_95": m["map50_95"], "mask_per_class": m["per_class"]}
 
 
 def _evaluate(plans: Sequence[Plan], val: Sequence[Sample], arrays: list, class_names: list[str],

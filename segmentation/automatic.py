@@ -3,12 +3,13 @@ of the annotator's first click."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .predictor import MaskResult, Segmenter
 
 
 def box_masks(segmenter: Segmenter | None, image: np.ndarray, boxes: np.ndarray, refine: bool = True,
-              warm: bool = False) -> list[MaskResult] | None:
+              warm: bool = False, decoder: torch.nn.Module | None = None) -> list[MaskResult] | None:
     """SAM's mask of each box when `refine`, else None (the detector's own shapes stay).
 
     Args:
@@ -18,6 +19,7 @@ def box_masks(segmenter: Segmenter | None, image: np.ndarray, boxes: np.ndarray,
         refine: turn the boxes into SAM masks.
         warm: when nothing was refined, compute the image's SAM embedding anyway, so that the annotator's first
             click on this image finds it in the cache.
+        decoder: the mask decoder to refine with (a served version's trained one; None: SAM's own).
 
     Returns:
         K results in the order of `boxes`, or None when nothing was refined.
@@ -25,7 +27,7 @@ def box_masks(segmenter: Segmenter | None, image: np.ndarray, boxes: np.ndarray,
     if segmenter is None:
         return None
     if refine and len(boxes):
-        return segmenter.segment_boxes(image, boxes)
+        return segmenter.segment_boxes(image, boxes, decoder=decoder)
     if warm:
         segmenter.embed(image)
     return None

@@ -256,13 +256,15 @@ class Segmenter:
         return MaskResult(mask=(logits[0, 0] > self.sam.mask_threshold).cpu().numpy(), score=float(iou[0, best]),
                           low_res_logits=low_res[0, best].float().cpu().numpy())
 
-    def segment_boxes(self, image: np.ndarray, boxes: np.ndarray, image_key: str | None = None) -> list[MaskResult]:
+    def segment_boxes(self, image: np.ndarray, boxes: np.ndarray, image_key: str | None = None,
+                      decoder: torch.nn.Module | None = None) -> list[MaskResult]:
         """One mask per box (e.g. to turn detector boxes into masks), batched through the decoder.
 
         Args:
             image: (H, W, 3) RGB uint8.
             boxes: (K, 4) x1, y1, x2, y2 pixels (each clipped to the image).
             image_key: stable id of the image content (see `embed`).
+            decoder: a mask decoder to use instead of the model's (a served version's trained one).
 
         Returns:
             K results in the order of `boxes`.
@@ -287,7 +289,7 @@ class Segmenter:
             for start in range(0, len(checked), BOX_BATCH):
                 batch = np.stack(checked[start:start + BOX_BATCH])
                 sparse, dense = self.encode_prompts(entry, None, None, batch)
-                low_res, iou = self.decode(entry, sparse, dense, False, features=features)
+                low_res, iou = self.decode(entry, sparse, dense, False, decoder, features=features)
                 masks = self.upscale(entry, low_res) > self.sam.mask_threshold
                 for k in range(len(batch)):
                     out.append(MaskResult(mask=masks[k, 0].cpu().numpy(), score=float(iou[k, 0]),

@@ -2,9 +2,12 @@
 `<KeyPointLabels smart="true">` (positive and negative clicks) and `<RectangleLabels smart="true">` (boxes).
 
 - With a context (the annotator clicked or dragged): one SAM mask for all prompts, with the prompt's label.
-- Without one: instance masks of every object of the config's labels from YOLO-seg (the detection package), refined
-  by SAM from the detector's boxes when SAM weights are present; and the image's SAM embedding is computed, so
-  the annotator's first click is fast.
+- Without one: instance masks of every object of the config's labels from YOLO-seg (the served version's for the
+  labels it learned, the base model for the rest), refined by SAM (and the version's decoder) from their boxes when
+  SAM weights are present; and the image's SAM embedding is computed, so the annotator's first click is fast.
+- Training: one version of YOLO-seg fine-tuned per control on the submitted masks and polygons (`regions_finetune`,
+  guarded by validation mask mAP) and, with SAM weights, SAM's mask decoder (`mask_decoder`); it publishes when
+  every part that trained beats what is served.
 
 Settings: SAM_MODEL (vit_t = MobileSAM, default; vit_b, vit_l, vit_h), SAM_CHECKPOINT (a file name in WEIGHTS_DIR
 or a path inside it or MODEL_DIR; default the official file of SAM_MODEL, downloaded the normal way),
@@ -13,34 +16,38 @@ SAM_CACHE_BYTES (in-process embedding cache, default 512 MiB; shared through Red
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from detection.guard import Guard
 from detection.images import ImageError, load_image
+from detection.model import ModelLoadError
 from detection.pool import DetectorPool
+from detection.trained import MANIFEST, TrainedControl, TrainedModel, TrainedModelError, load_trained, write_manifest
 from segmentation.automatic import box_masks
 from segmentation.cache import EmbeddingCache
 from segmentation.engines import DEFAULT_KIND, load_sam, model_id, resolve_checkpoint
-from segmentation.errors import EngineError, NotEnoughMasks, PromptError
-from segmentation.finetune import finetune_decoder, load_decoder, save_decoder
+from segmentation.errors import EngineError, PromptError
+from segmentation.finetune import DECODER_FILE, load_decoder
 from segmentation.predictor import Segmenter
 
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
-from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData, TrainingError
+from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls
 from ..lazy import Lazy
+from ..mask_decoder import fit_decoder
 from ..media import task_media
-from ..params import Number
+from ..params import Number, OneOf
 from ..regions_context import has_smart_tools, label_for, parse_context
+from ..regions_finetune import fit_controls
 from ..regions_images import image_embeddings, task_id
 from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, Flag, base_detector, check_controls,
-                             found_regions, label_plan)
+                             control_plans, found_regions)
 from ..regions_predict import predict_controls
-from ..regions_training import mask_pairs
 from ..regions_writers import PixelRegion, RegionWriter, writer_for
 
 log = logging.getLogger(__name__)
@@ -56,7 +63,13 @@ LR = Number("lr", 1e-8, 1.0)
 VAL_FRACTION = Number("val_fraction", 0.05, 0.9)
 SEED = Number("seed", 0, 2**31 - 1, integer=True)
 MAX_SECONDS = Number("max_seconds", 1, 7 * 86400)
-PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, UNCERTAINTY, REFINE, WARM_TASKS, EPOCHS, LR, VAL_FRACTION, SEED, MAX_SECONDS)
+MIN_MAP_GAIN = Number("min_map_gain", -1.0, 1.0)
+GUARD_METRIC = OneOf("guard_metric", ("mask_map50", "mask_map50_95"))
+MIN_TRAIN_IMAGES = Number("min_train_images", 1, 1_000_000, integer=True)
+PARAMS = (IMGSZ, BATCH_PREDICT, THRESHOLD, UNCERTAINTY, REFINE, WARM_TASKS, EPOCHS, LR, VAL_FRACTION, SEED, MAX_SECONDS,
+          MIN_MAP_GAIN, GUARD_METRIC, MIN_TRAIN_IMAGES, Number("batch", 1, 256, integer=True))
+# the YOLO part's summary copied to the top of a version's metrics (from its first trained control)
+SUMMARY = ("mask_map50", "mask_map50_95", "served_mask_map50", "served_mask_map50_95", "map50", "map50_95")
 
 
 @lru_cache(maxsize=64)
@@ -66,9 +79,13 @@ def _controls(label_config: str) -> tuple[Control, ...]:
 
 @dataclass
 class SegmentationModel:
-    """A served version: the fine-tuned mask decoder (None for the base model)."""
+    """A served version: the fine-tuned mask decoder (None: the base one) and the fine-tuned YOLO-seg per control."""
 
     decoder: Any = None
+    yolo: TrainedModel = field(default_factory=TrainedModel)
+
+    def trained(self, control: Control) -> TrainedControl | None:
+        return self.yolo.controls.get(control.name)
 
 
 class SegmentationBackend(Backend):
@@ -128,21 +145,30 @@ class SegmentationBackend(Backend):
             except ModelUnavailable:
                 pass  # logged once by the loader; automatic masks work without SAM
             return SegmentationModel()
+        folder, model = Path(version_dir), SegmentationModel()
         try:
-            decoder = load_decoder(self.segmenter().sam, Path(version_dir), in_place=False)
-        except EngineError as e:
+            if (folder / MANIFEST).is_file():
+                model.yolo = load_trained(folder)
+            if (folder / DECODER_FILE).is_file():
+                model.decoder = load_decoder(self.segmenter().sam, folder, in_place=False).eval()
+        except (EngineError, TrainedModelError, ModelLoadError) as e:
             raise LabelloopError(str(e)) from e
-        return SegmentationModel(decoder.eval())
+        return model
+
+    def writer(self, model: SegmentationModel, control: Control, params: dict) -> RegionWriter:
+        """The control's writer, with the score threshold the served version learned unless one is set."""
+        trained = model.trained(control)
+        return writer_for(control, params).learned(trained.threshold if trained is not None else None)
 
     # -- serving ------------------------------------------------------------------------------------------
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,
                 params: dict | None = None, media: Any = None) -> list[TaskPrediction]:
         params = params or {}
         model = model if isinstance(model, SegmentationModel) else SegmentationModel()
-        writers = [writer_for(c, params) for c in _controls(label_config)]
+        writers = [self.writer(model, c, params) for c in _controls(label_config)]
         if context and context.get("result"):
             return [self._interactive(model, task, writers, context, media) for task in tasks]
-        return self._automatic(tasks, writers, label_config, params, media)
+        return self._automatic(model, tasks, writers, label_config, params, media)
 
     def _load(self, task: dict, key: str, media) -> np.ndarray:
         return load_image(task_media(task, key, media, "an image"), self.settings.max_image_pixels)
@@ -169,8 +195,8 @@ class SegmentationBackend(Backend):
         region = PixelRegion(label_for(writer.control.labels, prompt.label), found.score, mask=found.mask)
         return TaskPrediction(result=writer.predict_regions([region], width, height), score=round(found.score, 4))
 
-    def _automatic(self, tasks: list[dict], writers: list[RegionWriter], label_config: str, params: dict,
-                   media) -> list[TaskPrediction]:
+    def _automatic(self, model: SegmentationModel, tasks: list[dict], writers: list[RegionWriter], label_config: str,
+                   params: dict, media) -> list[TaskPrediction]:
         refine = REFINE.read(params, default=True)
         measure = UNCERTAINTY.measure(params, self.settings.uncertainty, writers, self.name)
         segmenter = None
@@ -180,53 +206,78 @@ class SegmentationBackend(Backend):
             except ModelUnavailable:
                 segmenter = None  # automatic masks come from YOLO-seg alone
         warm = has_smart_tools(label_config) and len(tasks) <= WARM_TASKS.read(params, default=1)
-        plans = [(w, [p] if (p := label_plan(base_detector(self.pool, w), w.control, w.threshold)) else [])
+        # the version's fine-tuned YOLO-seg for the labels it learned, the base model for the rest
+        plans = [(w, control_plans(self.pool, w, t.detector if (t := model.trained(w.control)) else None))
                  for w in writers]
 
         def masks(writer: RegionWriter, dets: list, img) -> list[dict]:
-            return self._image_masks(writer, dets, img, segmenter, refine, warm)
+            return self._image_masks(writer, dets, img, segmenter, refine, warm, model.decoder)
 
         return predict_controls(tasks, plans, media, self.settings, BATCH_PREDICT.read(params, default=8),
                                 IMGSZ.read(params), measure, masks, what="masks")
 
     def embed(self, model: Any, tasks: list[dict], label_config: str, params: dict | None = None,
               media: Any = None) -> list[TaskEmbedding]:
-        """The pooled YOLO-seg features of the image the first control labels (the model of automatic masks)."""
+        """The pooled YOLO-seg features of the image the first control labels, from the model of its automatic
+        masks (the control's fine-tuned one once trained, else its base model)."""
         params = params or {}
         writer = writer_for(_controls(label_config)[0], params)
-        return image_embeddings(base_detector(self.pool, writer), tasks, writer.control.value_key, media,
+        trained = model.trained(writer.control) if isinstance(model, SegmentationModel) else None
+        detector = trained.detector if trained is not None else base_detector(self.pool, writer)
+        return image_embeddings(detector, tasks, writer.control.value_key, media,
                                 self.settings, BATCH_PREDICT.read(params, default=8), IMGSZ.read(params))
 
     @staticmethod
     def _image_masks(writer: RegionWriter, dets: list, img, segmenter: Segmenter | None, refine: bool,
-                     warm: bool) -> list[dict]:
-        """The regions of one image's detections, their boxes refined into masks by SAM (`box_masks`)."""
+                     warm: bool, decoder: Any = None) -> list[dict]:
+        """The regions of one image's detections, their boxes refined into masks by SAM (`box_masks`) with the
+        served version's decoder."""
         found = found_regions(dets)
         boxes = np.array([r.xyxy for r in found], dtype=np.float32).reshape(-1, 4)
-        for region, refined in zip(found, box_masks(segmenter, img.array, boxes, refine, warm) or []):
+        for region, refined in zip(found, box_masks(segmenter, img.array, boxes, refine, warm, decoder) or []):
             region.mask = refined.mask
         return writer.predict_regions(found, img.width, img.height)
 
     # -- training -----------------------------------------------------------------------------------------
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
             params: dict | None = None, media: Any = None) -> TrainResult:
+        """One version: per control YOLO-seg fine-tuned on the submitted masks and polygons (controls with fewer
+        than `min_train_images` annotated images are left as served), and SAM's mask decoder when SAM is here."""
         params = params or {}
         parent = parent if isinstance(parent, SegmentationModel) else SegmentationModel()
         try:
+            guard = Guard(VAL_FRACTION.read(params, default=0.25), GUARD_METRIC.read(params, default="mask_map50_95"),
+                          MIN_MAP_GAIN.read(params, default=0.0))
+        except ValueError as e:
+            raise BadRequest(f"training parameters: {e}") from None
+        writers = [writer_for(c, params) for c in _controls(label_config)]
+        yolo = fit_controls(self.pool, writers, examples, parent.yolo, out_dir, params, media,
+                            self.settings.max_image_pixels, guard, MIN_TRAIN_IMAGES.read(params, default=4),
+                            skip_small=True)
+        metrics, verdicts = yolo.metrics, yolo.verdicts
+        if yolo.manifest:
+            write_manifest(out_dir, yolo.manifest)
+            metrics.update({k: metrics[next(iter(yolo.manifest))][k] for k in SUMMARY})
+        decoder = self._fit_decoder(examples, label_config, parent, out_dir, params, media, metrics)
+        if decoder is None and not yolo.manifest:
+            why = [f"{n}: {m['skipped']}" for n, m in metrics.items() if isinstance(m, dict) and "skipped" in m]
+            raise NotEnoughData("; ".join(why + [metrics["sam"]]) if why else
+                                f"no submitted masks or polygons to train on; {metrics['sam']}")
+        if decoder is not None and not decoder.improved:
+            verdicts.append(f"mask decoder: {decoder.reason}")
+        return TrainResult(n_examples=max(yolo.images, metrics.get("masks", 0)), metrics=metrics,
+                           publish=not verdicts, reason="; ".join(verdicts))
+
+    def _fit_decoder(self, examples: list[LabeledTask], label_config: str, parent: SegmentationModel, out_dir: Path,
+                     params: dict, media, metrics: dict):
+        """SAM's mask decoder trained into `out_dir` (`mask_decoder.fit_decoder`); None, with the reason in
+        `metrics["sam"]`, without SAM weights or with too few masks."""
+        try:
             base = self.segmenter()
         except ModelUnavailable as e:
-            raise TrainingError(f"mask-decoder training needs SAM weights: {e}") from None
-        pairs, skipped = mask_pairs(examples, _controls(label_config), media, self.settings.max_image_pixels)
-        if len(pairs) < 2:
-            raise NotEnoughData(f"{len(pairs)} submitted masks; training needs at least 2")
-        try:
-            # from the served decoder (the parent's, else the base model's); apply=False: the served model is kept
-            report = finetune_decoder(base, pairs, val_fraction=VAL_FRACTION.read(params, default=0.25),
-                                      epochs=EPOCHS.read(params, default=10), lr=LR.read(params, default=1e-4),
-                                      seed=SEED.read(params, default=0), apply=False,
-                                      max_seconds=MAX_SECONDS.read(params), start_decoder=parent.decoder)
-        except NotEnoughMasks as e:
-            raise NotEnoughData(str(e)) from None
-        metrics = {**report.metrics, **skipped, "masks": len(pairs)}
-        save_decoder(report.state_dict, out_dir, {"sam": self.kind, "model_id": base.model_id, "metrics": metrics})
-        return TrainResult(n_examples=len(pairs), metrics=metrics, publish=report.improved, reason=report.reason)
+            metrics["sam"] = f"mask decoder not trained: no SAM weights ({e})"
+            return None
+        return fit_decoder(base, self.kind, examples, _controls(label_config), media, self.settings.max_image_pixels,
+                           parent.decoder, out_dir, metrics, val_fraction=VAL_FRACTION.read(params, default=0.25),
+                           epochs=EPOCHS.read(params, default=10), lr=LR.read(params, default=1e-4),
+                           seed=SEED.read(params, default=0), max_seconds=MAX_SECONDS.read(params))

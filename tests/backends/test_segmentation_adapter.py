@@ -187,10 +187,12 @@ def test_decoder_training_makes_a_version_that_serves(tmp_path, sam_weights, dat
         examples.append(LabeledTask(task_id=n + 1, result=result, data={
             "image": str(datasets_dir / "coco128" / "images" / "train2017" / info["file_name"])}))
     out = tmp_path / "v1"
-    result = backend.fit(examples, CONFIG, backend.load_model(None), out, {"epochs": 2},
+    # min_train_images: YOLO-seg is not fine-tuned on 4 images (tests/backends/test_segmentation_training.py is)
+    result = backend.fit(examples, CONFIG, backend.load_model(None), out, {"epochs": 2, "min_train_images": 5},
                          MediaFetcher(settings))
     m = result.metrics
     assert m["unknown_labels"] == {"Giraffe": 4} and m["masks"] >= 8
+    assert "4 annotated images, need 5" in m["mask"]["skipped"] and not (out / "detection.json").exists()
     assert {"val_miou_before", "val_miou_after", "train_masks", "val_masks"} <= set(m)
     assert result.publish == (m["val_miou_after"] > m["val_miou_before"])
     assert json.loads((out / "mask_decoder.json").read_text())["model_id"] == backend.segmenter().model_id
