@@ -1,0 +1,154 @@
+"""Segmentation learning benchmark (by hand, not CI): does fine-tuning YOLO-seg on a project's own masks beat the
+base model for a class of the project's own?
+
+The class is "Vehicle" (COCO's car, bus, truck and motorcycle as one class, as a project would define it). The base
+model serves it the best way it can: all four COCO classes mapped onto the label (predicted_values). The fine-tuned
+model learns it as a new class from N labeled coco128 images (their COCO polygons, only the vehicles; the others
+stay unlabeled background), started from yolov8n-seg.pt the way the segmentation backend trains
+(`detection.guard.training_classes`, `extend_classes`, `build_dataset`, `finetune`). Both are scored by mask mAP
+(`detection.guard.mask_metrics`: Ultralytics' matching on the objects' pixels) on the same held-out third of coco128
+(every third image by file name); N = 10, 20, 40 images drawn from the other two thirds, 3 seeds each. Training
+and scoring run at imgsz 320 (lean, as on a CPU); the base model is also scored at 640, its own size.
+
+    .venv/bin/python -m bench.segmentation_learning_bench --out bench/results    # about 15 min on 2 CPU cores
+
+Writes segmentation_learning.json into --out. CPU only (CUDA is hidden).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before detection / ultralytics are imported
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+
+from detection.classes import extend_classes  # noqa: E402
+from detection.dataset import build_dataset  # noqa: E402
+from detection.evaluate import PREDICT_CONF  # noqa: E402
+from detection.geometry import polygon_area  # noqa: E402
+from detection.guard import mask_metrics  # noqa: E402
+from detection.images import load_image  # noqa: E402
+from detection.model import Detector  # noqa: E402
+from detection.predict import Plan, run_plans  # noqa: E402
+from detection.train import TrainOptions, finetune  # noqa: E402
+from detection.types import Detection, LabeledObject, Sample  # noqa: E402
+
+LABEL = "Vehicle"
+VEHICLES = ("car", "bus", "truck", "motorcycle")
+SIZES = (10, 20, 40)
+SEEDS = (0, 1, 2)
+IMGSZ = 320
+OPTIONS = dict(epochs=10, imgsz=IMGSZ, batch=4, patience=0, freeze=10, seed=0)
+
+
+def coco128_vehicles(datasets_dir: Path) -> list[Sample]:
+    """Every coco128 image with its vehicles as `LabeledObject`s of class Vehicle: the box and the largest polygon
+    of each COCO instance (crowd regions left out)."""
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(datasets_dir / "coco128" / "instances_train2017.json"))
+    wanted = set(coco.getCatIds(catNms=list(VEHICLES)))
+    samples = []
+    for img_id in sorted(coco.getImgIds(), key=lambda i: coco.loadImgs(i)[0]["file_name"]):
+        info = coco.loadImgs(img_id)[0]
+        objects = []
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)):
+            if ann["category_id"] not in wanted or not isinstance(ann["segmentation"], list):
+                continue
+            polygon = max((np.array(p, dtype=float).reshape(-1, 2) for p in ann["segmentation"] if len(p) >= 6),
+                          key=lambda p: abs(polygon_area(p)), default=None)
+            if polygon is None:
+                continue
+            x, y, w, h = ann["bbox"]
+            objects.append(LabeledObject(LABEL, (x, y, x + w, y + h), polygon))
+        path = datasets_dir / "coco128" / "images" / "train2017" / info["file_name"]
+        samples.append(Sample(id=Path(info["file_name"]).stem, image=path, width=info["width"],
+                              height=info["height"], objects=objects))
+    return samples
+
+
+def predictions(plans: list[Plan], arrays: list[np.ndarray], imgsz: int = IMGSZ) -> list[list]:
+    """Per image, the plans' detections renamed to the class they stand for (conf 0.001, as mAP needs)."""
+    out = []
+    for dets in run_plans(plans, arrays, imgsz, 8, conf=PREDICT_CONF):
+        found = [] if isinstance(dets, Exception) else dets
+        out.append([Detection(cls, d.score, d.xyxy, d.polygon) for cls, d in found])
+    return out
+
+
+def scored(found: list[list], held: list[Sample]) -> dict:
+    m = mask_metrics(found, held, [LABEL])
+    return {"mask_map50": round(m["mask_map50"], 4), "mask_map50_95": round(m["mask_map50_95"], 4)}
+
+
+def run(weights_dir: Path, datasets_dir: Path) -> dict:
+    samples = coco128_vehicles(datasets_dir)
+    held = samples[::3]
+    pool = [s for k, s in enumerate(samples) if k % 3]
+    arrays = [load_image(s.image, 10**8) for s in held]
+    start_weights = weights_dir / "yolov8n-seg.pt"
+    base = Detector.load(start_weights, "segment")
+    base_plan = Plan(base, {c: LABEL for c in base.names if c in VEHICLES}, PREDICT_CONF)
+    # the base model at the size the candidates are trained and scored at, and at its own (640)
+    result = {"base": scored(predictions([base_plan], arrays), held),
+              "base_imgsz640": scored(predictions([base_plan], arrays, 640), held), "runs": []}
+    print("base", result["base"], result["base_imgsz640"], flush=True)
+    for n in SIZES:
+        for seed in SEEDS:
+            rng = np.random.default_rng(seed)
+            chosen = [pool[i] for i in sorted(rng.choice(len(pool), n, replace=False))]
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                first = extend_classes(start_weights, [LABEL], work / "start.pt")
+                data = build_dataset(chosen, [LABEL], work / "dataset", task="segment", val_fraction=0.2)
+                t0 = time.time()
+                report = finetune(first, data.data_yaml, work / "out", TrainOptions(**OPTIONS, device="cpu"),
+                                  "segment")
+                seconds = time.time() - t0
+                tuned = Detector.load(report.weights, "segment")
+                row = {"n_images": n, "seed": seed, "objects": sum(len(s.objects) for s in chosen),
+                       "train_seconds": round(seconds, 1),
+                       **scored(predictions([Plan(tuned, {LABEL: LABEL}, PREDICT_CONF)], arrays), held)}
+                shutil.rmtree(work / "dataset", ignore_errors=True)
+            result["runs"].append(row)
+            print(row, flush=True)
+    result["summary"] = {}
+    for n in SIZES:
+        rows = [r for r in result["runs"] if r["n_images"] == n]
+        result["summary"][str(n)] = {k: {"mean": round(float(np.mean([r[k] for r in rows])), 4),
+                                         "std": round(float(np.std([r[k] for r in rows])), 4)}
+                                     for k in ("mask_map50", "mask_map50_95")}
+    result["held_out"] = {"images": len(held), "objects": sum(len(s.objects) for s in held)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--weights", type=Path, default=Path(os.environ.get("WEIGHTS_DIR", SHARED / "models")))
+    parser.add_argument("--datasets", type=Path, default=SHARED / "datasets")
+    args = parser.parse_args()
+    t0 = time.time()
+    result = run(args.weights, args.datasets)
+    result.update(label=LABEL, coco_classes=list(VEHICLES), sizes=list(SIZES), seeds=list(SEEDS), options=OPTIONS,
+                  machine={"cpus": os.cpu_count(), "python": platform.python_version()},
+                  seconds=round(time.time() - t0, 1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "segmentation_learning.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result["summary"], indent=1), "base", result["base"])
+
+
+if __name__ == "__main__":
+    main()
