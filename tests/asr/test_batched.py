@@ -175,3 +175,4 @@ def test_longer_than_reads_ahead_only_as_needed():
     taken.clear()
     again, long = batched.longer_than(chunks(3, 10), 60)
     assert not long and taken == [0, 1, 2] and len(list(again)) == 3
+
