@@ -9,9 +9,7 @@
   guarded by validation mask mAP) and, with SAM weights, SAM's mask decoder (`mask_decoder`); it publishes when
   every part that trained beats what is served.
 
-Settings: SAM_MODEL (vit_t = MobileSAM, default; vit_b, vit_l, vit_h), SAM_CHECKPOINT (a file name in WEIGHTS_DIR
-or a path inside it or MODEL_DIR; default the official file of SAM_MODEL, downloaded the normal way),
-SAM_CACHE_BYTES (in-process embedding cache, default 512 MiB; shared through Redis with REDIS_URL).
+SAM's settings (SAM_MODEL, SAM_CHECKPOINT, SAM_CACHE_BYTES) are read by `backends/sam.py`.
 """
 from __future__ import annotations
 
@@ -29,8 +27,6 @@ from detection.model import ModelLoadError
 from detection.pool import DetectorPool
 from detection.trained import MANIFEST, TrainedControl, TrainedModel, TrainedModelError, load_trained, write_manifest
 from segmentation.automatic import box_masks
-from segmentation.cache import EmbeddingCache
-from segmentation.engines import DEFAULT_KIND, load_sam, model_id, resolve_checkpoint
 from segmentation.errors import EngineError, PromptError
 from segmentation.finetune import DECODER_FILE, load_decoder
 from segmentation.predictor import Segmenter
@@ -38,7 +34,6 @@ from segmentation.predictor import Segmenter
 from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls
-from ..lazy import Lazy
 from ..mask_decoder import fit_decoder
 from ..media import task_media
 from ..params import Number, OneOf
@@ -49,11 +44,9 @@ from ..regions_models import (BATCH_PREDICT, IMGSZ, THRESHOLD, UNCERTAINTY, Flag
                              control_plans, found_regions)
 from ..regions_predict import predict_controls
 from ..regions_writers import PixelRegion, RegionWriter, writer_for
+from ..sam import SamService
 
 log = logging.getLogger(__name__)
-
-RETRY_SAM_S = 60.0  # missing SAM weights are looked for again at most this often
-
 
 # what a request's params or a project's extra params may set (checked at /setup and at every /predict)
 REFINE = Flag("refine")
@@ -83,6 +76,7 @@ class SegmentationModel:
 
     decoder: Any = None
     yolo: TrainedModel = field(default_factory=TrainedModel)
+    folder: Path | None = None  # the version's folder (None: the base model)
 
     def trained(self, control: Control) -> TrainedControl | None:
         return self.yolo.controls.get(control.name)
@@ -98,39 +92,19 @@ class SegmentationBackend(Backend):
     def __init__(self, settings):
         super().__init__(settings)
         self.pool = DetectorPool(settings.weights_dir, settings.model_dir, settings.allowed_weights)
-        self.kind = settings.sam_model or DEFAULT_KIND
-        self.cache = EmbeddingCache(settings.sam_cache_bytes, redis_url=settings.redis_url or None)
-        self._segmenter = Lazy(self._load_segmenter, f"SAM ({self.kind}) is not available", (EngineError,),
-                               RETRY_SAM_S)
+        self.sam = SamService(settings)
+        self.kind, self.cache = self.sam.kind, self.sam.cache
 
     def segmenter(self) -> Segmenter:
-        """The SAM segmenter, loaded once.
+        """The SAM segmenter, loaded once (`SamService.get`).
 
         Raises:
             ModelUnavailable: no SAM weights (the reason says where they were looked for).
         """
-        return self._segmenter.get()
-
-    def _load_segmenter(self) -> Segmenter:
-        checkpoint = resolve_checkpoint(self.settings.sam_checkpoint or None, self.kind, self.settings.weights_dir,
-                                        [self.settings.model_dir])
-        sam = load_sam(self.kind, checkpoint)
-        return Segmenter(sam, model_id(self.kind, checkpoint, sam), self.cache)
+        return self.sam.get()
 
     def status(self) -> dict[str, Any]:
-        sam = self._segmenter
-        error = sam.error
-        if not sam.loaded and not error:
-            try:  # before the first click: are there weights to load? (looks only, downloads nothing)
-                resolve_checkpoint(self.settings.sam_checkpoint or None, self.kind, self.settings.weights_dir,
-                                   [self.settings.model_dir], download=False)
-            except EngineError as e:
-                error = str(e)
-        state = "ready" if sam.loaded else "unavailable" if error else "not loaded"
-        body: dict[str, Any] = {"sam": {"model": self.kind, "state": state}, "cache": self.cache.stats()}
-        if error:
-            body["sam"]["reason"] = error + " (interactive masks are off; automatic masks still work)"
-        return body
+        return self.sam.status()
 
     # -- config and versions ------------------------------------------------------------------------------
     def check_config(self, label_config: str) -> None:
@@ -145,7 +119,8 @@ class SegmentationBackend(Backend):
             except ModelUnavailable:
                 pass  # logged once by the loader; automatic masks work without SAM
             return SegmentationModel()
-        folder, model = Path(version_dir), SegmentationModel()
+        folder = Path(version_dir)
+        model = SegmentationModel(folder=folder)
         try:
             if (folder / MANIFEST).is_file():
                 model.yolo = load_trained(folder)
@@ -257,9 +232,14 @@ class SegmentationBackend(Backend):
         metrics, verdicts = yolo.metrics, yolo.verdicts
         if yolo.manifest:
             write_manifest(out_dir, yolo.manifest)
-            metrics.update({k: metrics[next(iter(yolo.manifest))][k] for k in SUMMARY})
-        decoder = self._fit_decoder(examples, label_config, parent, out_dir, params, media, metrics)
-        if decoder is None and not yolo.manifest:
+        if yolo.trained:
+            metrics.update({k: metrics[yolo.trained[0]][k] for k in SUMMARY})
+        decoder = fit_decoder(self.segmenter, self.kind, examples, _controls(label_config), media,
+                              self.settings.max_image_pixels, parent.decoder, parent.folder, out_dir, metrics,
+                              val_fraction=VAL_FRACTION.read(params, default=0.25), lr=LR.read(params, default=1e-4),
+                              epochs=EPOCHS.read(params, default=10), seed=SEED.read(params, default=0),
+                              max_seconds=MAX_SECONDS.read(params))
+        if decoder is None and not yolo.trained:
             why = [f"{n}: {m['skipped']}" for n, m in metrics.items() if isinstance(m, dict) and "skipped" in m]
             raise NotEnoughData("; ".join(why + [metrics["sam"]]) if why else
                                 f"no submitted masks or polygons to train on; {metrics['sam']}")
@@ -267,17 +247,3 @@ class SegmentationBackend(Backend):
             verdicts.append(f"mask decoder: {decoder.reason}")
         return TrainResult(n_examples=max(yolo.images, metrics.get("masks", 0)), metrics=metrics,
                            publish=not verdicts, reason="; ".join(verdicts))
-
-    def _fit_decoder(self, examples: list[LabeledTask], label_config: str, parent: SegmentationModel, out_dir: Path,
-                     params: dict, media, metrics: dict):
-        """SAM's mask decoder trained into `out_dir` (`mask_decoder.fit_decoder`); None, with the reason in
-        `metrics["sam"]`, without SAM weights or with too few masks."""
-        try:
-            base = self.segmenter()
-        except ModelUnavailable as e:
-            metrics["sam"] = f"mask decoder not trained: no SAM weights ({e})"
-            return None
-        return fit_decoder(base, self.kind, examples, _controls(label_config), media, self.settings.max_image_pixels,
-                           parent.decoder, out_dir, metrics, val_fraction=VAL_FRACTION.read(params, default=0.25),
-                           epochs=EPOCHS.read(params, default=10), lr=LR.read(params, default=1e-4),
-                           seed=SEED.read(params, default=0), max_seconds=MAX_SECONDS.read(params))
