@@ -98,6 +98,10 @@ class Settings:
     # hold the CPU for hours (tiny.en decodes speech ~5x faster than real time on 2 cores: 3 h take ~35 min); 0 = no
     # limit
     max_audio_seconds: int = 3 * 3600
+    # files longer than ASR_BATCH_ABOVE_S seconds are decoded ASR_BATCH_SIZE 30 s windows at a time (asr/batched.py,
+    # faster on CPU: bench/results/asr_speed.json); ASR_BATCH_SIZE=1 decodes every file sequentially
+    asr_batch_size: int = 8
+    asr_batch_above_s: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -141,6 +145,8 @@ class Settings:
             text_onnx_dir=Path(env["TEXT_ONNX_DIR"].strip()) if env.get("TEXT_ONNX_DIR", "").strip() else None,
             asr_model=env.get("ASR_MODEL", "").strip(),
             max_audio_seconds=_int(env, "MAX_AUDIO_SECONDS", 3 * 3600),
+            asr_batch_size=_int(env, "ASR_BATCH_SIZE", 8),
+            asr_batch_above_s=_int(env, "ASR_BATCH_ABOVE_S", 60),
         )
 
     def with_overrides(self, **changes) -> Settings:
