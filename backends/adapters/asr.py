@@ -150,7 +150,8 @@ class ASRBackend(Backend):
                              vad=str(params.get("vad", True)).lower() in TRUE,
                              initial_prompt=prompt if isinstance(prompt, str) and prompt.strip() else None,
                              chunk_s=CHUNK_S.read(params, DEFAULT_CHUNK_S),
-                             max_seconds=self.settings.max_audio_seconds or None)
+                             max_seconds=self.settings.max_audio_seconds or None,
+                             batch_size=self.settings.asr_batch_size, batch_above_s=self.settings.asr_batch_above_s)
 
     def strategy(self, params: dict) -> str:
         """The selection strategy the scores serve: the project's or request's `uncertainty`, else the process
