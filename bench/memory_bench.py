@@ -38,6 +38,8 @@ CONFIGS = {
                   '<Choice value="Person"/><Choice value="Bus"/></Choices></View>', "image", None),
     "ocr": ('<View><Image name="image" value="$image"/><Rectangle name="r" toName="image"/>'
             '<TextArea name="t" toName="image" perRegion="true"/></View>', "image", None),
+    "keypoints": ('<View><Image name="image" value="$image"/><KeyPointLabels name="k" toName="image">'
+                  '<Label value="nose_tip"/><Label value="left_eye"/></KeyPointLabels></View>', "image", None),
 }
 
 
