@@ -194,9 +194,9 @@ class Encoder:
             return None
         try:
             return OnnxTransformer(export_int8(folder, onnx_dir), threads or cpu_threads())
-        except (ImportError, OSError, RuntimeError) as e:
-            # No `onnx` package, a read-only cache folder, an architecture the exporter cannot trace: the encoder
-            # still works, only slower (`self.engine` and the log say so).
+        except (ImportError, OSError, RuntimeError, TypeError, ValueError) as e:
+            # No `onnx` package, a read-only cache folder, an architecture the exporter cannot trace (or without
+            # token types): the encoder still works, only slower (`self.engine` and the log say so).
             log.warning("text encoder %s runs in PyTorch: the int8 ONNX export failed: %s", self.name_or_path, e)
             return None
 

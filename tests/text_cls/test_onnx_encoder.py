@@ -150,3 +150,21 @@ def test_length_buckets_restore_the_input_order(int8: Encoder) -> None:
     similarity = vectors @ alone.T
     assert (similarity.argmax(axis=1) == np.arange(len(texts))).all()
     assert similarity.diagonal().min() >= 0.99
+
+
+def test_backend_passes_engine_folder_and_threads(weights_dir: Path, onnx_dir: Path, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    from collections import OrderedDict
+
+    from backends.adapters import text_cls as adapter_mod
+    from backends.config import Settings
+
+    monkeypatch.setattr(encoder_mod, "_ENCODERS", OrderedDict())
+    settings = Settings(model_dir=tmp_path / "models", weights_dir=weights_dir, text_onnx_dir=onnx_dir, cpu_threads=1)
+    served = adapter_mod.TextClassificationBackend(settings).encoder()
+    assert served.engine == "onnx-int8" and served.onnx.threads == 1 and served.onnx.path.parent.parent == onnx_dir
+    seen: list[dict] = []
+    monkeypatch.setattr(adapter_mod, "get_encoder", lambda *args, **kwargs: seen.append(kwargs))
+    plain = settings.with_overrides(text_encoder="torch", text_onnx_dir=None, cpu_threads=2)
+    adapter_mod.TextClassificationBackend(plain).encoder()
+    assert seen == [{"engine": "torch", "onnx_dir": tmp_path / "models" / "text_cls" / "onnx", "threads": 2}]
