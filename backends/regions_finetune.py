@@ -10,6 +10,7 @@ verdicts, and the caller writes the manifest (a backend may add parts of its own
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RegionsFit:
-    """The YOLO part of a version: per trained control its manifest entry (weights relative to the version folder)
-    and metrics; `verdicts` say why a control's candidate may not be served (none: publish)."""
+    """The YOLO part of a version: per control its manifest entry (weights relative to the version folder: trained
+    now, or the served version's model carried over for a control not trained now); the names of the controls
+    trained now, with their metrics; `verdicts` say why a control's candidate may not be served (none: publish)."""
 
     manifest: dict[str, dict] = field(default_factory=dict)
+    trained: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     verdicts: list[str] = field(default_factory=list)
     images: int = 0
@@ -74,11 +77,14 @@ def fit_controls(pool, writers: list[RegionWriter], examples: list[LabeledTask],
             if not skip_small:
                 raise
             out.metrics[name] = {"skipped": str(e)}
-            continue
+            fit = None
         if fit is None:
+            if (kept := served.controls.get(name)) is not None:
+                out.manifest[name] = _carry(kept, out_dir / f"control-{k}", f"control-{k}/weights.pt")
             continue
         out.manifest[name] = {"task": fit.task, "classes": fit.classes, "weights": f"control-{k}/weights.pt",
                               "threshold": fit.metrics.get("learned_threshold")}
+        out.trained.append(name)
         out.metrics[name] = fit.metrics
         out.images += fit.metrics["train_images"] + fit.metrics["val_images"]
         if not fit.publish:
@@ -121,6 +127,14 @@ def fit_control(pool, writer: RegionWriter, examples: list[LabeledTask], sizes: 
         raise BadRequest(f"{control.name}: {e}") from None
     fit.metrics["new_classes"] = [c for c in class_names if c not in base.names]
     return fit
+
+
+def _carry(kept: TrainedControl, work: Path, weights: str) -> dict:
+    """The served version's model of a control copied into the new version (which would lose it else)."""
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(kept.weights, work / "weights.pt")
+    return {"task": kept.detector.task, "classes": list(kept.detector.names), "weights": weights,
+            "threshold": kept.threshold, "carried": True}
 
 
 def _own(control, examples: list[LabeledTask], sizes: list, others: frozenset[str]) -> tuple[list, list]:

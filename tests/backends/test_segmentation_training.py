@@ -13,12 +13,15 @@ import pytest
 import ultralytics
 from PIL import Image
 
-from backends.adapters.segmentation import SegmentationBackend
+from backends.adapters.segmentation import SegmentationBackend, _controls
 from backends.base import LabeledTask
 from backends.config import Settings
-from backends.exceptions import BadRequest
+from backends.exceptions import BadRequest, NotEnoughData
 from backends.media import MediaFetcher
 from backends.regions import mask_to_rle, points_to_polygon_value, rle_to_mask
+from backends.regions_finetune import fit_controls
+from detection.guard import Guard
+from detection.trained import load_trained, write_manifest
 
 BUS = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"  # people: COCO's "person"
 CONFIG = """<View><Image name="image" value="$image"/>
@@ -139,3 +142,18 @@ def test_bad_training_parameters_are_a_400(trained):
     with pytest.raises(BadRequest, match="guard_metric"):
         backend.fit(examples, CONFIG, None, root / "bad", {**PARAMS, "guard_metric": "map50"},
                     MediaFetcher(settings))
+
+
+def test_a_control_not_trained_now_keeps_the_served_model(trained):
+    backend, settings, _, _, root = trained
+    served = backend.load_model(root / "models" / "v1")
+    writers = [backend.writer(served, c, {}) for c in _controls(CONFIG)]
+    out = root / "models" / "carried"
+    fit = fit_controls(backend.pool, writers, [], served.yolo, out, PARAMS, MediaFetcher(settings),
+                       settings.max_image_pixels, Guard(metric="mask_map50_95"), 4, skip_small=True)
+    assert fit.trained == [] and fit.manifest["mask"]["carried"] and fit.manifest["mask"]["classes"] == ["Widget"]
+    write_manifest(out, fit.manifest)
+    assert load_trained(out).controls["mask"].detector.names == ["Widget"]
+    # nothing to train at all is not a version
+    with pytest.raises(NotEnoughData, match="no SAM weights"):
+        backend.fit([], CONFIG, served, root / "models" / "v3", PARAMS, MediaFetcher(settings))
