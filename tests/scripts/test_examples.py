@@ -11,7 +11,11 @@ from scripts.labelloop_sync.config import load
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["text_cls", "detection", "segmentation", "asr"])
+def test_every_demo_project_has_its_example_file():
+    assert sorted(p.stem for p in (ROOT / "examples").glob("*.yaml")) == sorted(DEMOS)
+
+
+@pytest.mark.parametrize("name", sorted(DEMOS))
 def test_example_is_the_demo_project_and_needs_no_password(name, monkeypatch):
     monkeypatch.delenv("BACKEND_PASS", raising=False)
     config = load(ROOT / "examples" / f"{name}.yaml")
