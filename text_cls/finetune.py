@@ -104,6 +104,8 @@ def finetune_encoder(
             optimizer.step()
             scheduler.step()
     model.eval()
+    # Served in PyTorch (an encoder given its model always is): exporting each fine-tune to int8 would add ~15 s
+    # and a 30 MB file to every trained version for an opt-in path.
     return Encoder(
         encoder.name_or_path,
         device=device,
