@@ -159,6 +159,23 @@ def test_segment_boxes_matches_single(segmenter, image, monkeypatch):
         segmenter.segment_boxes(image, np.array([[0, 0, 10, 10], [900, 900, 950, 950]]))
 
 
+def test_segment_boxes_with_a_versions_decoder(segmenter, image):
+    """Automatic masks are refined by a served version's decoder when one is given (the model's stays as it was)."""
+    import copy
+
+    box = np.array([[150, 80, 350, 200]])
+    other = copy.deepcopy(segmenter.sam.mask_decoder)
+    with torch.no_grad():
+        for param in other.parameters():
+            param.mul_(-1.0)
+    same = segmenter.segment_boxes(image, box, decoder=copy.deepcopy(segmenter.sam.mask_decoder))[0]
+    base = segmenter.segment_boxes(image, box)[0]
+    changed = segmenter.segment_boxes(image, box, decoder=other)[0]
+    assert same.score == pytest.approx(base.score, abs=1e-5)
+    assert changed.score != pytest.approx(base.score, abs=1e-3)
+    assert changed.score == pytest.approx(segmenter.segment(image, box=box[0], decoder=other).score, abs=1e-4)
+
+
 def test_second_worker_uses_redis_embedding(sam_t, image, redis_url, encoder_calls):
     """Two Segmenters with their own memory but one Redis stand for two worker processes."""
     mid = model_id("vit_t", None, sam_t)
