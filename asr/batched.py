@@ -47,7 +47,8 @@ def longer_than(chunks: Chunks, seconds: float) -> tuple[Chunks, bool]:
             break
 
     def again() -> Chunks:
-        yield from held
+        while held:  # popped, so that a chunk is freed once decoded, as without the look-ahead
+            yield held.pop(0)
         yield from chunks
 
     return again(), total > seconds
