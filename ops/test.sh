@@ -13,6 +13,9 @@ bash ops/setup.sh
 find_weights_dir
 if [ -n "${WEIGHTS_DIR:-}" ]; then export WEIGHTS_DIR; fi
 export LABELLOOP_REQUIRE_SERVICES=1
+# every text_cls server the tests start exports the same int8 encoder (keyed by the weights' digest): once a run
+# instead of 10-30 s per server
+export TEXT_ONNX_DIR="${TEXT_ONNX_DIR:-$ROOT/.cache/text-onnx}"
 # Ultralytics must not reach for GitHub (fonts, weights, pip) during the tests either; detection/runtime.py gives it
 # a settings folder of its own
 offline_env force
