@@ -8,14 +8,14 @@ from __future__ import annotations
 from flask import Flask
 
 from . import logs
-from .base import Backend
+from .base import Adapter
 from .config import Settings
 from .registry import create
 from .routes import install
 from .routes.context import EXTENSION, Services
 
 
-def create_app(backend: Backend | str, settings: Settings | None = None, warm: bool = False) -> Flask:
+def create_app(backend: Adapter | str, settings: Settings | None = None, warm: bool = False) -> Flask:
     """The Flask app serving one backend.
 
     Args:

@@ -64,8 +64,13 @@ class TrainResult:
     reason: str = ""
 
 
-class Backend(ABC):
-    """A Label Studio ML backend for one kind of task."""
+class Adapter(ABC):
+    """What a backend serves for one kind of task: the translation between Label Studio's shapes and a task package.
+
+    Names: a *backend* is the server process (`python -m backends serve <name>`, the `backends/` package holds what
+    they share); it serves one `Adapter` subclass (`backends/adapters/<name>.py`, e.g. `DetectionAdapter`);
+    `scripts/`' `BackendHTTPClient` talks to a running backend over HTTP.
+    """
 
     name: ClassVar[str]
     # The uncertainty measures its scores can follow (selection.MEASURES); /health lists them, so `sync.py rank`

@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Backend
+from .base import Adapter
 from .config import Settings
 from .exceptions import UnknownBackend
 
 ADAPTERS: dict[str, str] = {
-    "text_cls": "backends.adapters.text_cls:TextClassificationBackend",
-    "detection": "backends.adapters.detection:DetectionBackend",
-    "segmentation": "backends.adapters.segmentation:SegmentationBackend",
-    "asr": "backends.adapters.asr:ASRBackend",
-    "ner": "backends.adapters.ner:NERBackend",
-    "image_cls": "backends.adapters.image_cls:ImageClassificationBackend",
-    "keypoints": "backends.adapters.keypoints:KeypointsBackend",
-    "ocr": "backends.adapters.ocr:OCRBackend",
+    "text_cls": "backends.adapters.text_cls:TextClassificationAdapter",
+    "detection": "backends.adapters.detection:DetectionAdapter",
+    "segmentation": "backends.adapters.segmentation:SegmentationAdapter",
+    "asr": "backends.adapters.asr:ASRAdapter",
+    "ner": "backends.adapters.ner:NERAdapter",
+    "image_cls": "backends.adapters.image_cls:ImageClassificationAdapter",
+    "keypoints": "backends.adapters.keypoints:KeypointsAdapter",
+    "ocr": "backends.adapters.ocr:OCRAdapter",
 }
 
 
-def create(name: str, settings: Settings) -> Backend:
+def create(name: str, settings: Settings) -> Adapter:
     """An adapter instance for backend `name`.
 
     Raises:

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from .base import Backend
+from .base import Adapter
 from .exceptions import ModelUnavailable
 from .lazy import Lazy
 from .versions import ModelStore
@@ -22,7 +22,7 @@ class ModelServer:
     worker is served without a restart.
     """
 
-    def __init__(self, backend: Backend, store: ModelStore, max_models: int = 8):
+    def __init__(self, backend: Adapter, store: ModelStore, max_models: int = 8):
         self.backend, self.store, self.max_models = backend, store, max_models
         self._lock = threading.Lock()
         self._models: OrderedDict[int, tuple[str, Any]] = OrderedDict()

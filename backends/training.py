@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from .base import Backend
+from .base import Adapter
 from .config import Settings
 from .exceptions import NotEnoughData
 from .ls_client import client_for
@@ -37,7 +37,7 @@ def _meta(version_dir: Path) -> dict:
         return {}
 
 
-def trainer(adapter: Backend, settings: Settings) -> Callable[[str, int, bool], dict]:
+def trainer(adapter: Adapter, settings: Settings) -> Callable[[str, int, bool], dict]:
     """The job function for training in this process with the serving adapter and the app's settings.
 
     Args:
@@ -51,7 +51,7 @@ def trainer(adapter: Backend, settings: Settings) -> Callable[[str, int, bool], 
 
 
 def train_project(backend: str, project_id: int, force: bool = False, settings: Settings | None = None,
-                  adapter: Backend | None = None) -> dict:
+                  adapter: Adapter | None = None) -> dict:
     """Train a new version of `backend` for `project_id` from the project's current annotations.
 
     Args:

@@ -4,7 +4,7 @@ time per epoch, and the mAP of the base weights on coco128.
     .venv/bin/python -m bench.detection_bench --out bench/results             # about 5 min on 2 CPU cores
     .venv/bin/python -m bench.detection_bench --parts latency throughput      # only some parts
 
-1. latency: one task per POST /predict (Flask test client, in process, the real `DetectionBackend`, a local file path
+1. latency: one task per POST /predict (Flask test client, in process, the real `DetectionAdapter`, a local file path
    in the task) against `YOLO(weights).predict(path)` on the same images, median / p90 ms, per weights file; the
    backend's time is split into Flask + JSON, media fetch, image decoding, model and region building.
 2. throughput: images/s through /predict with N tasks per request, against raw batch predict on the same images.
@@ -39,7 +39,7 @@ SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
 import backends.regions_images as regions_images  # noqa: E402
 import detection.batches as batches  # noqa: E402
-from backends.adapters.detection import DetectionBackend  # noqa: E402
+from backends.adapters.detection import DetectionAdapter  # noqa: E402
 from backends.app import create_app  # noqa: E402
 from backends.config import Settings  # noqa: E402
 from backends.regions_writers import RegionWriter  # noqa: E402
@@ -91,12 +91,12 @@ class Profile:
 
 
 class Server:
-    """`create_app` around a real `DetectionBackend`, called through Flask's test client."""
+    """`create_app` around a real `DetectionAdapter`, called through Flask's test client."""
 
     def __init__(self, work: Path, weights_dir: Path, data_root: Path):
         settings = Settings(model_dir=work / "models", weights_dir=weights_dir, media_cache_dir=work / "media",
                             local_roots=(data_root,), log_level="WARNING")
-        self.backend = DetectionBackend(settings)
+        self.backend = DetectionAdapter(settings)
         self.client = create_app(self.backend, settings).test_client()
         self.profile = p = Profile()
         b = self.backend

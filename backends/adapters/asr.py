@@ -20,7 +20,7 @@ from asr.served import ASRModel, training_decoder
 from selection import STRATEGIES, UnknownStrategy
 from selection import get as get_strategy
 
-from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..media import task_media
 from ..params import Number, OneOf, allowed_weights_folder
@@ -111,7 +111,7 @@ class ModelName:
         return default if raw is None or raw == "" else self.parse(raw)
 
 
-class ASRBackend(Backend):
+class ASRAdapter(Adapter):
     """Transcribes audio tasks with Whisper; adapts to corrected transcripts with vocabulary and rules."""
 
     name = "asr"

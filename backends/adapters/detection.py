@@ -21,7 +21,7 @@ from detection.pool import DetectorPool
 from detection.predict import Plan
 from detection.trained import TrainedControl, TrainedModel, TrainedModelError, load_trained, write_manifest
 
-from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, NotEnoughData
 from ..labels import Control, find_controls
 from ..params import Number, OneOf
@@ -55,7 +55,7 @@ def _trained(model: Any, control: Control) -> TrainedControl | None:
     return model.controls.get(control.name) if isinstance(model, DetectionModel) else None
 
 
-class DetectionBackend(Backend):
+class DetectionAdapter(Adapter):
     """Pre-annotates boxes and polygons with YOLO; fine-tunes on submitted regions, guarded by validation mAP."""
 
     name = "detection"

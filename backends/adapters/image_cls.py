@@ -29,7 +29,7 @@ from image_cls.version import ImageClsModel
 from selection import get_measure as get_strategy
 from selection import names
 
-from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..choices import ChoicesWriter, as_classes, check_classes, known_answer, task_score
 from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData, UnsupportedConfig
 from ..labels import Control, find_controls
@@ -56,7 +56,7 @@ def _controls(label_config: str) -> tuple[Control, ...]:
     return tuple(as_classes(c, label_config) for c in found)
 
 
-class ImageClassificationBackend(Backend):
+class ImageClassificationAdapter(Adapter):
     """Pre-annotates Choices/Taxonomy on images with their top-k classes: a detector's classes, then a trained head."""
 
     name = "image_cls"

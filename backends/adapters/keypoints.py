@@ -27,7 +27,7 @@ from keypoints.guard import Guard, train_pose
 from keypoints.model import PoseModel, PoseModelError
 from keypoints.types import Instance, Keypoint, PoseSample
 
-from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData, TrainingError, UnsupportedConfig
 from ..params import Number, OneOf
 from ..regions_images import image_embeddings, image_files, stream, task_id
@@ -56,7 +56,7 @@ class KeypointsModel:
     pose: dict[str, tuple[PoseModel, str | None]] = field(default_factory=dict)
 
 
-class KeypointsBackend(Backend):
+class KeypointsAdapter(Adapter):
     """Pre-annotates keypoints: face landmarks with dlib, other skeletons with a YOLO pose model learned here."""
 
     name = "keypoints"

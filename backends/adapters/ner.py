@@ -19,7 +19,7 @@ from ner.tagger import DEFAULT_C
 from ner.train import Sample, TrainingError, train_tagger
 from selection import combine, get_measure, names
 
-from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls, task_text
 from ..params import Number, OneOf
@@ -43,7 +43,7 @@ def _mapping(control: Control) -> dict[str, str]:
                        pipeline.entity_types())
 
 
-class NERBackend(Backend):
+class NERAdapter(Adapter):
     """Pre-annotates entity spans: spaCy's entities mapped by name, then a tagger learned from submitted spans."""
 
     name = "ner"

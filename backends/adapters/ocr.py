@@ -17,7 +17,7 @@ from ocr import EngineError, OcrModel, get_reader
 from ocr.metrics import match_lines
 from ocr.train import Pair, Sample, TrainingError, train
 
-from ..base import Backend, LabeledTask, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskPrediction, TrainResult
 from ..exceptions import LabelloopError, ModelUnavailable, NotEnoughData
 from ..params import Number, OneOf
 from ..regions_images import image_files, stream, task_id
@@ -44,7 +44,7 @@ def task_score(confidences: list[float]) -> float:
     return float(min(confidences)) if confidences else EMPTY_SCORE
 
 
-class OCRBackend(Backend):
+class OCRAdapter(Adapter):
     """Pre-annotates text lines with RapidOCR; learns corrections and a calibration from the submitted text."""
 
     name = "ocr"

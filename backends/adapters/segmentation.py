@@ -31,7 +31,7 @@ from segmentation.errors import EngineError, PromptError
 from segmentation.finetune import DECODER_FILE, load_decoder
 from segmentation.predictor import Segmenter
 
-from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls
 from ..mask_decoder import fit_decoder
@@ -82,7 +82,7 @@ class SegmentationModel:
         return self.yolo.controls.get(control.name)
 
 
-class SegmentationBackend(Backend):
+class SegmentationAdapter(Adapter):
     """SAM masks from clicks and boxes; automatic instance masks; SAM mask-decoder fine-tuning."""
 
     name = "segmentation"

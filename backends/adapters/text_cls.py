@@ -14,7 +14,7 @@ from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 from text_cls.version import TextModel, train_field
 from text_cls.zero_shot_cache import ZeroShotCache
 
-from ..base import Backend, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
+from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..choices import PATH_SEP, ChoicesWriter, as_classes, check_classes, known_answer, task_score, taxonomy_paths
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls, task_text
@@ -53,7 +53,7 @@ def _spec(control: Control, label_config: str) -> ControlSpec:
                        descriptions={lb: control.synonyms(lb) for lb in control.labels if control.synonyms(lb)})
 
 
-class TextClassificationBackend(Backend):
+class TextClassificationAdapter(Adapter):
     """Pre-annotates Choices/Taxonomy on text: zero-shot until enough labels exist, then a trained head."""
 
     name = "text_cls"

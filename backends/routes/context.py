@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from .. import metrics
-from ..base import Backend
+from ..base import Adapter
 from ..config import Settings
 from ..jobs import TrainingQueue
 from ..ls_client import client_for
@@ -23,7 +23,7 @@ EXTENSION = "labelloop"
 class Services:
     """One backend's parts, made once per app (`create_app`) and found by the routes through `services()`."""
 
-    backend: Backend
+    backend: Adapter
     settings: Settings
     store: ModelStore
     queue: TrainingQueue
@@ -32,7 +32,7 @@ class Services:
     _media: dict[tuple[str, str], MediaFetcher] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, backend: Backend, settings: Settings) -> Services:
+    def build(cls, backend: Adapter, settings: Settings) -> Services:
         store = ModelStore(settings.model_dir, backend.name, settings.keep_versions)
         # in-process runs train with this adapter and these settings (no second model in memory)
         queue = TrainingQueue(backend.name, settings, job_func=trainer(backend, settings))

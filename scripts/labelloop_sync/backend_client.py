@@ -1,6 +1,6 @@
 """Plain HTTP to a labelloop backend: /predict, /embed, /health, /jobs and the training webhook.
 
-The CLI's client of a running backend server (not the `backends.base.Backend` contract the server implements)."""
+The CLI's client of a running backend server (not the `backends.base.Adapter` contract the server implements)."""
 from __future__ import annotations
 
 from typing import Any

@@ -182,12 +182,12 @@ def test_settings_reach_the_decode_options():
     """ASR_BATCH_SIZE and ASR_BATCH_ABOVE_S go from the environment to every transcription the backend asks for."""
     from types import SimpleNamespace
 
-    from backends.adapters.asr import ASRBackend
+    from backends.adapters.asr import ASRAdapter
     from backends.config import Settings
 
-    default = ASRBackend(Settings.from_env({}))._options(SimpleNamespace(language=None), {})
+    default = ASRAdapter(Settings.from_env({}))._options(SimpleNamespace(language=None), {})
     assert (default.batch_size, default.batch_above_s) == (DecodeOptions().batch_size, DecodeOptions().batch_above_s)
-    opts = ASRBackend(Settings.from_env({"ASR_BATCH_SIZE": "1", "ASR_BATCH_ABOVE_S": "300"}))._options(
+    opts = ASRAdapter(Settings.from_env({"ASR_BATCH_SIZE": "1", "ASR_BATCH_ABOVE_S": "300"}))._options(
         SimpleNamespace(language=None), {})
     assert (opts.batch_size, opts.batch_above_s) == (1, 300)
     with pytest.raises(ValueError, match="ASR_BATCH_SIZE"):

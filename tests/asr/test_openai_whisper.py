@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from asr import engine, models  # noqa: E402
 from asr.audio import SAMPLE_RATE, decode  # noqa: E402
 from asr.engine import DecodeOptions, OpenAIWhisperEngine, Transcript, get_transcriber  # noqa: E402
-from backends.adapters.asr import ASRBackend  # noqa: E402
+from backends.adapters.asr import ASRAdapter  # noqa: E402
 from backends.config import Settings  # noqa: E402
 from backends.media import MediaFetcher  # noqa: E402
 from tests.asr.conftest import speak  # noqa: E402
@@ -83,7 +83,7 @@ def test_backend_serves_a_pt_checkpoint(random_checkpoint, tmp_path, monkeypatch
     settings = Settings.from_env({"ASR_MODEL": str(random_checkpoint)}).with_overrides(
         model_dir=tmp_path / "models", weights_dir=tmp_path / "no-weights", media_cache_dir=tmp_path / "media",
         local_roots=(tmp_path,))
-    backend = ASRBackend(settings)
+    backend = ASRAdapter(settings)
     clip = speak("Seven eight nine.", tmp_path / "digits.wav")
     model = backend.load_model(None)
     assert isinstance(model.transcriber.engine, OpenAIWhisperEngine)

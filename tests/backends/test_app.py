@@ -60,7 +60,7 @@ def test_health_and_setup(client):
 
 
 def test_health_reports_the_warm_up_and_missing_weights(settings):
-    from backends.adapters.text_cls import TextClassificationBackend
+    from backends.adapters.text_cls import TextClassificationAdapter
 
     app = create_app("text_cls", settings, warm=True)
     c = app.test_client()
@@ -69,7 +69,7 @@ def test_health_reports_the_warm_up_and_missing_weights(settings):
         time.sleep(0.2)
     assert state == "ready"
 
-    class NoWeights(TextClassificationBackend):
+    class NoWeights(TextClassificationAdapter):
         def load_model(self, version_dir):
             raise FileNotFoundError("all-MiniLM-L6-v2 is not in /nowhere and downloads are off")
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from asr.metrics import wer
-from backends.adapters.asr import ASRBackend
+from backends.adapters.asr import ASRAdapter
 from backends.transcripts import reference_text, transcript_layout
 from backends.app import create_app
 from backends.base import LabeledTask
@@ -155,7 +155,7 @@ def test_training_on_corrections_publishes_a_version_that_is_served(client, tmp_
 def test_the_base_model_comes_from_the_settings(monkeypatch):
     """ASR_MODEL is read once, into Settings; the adapter asks for that model (here one that does not exist)."""
     monkeypatch.setenv("ASR_MODEL", "tiny.en")  # the process environment is not read by the adapter
-    backend = ASRBackend(Settings.from_env({"ASR_MODEL": "no-such-size"}))
+    backend = ASRAdapter(Settings.from_env({"ASR_MODEL": "no-such-size"}))
     with pytest.raises(LabelloopError, match="faster-whisper-no-such-size"):
         backend.transcriber()
 

@@ -316,7 +316,7 @@ def test_embed_gives_one_pooled_feature_vector_per_image(client, tmp_path):
 def test_a_version_serves_the_threshold_it_learned_unless_the_project_sets_one(settings, weights_dir, tmp_path):
     import shutil
 
-    from backends.adapters.detection import DetectionBackend
+    from backends.adapters.detection import DetectionAdapter
     from backends.media import MediaFetcher
     from detection.trained import write_manifest
 
@@ -325,7 +325,7 @@ def test_a_version_serves_the_threshold_it_learned_unless_the_project_sets_one(s
     shutil.copy(weights_dir / "yolov8n.pt", version / "control-0" / "weights.pt")
     write_manifest(version, {"label": {"task": "detect", "classes": [], "weights": "control-0/weights.pt",
                                        "threshold": 0.8}})
-    backend = DetectionBackend(settings)
+    backend = DetectionAdapter(settings)
     model = backend.load_model(version)
     assert model.controls["label"].threshold == 0.8
     task = [{"id": 1, "data": {"image": str(BUS)}}]

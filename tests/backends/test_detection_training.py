@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.adapters.detection import DetectionBackend
+from backends.adapters.detection import DetectionAdapter
 from backends.base import LabeledTask
 from backends.config import Settings
 from backends.media import MediaFetcher
@@ -46,7 +46,7 @@ def coco128_tasks(datasets_dir: Path, limit: int) -> list[LabeledTask]:
 def backend(tmp_path, weights_dir, datasets_dir):
     settings = Settings(model_dir=tmp_path / "models", weights_dir=weights_dir, media_cache_dir=tmp_path / "media",
                         local_roots=(datasets_dir,))
-    return DetectionBackend(settings), MediaFetcher(settings)
+    return DetectionAdapter(settings), MediaFetcher(settings)
 
 
 def test_fine_tuning_learns_a_new_class_and_the_guard_keeps_a_worse_model_out(backend, datasets_dir, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import ultralytics
 
-from backends.adapters.image_cls import ImageClassificationBackend
+from backends.adapters.image_cls import ImageClassificationAdapter
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
@@ -110,7 +110,7 @@ def test_training_learns_a_class_the_detector_does_not_know(settings, datasets_d
                 {"from_name": "kind", "to_name": "image", "type": "choices",
                  "value": {"choices": [groups[_dominant(s)]]}}]))
     examples[-1].result[0]["value"]["choices"] = ["Plant"]  # a label the config does not have: skipped
-    backend, media = ImageClassificationBackend(settings), MediaFetcher(settings)
+    backend, media = ImageClassificationAdapter(settings), MediaFetcher(settings)
     base = backend.load_model(None)
     test, train = examples[:12], examples[12:]
     tasks = [{"id": ex.task_id, "data": ex.data} for ex in test]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.adapters.keypoints import KeypointsBackend
+from backends.adapters.keypoints import KeypointsAdapter
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
@@ -124,7 +124,7 @@ def _figure_tasks(folder, n):
 
 @pytest.mark.slow
 def test_submitted_keypoints_train_a_served_skeleton(settings, tmp_path, face_photo):
-    backend, media = KeypointsBackend(settings), MediaFetcher(settings)
+    backend, media = KeypointsAdapter(settings), MediaFetcher(settings)
     base = backend.load_model(None)
     examples = _figure_tasks(tmp_path / "fig", 8)
     tiny = {"epochs": 1, "imgsz": 160, "batch": 4, "min_train_images": 4}

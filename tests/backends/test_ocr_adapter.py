@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.adapters.ocr import EMPTY_SCORE, OCRBackend
+from backends.adapters.ocr import EMPTY_SCORE, OCRAdapter
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
@@ -130,7 +130,7 @@ def test_a_rotated_rectangle_comes_back_as_the_same_corners():
 
 
 def test_submitted_text_trains_a_version_that_writes_it(settings, tmp_path):
-    backend, media = OCRBackend(settings), MediaFetcher(settings)
+    backend, media = OCRAdapter(settings), MediaFetcher(settings)
     regions = OcrRegions(ocr_layout(RECT))
     examples = []
     for i in range(6):  # the images print the code with digits; the annotators' catalogue spells it otherwise

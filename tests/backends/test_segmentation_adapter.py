@@ -16,7 +16,7 @@ import torch
 import ultralytics
 from PIL import Image
 
-from backends.adapters.segmentation import SegmentationBackend
+from backends.adapters.segmentation import SegmentationAdapter
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
@@ -120,7 +120,7 @@ def test_automatic_masks_overlap_the_coco_outlines(tmp_path, weights_dir, datase
 
 
 def test_clicks_give_brush_masks_and_opening_a_task_warms_the_cache(tmp_path, sam_weights):
-    backend = SegmentationBackend(_settings(tmp_path, sam_weights))
+    backend = SegmentationAdapter(_settings(tmp_path, sam_weights))
     client = create_app(backend, backend.settings).test_client()
     task = {"id": 1, "data": {"image": str(BUS)}}
     _predict(client, [task])  # Label Studio's call when the annotator opens the task
@@ -172,7 +172,7 @@ def test_decoder_training_makes_a_version_that_serves(tmp_path, sam_weights, dat
 
     coco = COCO(str(datasets_dir / "coco128" / "instances_train2017.json"))
     settings = _settings(tmp_path, sam_weights, (datasets_dir,))
-    backend = SegmentationBackend(settings)
+    backend = SegmentationAdapter(settings)
     examples = []
     for n, img_id in enumerate(coco.getImgIds()[:4]):
         info = coco.loadImgs(img_id)[0]

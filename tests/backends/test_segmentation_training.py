@@ -13,7 +13,7 @@ import pytest
 import ultralytics
 from PIL import Image
 
-from backends.adapters.segmentation import SegmentationBackend, _controls
+from backends.adapters.segmentation import SegmentationAdapter, _controls
 from backends.base import LabeledTask
 from backends.config import Settings
 from backends.exceptions import BadRequest, NotEnoughData
@@ -78,7 +78,7 @@ def trained(tmp_path_factory, weights_dir):
     (root / "images").mkdir()
     settings = Settings(model_dir=root / "models", weights_dir=weights_dir, media_cache_dir=root / "media",
                         local_roots=(root, BUS.parent))
-    backend = SegmentationBackend(settings)
+    backend = SegmentationAdapter(settings)
     # 3 polygon images: too few for the outline control's own model (left as served, the metrics say why)
     examples = widget_tasks(root / "images", 19, polygons=3)
     result = backend.fit(examples, CONFIG, backend.load_model(None), root / "models" / "v1", PARAMS,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backends.adapters import text_cls as adapter_mod
-from backends.adapters.text_cls import TextClassificationBackend
+from backends.adapters.text_cls import TextClassificationAdapter
 from backends.base import LabeledTask
 from backends.config import Settings
 from backends.exceptions import BadRequest
@@ -20,9 +20,9 @@ CONFIG = ('<View><Text name="question" value="$question"/><Choices name="topic" 
 
 
 @pytest.fixture(scope="module")
-def backend(weights_dir: Path, tmp_path_factory) -> TextClassificationBackend:
+def backend(weights_dir: Path, tmp_path_factory) -> TextClassificationAdapter:
     tmp = tmp_path_factory.mktemp("text")
-    return TextClassificationBackend(Settings(model_dir=tmp / "models", media_cache_dir=tmp / "media",
+    return TextClassificationAdapter(Settings(model_dir=tmp / "models", media_cache_dir=tmp / "media",
                                               weights_dir=weights_dir))
 
 
@@ -101,7 +101,7 @@ def test_model_param_names_only_the_base_model_or_allowed_folders(backend, tmp_p
             backend.predict(None, task, CONFIG, params={"model": bad})
     for good in (None, "", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
         assert backend.predict(None, task, CONFIG, params={"model": good})[0].error is None
-    allowing = TextClassificationBackend(Settings(model_dir=tmp_path / "m", weights_dir=backend.settings.weights_dir,
+    allowing = TextClassificationAdapter(Settings(model_dir=tmp_path / "m", weights_dir=backend.settings.weights_dir,
                                                   allowed_weights=("all-MiniLM-*",)))
     assert allowing.model_name({"model": "all-MiniLM-L6-v2"}) == "sentence-transformers/all-MiniLM-L6-v2"
     with pytest.raises(BadRequest):

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from backends import training
-from backends.base import Backend, LabeledTask, TrainResult
+from backends.base import Adapter, LabeledTask, TrainResult
 from backends.config import Settings
 from backends.jobs import TrainingQueue, job_path
 from backends.versions import ModelStore
@@ -25,7 +25,7 @@ from backends.versions import ModelStore
 PROJECT = 3
 
 
-class FileModelBackend(Backend):
+class FileModelAdapter(Adapter):
     """A backend whose model is one file of `size` bytes: enough to fill a disk on purpose."""
 
     name = "text_cls"
@@ -69,7 +69,7 @@ def _contents(store: ModelStore) -> dict[str, int]:
 
 def _train(settings: Settings, size: int) -> dict:
     return training.train_project("text_cls", PROJECT, force=True, settings=settings,
-                                  adapter=FileModelBackend(settings, size))
+                                  adapter=FileModelAdapter(settings, size))
 
 
 def _check_unchanged(store: ModelStore, before: dict[str, int]) -> None:
@@ -102,7 +102,7 @@ def test_a_fit_failing_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch):
     store = ModelStore(settings.model_dir, "text_cls")
     before = _contents(store)
 
-    class FullDisk(FileModelBackend):
+    class FullDisk(FileModelAdapter):
         def fit(self, examples, label_config, parent, out_dir, params=None, media=None):
             (out_dir / ".weights.pt.tmp").write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -156,7 +156,7 @@ def test_in_process_training_reuses_the_serving_adapter_and_settings(tmp_path, m
     monkeypatch.setattr(training, "create", lambda *a: pytest.fail("a second adapter was built"))
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "not-the-app-one"))
     settings = Settings(model_dir=tmp_path / "models", media_cache_dir=tmp_path / "media")
-    adapter = FileModelBackend(settings)
+    adapter = FileModelAdapter(settings)
     job = training.trainer(adapter, settings)
     # An RQ worker gets only the function's path, and builds its own adapter from its own environment.
     assert job_path(job) == "backends.training.train_project"

@@ -2,7 +2,7 @@
 committed file, and examples/ner.yaml renders the same template."""
 from __future__ import annotations
 
-from backends.adapters.ner import NERBackend
+from backends.adapters.ner import NERAdapter
 from backends.config import Settings
 from ops import demo_data
 from ops.demo_project import DEMOS
@@ -10,7 +10,7 @@ from scripts.labelloop_sync import config
 
 
 def test_the_demo_config_and_the_example_are_served_by_the_ner_backend():
-    backend = NERBackend(Settings())
+    backend = NERAdapter(Settings())
     backend.check_config(DEMOS["ner"].label_config)
     example = config.load("examples/ner.yaml")
     backend.check_config(example.label_config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from backends.adapters.ocr import OCRBackend
+from backends.adapters.ocr import OCRAdapter
 from backends.config import Settings
 from ocr.engine import get_reader
 from ops import demo_data
@@ -15,7 +15,7 @@ from scripts.labelloop_sync import config
 
 def test_the_demo_config_and_the_example_are_served_by_the_ocr_backend(monkeypatch):
     monkeypatch.delenv("BACKEND_PASS", raising=False)
-    backend = OCRBackend(Settings())
+    backend = OCRAdapter(Settings())
     backend.check_config(DEMOS["ocr"].label_config)
     example = config.load("examples/ocr.yaml")
     assert example.title == DEMOS["ocr"].title and example.label_config == DEMOS["ocr"].label_config.strip()

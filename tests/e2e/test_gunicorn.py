@@ -208,7 +208,7 @@ def _metrics(server: Gunicorn) -> dict[str, list]:
 
 
 def test_every_worker_serves_published_and_rolled_back_versions(gunicorn, weights_dir):
-    from backends.adapters.text_cls import TextClassificationBackend
+    from backends.adapters.text_cls import TextClassificationAdapter
 
     for n in range(3):
         assert gunicorn.predict(next(_counter))["model_version"] == "text_cls-base"
@@ -216,7 +216,7 @@ def test_every_worker_serves_published_and_rolled_back_versions(gunicorn, weight
     # train in this process, as an RQ worker on another host would: gunicorn is not told, nor restarted
     settings = Settings(model_dir=gunicorn.model_dir, weights_dir=weights_dir,
                         media_cache_dir=gunicorn.model_dir.parent / "media")
-    backend = TextClassificationBackend(settings)
+    backend = TextClassificationAdapter(settings)
     store = ModelStore(gunicorn.model_dir, "text_cls")
     assert _fit_and_publish(backend, store) == "text_cls-v1"
     _predict_on_every_worker(gunicorn, "text_cls-v1")

@@ -161,10 +161,10 @@ def test_backend_passes_engine_folder_and_threads(weights_dir: Path, onnx_dir: P
 
     monkeypatch.setattr(encoder_mod, "_ENCODERS", OrderedDict())
     settings = Settings(model_dir=tmp_path / "models", weights_dir=weights_dir, text_onnx_dir=onnx_dir, cpu_threads=1)
-    served = adapter_mod.TextClassificationBackend(settings).encoder()
+    served = adapter_mod.TextClassificationAdapter(settings).encoder()
     assert served.engine == "onnx-int8" and served.onnx.threads == 1 and served.onnx.path.parent.parent == onnx_dir
     seen: list[dict] = []
     monkeypatch.setattr(adapter_mod, "get_encoder", lambda *args, **kwargs: seen.append(kwargs))
     plain = settings.with_overrides(text_encoder="torch", text_onnx_dir=None, cpu_threads=2)
-    adapter_mod.TextClassificationBackend(plain).encoder()
+    adapter_mod.TextClassificationAdapter(plain).encoder()
     assert seen == [{"engine": "torch", "onnx_dir": tmp_path / "models" / "text_cls" / "onnx", "threads": 2}]
