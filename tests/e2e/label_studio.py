@@ -35,3 +35,18 @@ def upload(label_studio, project_id: int, files: dict[str, bytes | Path]) -> Non
     r = requests.post(f"{label_studio.url}/api/projects/{project_id}/import", files=parts,
                       headers={"Authorization": f"Token {label_studio.token}"}, timeout=120)
     assert r.status_code == 201, r.text
+
+
+def published_version(backend_url: str, project_id: int, logs, timeout: float = 300) -> str:
+    """Wait until no training job of the project is queued or running; assert the newest one published a version
+    and return the version the backend now serves the project."""
+    from ops.services import wait_until
+
+    def jobs() -> list[dict]:
+        return requests.get(f"{backend_url}/jobs", params={"project": project_id}, timeout=10).json()["jobs"]
+
+    wait_until("training to finish", lambda: jobs() and all(j["status"] not in ("queued", "running") for j in jobs()),
+               timeout, logs)
+    job = jobs()[0]
+    assert job["status"] == "succeeded" and job["result"]["status"] == "published", (job, logs()[-3000:])
+    return requests.get(f"{backend_url}/health", params={"project": project_id}, timeout=10).json()["model_version"]

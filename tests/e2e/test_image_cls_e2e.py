@@ -13,9 +13,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from ops.sample_data import coco128_samples
-from ops.services import wait_until
 from scripts.labelloop_sync.cli import main as sync
-from tests.e2e.label_studio import predictions, retrieve_predictions, upload
+from tests.e2e.label_studio import predictions, published_version, retrieve_predictions, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -79,13 +78,7 @@ def test_label_studio_drives_the_image_cls_backend(label_studio, redis_server, s
     for path, group in photos[:N_TRAIN]:
         client.annotations.create(by_name[path.name].id, was_cancelled=False, result=[
             {"from_name": "kind", "to_name": "image", "type": "choices", "value": {"choices": [group]}}])
-    jobs = lambda: requests.get(f"{backend.url}/jobs", params={"project": project.id},  # noqa: E731
-                                timeout=10).json()["jobs"]
-    wait_until("training to finish", lambda: jobs() and all(j["status"] not in ("queued", "running") for j in jobs()),
-               300, logs)
-    job = jobs()[0]
-    assert job["status"] == "succeeded" and job["result"]["status"] == "published", (job, logs()[-3000:])
-    version = requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()["model_version"]
+    version = published_version(backend.url, project.id, logs)
     assert version == "image_cls-v1"
 
     # the new version is served: it may now name the learned class, and still lists its top-k

@@ -11,8 +11,7 @@ from label_studio_sdk import LabelStudio
 from backends.labels import find_controls
 from backends.regions_keypoints import KeypointWriter
 from bench.keypoints_shapes import LABELS, make_samples
-from ops.services import wait_until
-from tests.e2e.label_studio import predictions, retrieve_predictions, upload
+from tests.e2e.label_studio import predictions, published_version, retrieve_predictions, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -66,13 +65,7 @@ def test_label_studio_drives_the_keypoints_backend(label_studio, redis_server, s
     for s in figures:
         client.annotations.create(by_name[s.image.name].id, was_cancelled=False,
                                   result=KeypointWriter(fig).items(s.instances[0], s.width, s.height))
-    jobs = lambda: requests.get(f"{backend.url}/jobs", params={"project": project.id},  # noqa: E731
-                                timeout=10).json()["jobs"]
-    wait_until("training to finish", lambda: jobs() and all(j["status"] not in ("queued", "running") for j in jobs()),
-               400, logs)
-    job = jobs()[0]
-    assert job["status"] == "succeeded" and job["result"]["status"] == "published", (job, logs()[-3000:])
-    version = requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()["model_version"]
+    version = published_version(backend.url, project.id, logs, timeout=400)
     assert version == "keypoints-v1"
 
     # the new version is served: faces still from dlib, every task predicted again under the new version

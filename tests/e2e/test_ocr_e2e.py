@@ -17,8 +17,7 @@ from backends.adapters.ocr import EMPTY_SCORE
 from backends.regions import rect_corners
 from ocr.metrics import iou
 from ocr.synthetic import render
-from ops.services import wait_until
-from tests.e2e.label_studio import predictions, retrieve_predictions, upload
+from tests.e2e.label_studio import predictions, published_version, retrieve_predictions, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -82,13 +81,7 @@ def test_label_studio_drives_the_ocr_backend(label_studio, redis_server, start_b
             if item["type"] == "textarea":
                 item["value"]["text"] = [item["value"]["text"][0].replace("00110", "OO1l0")]
         client.annotations.create(by_name[name].id, result=result, was_cancelled=False)
-    jobs = lambda: requests.get(f"{backend.url}/jobs", params={"project": project.id},  # noqa: E731
-                                timeout=10).json()["jobs"]
-    wait_until("training to finish", lambda: jobs() and all(j["status"] not in ("queued", "running") for j in jobs()),
-               300, logs)
-    job = jobs()[0]
-    assert job["status"] == "succeeded" and job["result"]["status"] == "published", (job, logs()[-3000:])
-    version = requests.get(f"{backend.url}/health", params={"project": project.id}, timeout=10).json()["model_version"]
+    version = published_version(backend.url, project.id, logs)
     assert version == "ocr-v1"
 
     retrieve_predictions(label_studio.url, label_studio.token, project.id)
