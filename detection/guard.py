@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -40,13 +40,15 @@ class Guard:
         min_gain: how much the candidate must beat the served model by (0: a tie publishes).
     """
 
+    METRICS: ClassVar[tuple[str, ...]] = METRICS  # the metrics this kind of model is validated by
+
     val_fraction: float = 0.2
     metric: str = "map50_95"
     min_gain: float = 0.0
 
     def __post_init__(self):
-        if self.metric not in METRICS:
-            raise ValueError(f"guard_metric must be one of {', '.join(METRICS)}, not {self.metric!r}")
+        if self.metric not in self.METRICS:
+            raise ValueError(f"guard_metric must be one of {', '.join(self.METRICS)}, not {self.metric!r}")
 
 
 @dataclass

@@ -10,9 +10,10 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import detection.runtime  # noqa: F401  (configures Ultralytics before it is imported)
+import detection.guard
 
 from detection.train import TrainOptions, TrainingError
 from ultralytics import YOLO
@@ -27,17 +28,11 @@ METRICS = ("pose_map50", "pose_map50_95")
 
 
 @dataclass(frozen=True)
-class Guard:
-    """How a candidate is validated and judged: the share of images held out (by a hash of their id), the metric
-    decided on, and how much the candidate must beat the served model by (0: a tie publishes)."""
+class Guard(detection.guard.Guard):
+    """How a candidate is validated and judged (`detection.guard.Guard`), by the pose metrics."""
 
-    val_fraction: float = 0.2
+    METRICS: ClassVar[tuple[str, ...]] = METRICS
     metric: str = "pose_map50_95"
-    min_gain: float = 0.0
-
-    def __post_init__(self):
-        if self.metric not in METRICS:
-            raise ValueError(f"guard_metric must be one of {', '.join(METRICS)}, not {self.metric!r}")
 
 
 @dataclass
