@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..exceptions import LabelloopError
-from .coordination import BEAT_TTL, FINAL, LOCK_MARGIN, RESULT_PREFIX, JobFunc, _execute, _submit, job_path
+from .coordination import BEAT_TTL, FINAL, LOCK_MARGIN, RESULT_PREFIX, JobFunc, _execute, _finish, _submit, job_path
 from .stores import HISTORY, JobStore, MemoryStore, RedisStore
 
 if TYPE_CHECKING:  # only annotations: an RQ work-horse imports this package without the settings' dependencies
@@ -39,9 +39,13 @@ class _Threads:
         self._tasks: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._closed = False
+        self._stopping: list[threading.Thread] = []  # told to stop, maybe still in a run
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         with self._lock:
+            if self._closed:  # e.g. the follow-up of a run that ends after close: it must not start threads again
+                raise RuntimeError("the training queue is closed")
             if not self._threads:
                 self._threads = [threading.Thread(target=self._loop, name=f"labelloop-train-{i}", daemon=True)
                                  for i in range(self._n)]
@@ -57,11 +61,27 @@ class _Threads:
             except Exception:
                 logger.exception("training thread: unexpected error")
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> list[tuple]:
+        """Stop the threads once their current run ends; runs not started are dropped and returned (their
+        arguments), so that nothing runs after close. Waits up to `wait` seconds for the threads to end."""
+        dropped = []
         with self._lock:
+            while True:
+                try:
+                    task = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    dropped.append(task[1])
             for _ in self._threads:
                 self._tasks.put(None)
-            self._threads = []
+            self._stopping += self._threads
+            self._threads, self._closed = [], True
+            threads = self._stopping = [t for t in self._stopping if t.is_alive()]
+        deadline = time.monotonic() + wait
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return dropped
 
 
 def _default_job(settings: Settings) -> JobFunc:
@@ -229,9 +249,12 @@ class TrainingQueue:
                 raise TimeoutError(f"job {job_id} still {record['status']} after {timeout}s")
             time.sleep(poll)
 
-    def close(self) -> None:
-        """Stop the threads (in-process mode) or close the Redis connection."""
+    def close(self, wait: float = 0.0) -> None:
+        """Stop the threads (in-process mode; runs not started yet fail as "not run", and up to `wait` seconds
+        are given to the running ones to end) or close the Redis connection."""
         if self._threads is not None:
-            self._threads.close()
+            for _store, _enqueue, project_id, job_id, *_ in self._threads.close(wait):
+                self.store.release_queued(project_id, job_id)
+                _finish(self.store, job_id, "failed", error="not run: the training queue was closed")
         if self._redis is not None:
             self._redis.close()

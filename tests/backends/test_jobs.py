@@ -127,7 +127,8 @@ class Harness:
     def close(self) -> None:
         self.open_gate()  # lets any gated run end, so workers stop at once
         for q in self.queues:
-            q.close()
+            # Waits for in-process runs to end: one left running would log into the next test's directory.
+            q.close(wait=WAIT)
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -294,6 +295,24 @@ def test_queued_job_absorbs_later_requests(harness):
     assert q.job(queued["job_id"])["joined"] == [f"again {i}" for i in range(5)]
     # Once it has started, a new request queues a new job.
     assert q.submit(2, "later")["status"] == "queued"
+
+
+def test_closing_drops_runs_not_started(tmp_path, monkeypatch):
+    # A run queued in a thread must not start after close (it would run against whatever the process does next).
+    monkeypatch.setenv("LABELLOOP_TEST_DIR", str(tmp_path))
+    q = TrainingQueue("text_cls", Settings(redis_url=""), job_func=f"{__name__}.gated_job", workers=1)
+    q.submit(1, "running")
+    _wait_for(lambda: _calls(tmp_path, project_id=1), what="first run")
+    waiting = q.submit(2, "waiting")
+    q.close(wait=0.1)  # the running one holds its thread until the gate opens
+    (tmp_path / "gate").touch()
+    q.close(wait=WAIT)
+    assert _calls(tmp_path, "end", 1) == ["end 1"]
+    assert _calls(tmp_path, project_id=2) == []
+    record = q.job(waiting["job_id"])
+    assert record["status"] == "failed" and "closed" in record["error"]
+    with pytest.raises(RuntimeError, match="closed"):
+        q.submit(3, "after close")
 
 
 def test_job_listing_is_capped_and_newest_first(harness):
