@@ -13,9 +13,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from label_studio_sdk.converter.brush import decode_rle, mask2rle
+from label_studio_sdk.converter.brush import decode_rle
 
 from detection.geometry import clip_xyxy, polygon_area
+
+from . import brush_rle
 
 # the result types that carry their labels under a key of the same name
 REGION_TYPES = ("rectanglelabels", "polygonlabels")
@@ -129,8 +131,8 @@ def points_to_polygon_value(points_px: np.ndarray, width: int, height: int) -> d
 
 
 def mask_to_rle(mask: np.ndarray) -> list[int]:
-    """A (H, W) bool mask in Label Studio's brush RLE."""
-    return mask2rle(np.asarray(mask, dtype=np.uint8) * 255)
+    """A (H, W) bool mask in Label Studio's brush RLE (through the faster encoder for it: `brush_rle`)."""
+    return brush_rle.mask_to_rle(mask)
 
 
 def rle_to_mask(rle: list[int], width: int, height: int) -> np.ndarray:
