@@ -92,6 +92,11 @@ def score_curves(encoder, data: dict) -> dict:
         s, p = out["sizes"][str(n)]["served"], out["sizes"][str(n)]["plain_lr"]
         print(f"  N={n}: served acc {s['accuracy']:.3f} AUROC " + " ".join(f"{m} {s[m]:.3f}" for m in MEASURES)
               + f" | plain LR acc {p['accuracy']:.3f} AUROC {p['max_prob']:.3f}", flush=True)
+    out["many_labels"] = {}
+    for n in (1000, len(train[1])):
+        rows = sample(np.array(train[1]), n, 0) if n < len(train[1]) else np.arange(n)
+        out["many_labels"][str(n)] = {"plain_lr": plain_lr_run(encoder, train, test, rows)}
+        print(f"  N={n}: plain LR {out['many_labels'][str(n)]['plain_lr']}", flush=True)
     return out
 
 
