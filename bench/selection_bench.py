@@ -12,7 +12,8 @@ the whole 67k is too slow to embed on 2 CPU cores and mostly short fragments).
 Reported per strategy, as ratios to random in the same run:
 - auc: mean accuracy over budgets 20..200 (trapezoid area / 180), and its difference to random's;
 - labels to 95 %: the first budget where the mean curve reaches 95 % of the same model's accuracy on the whole
-  pool, divided by random's (random keeps going past the budget until it gets there, so the ratio is defined);
+  pool, divided by random's (every strategy keeps going past the budget until it gets there, random first, the
+  others at most to random's figure: past it the ratio is above 1 and only "not reached" is reported);
 - worse: budgets where random's mean beats the strategy's by more than the larger of their seed spreads (std).
 
     .venv/bin/python bench/selection_bench.py            # writes bench/results/selection.json and .png
@@ -106,11 +107,12 @@ def accuracy(proba, labeled_y: np.ndarray, x: np.ndarray, y: np.ndarray) -> floa
 
 
 def curve(strategy: Strategy, data: dict, seed: int, batch: int, budget: int,
-          until: float | None = None) -> tuple[list[int], list[float]]:
+          until: float | None = None, cap: int | None = None) -> tuple[list[int], list[float]]:
     """Labels and test accuracy after each batch up to `budget` labels.
 
-    With `until` (random's reference) it goes on past the budget while below that accuracy, in steps of a tenth
-    of the labels so far: random may need thousands, and labels-to-target is then known to within 10 %.
+    With `until` (the target accuracy) it goes on past the budget while below it, in steps of a tenth of the
+    labels so far, and at most to `cap` labels: random may need thousands, and labels-to-target is then known to
+    within 10 %.
     """
     # each seed draws its own 80 % of the pool, so deterministic strategies (k-center) vary with the data too
     keep = np.sort(np.random.default_rng(10_000 + seed).choice(len(data["x"]), int(POOL_SHARE * len(data["x"])),
@@ -135,7 +137,7 @@ def curve(strategy: Strategy, data: dict, seed: int, batch: int, budget: int,
         sizes.append(len(labeled))
         accs.append(accuracy(proba, y[labeled], data["xt"], data["test"][1]))
         n = len(labeled)
-        if n >= budget and (until is None or accs[-1] >= until or n >= len(x)):
+        if n >= budget and (until is None or accs[-1] >= until or n >= min(len(x), cap or len(x))):
             return sizes, accs
 
 
@@ -161,16 +163,21 @@ def auc(mean: np.ndarray, sizes: np.ndarray) -> float:
     return float(np.trapezoid(mean[keep], sizes[keep]) / (hi - lo))
 
 
+def extended_labels_to(per_seed: list[tuple[list[int], list[float]]], target: float) -> int | None:
+    """Labels until the mean curve over seeds reaches `target`, the curves past the budget included. Every seed
+    follows the same size schedule and stops once it reaches the target; its last accuracy stands in after that
+    (it can only flatter a seed that stopped early, and that seed had reached the target)."""
+    longest = max(per_seed, key=lambda r: len(r[0]))[0]
+    padded = np.array([acc + [acc[-1]] * (len(longest) - len(acc)) for _, acc in per_seed])
+    return labels_to(padded.mean(axis=0), np.array(longest), target)
+
+
 def summarize(runs: dict[str, list[tuple[list[int], list[float]]]], batch: int, budget: int, full: float) -> dict:
     """Per strategy: curves, AUC, labels to 95 % and the budgets where it is worse than random, vs random."""
     target = TARGET * full
     n_budget = budget // batch
     sizes = np.arange(1, n_budget + 1) * batch
-    # random past the budget: every seed follows the same size schedule and stops once it reaches the target;
-    # its last accuracy stands in after that (it only flatters random)
-    longest = max((r for r in runs["random"]), key=lambda r: len(r[0]))[0]
-    padded = np.array([acc + [acc[-1]] * (len(longest) - len(acc)) for _, acc in runs["random"]])
-    random_to = labels_to(padded.mean(axis=0), np.array(longest), target)
+    random_to = extended_labels_to(runs["random"], target)
     rand = np.array([acc[:n_budget] for _, acc in runs["random"]])
     random_auc = auc(rand.mean(axis=0), sizes)
     out = {}
@@ -178,7 +185,7 @@ def summarize(runs: dict[str, list[tuple[list[int], list[float]]]], batch: int, 
         a = np.array([acc[:n_budget] for _, acc in per_seed])
         mean, std = a.mean(axis=0), a.std(axis=0)
         worse = (rand.mean(axis=0) - mean) > np.maximum(std, rand.std(axis=0))
-        to = labels_to(mean, sizes, target) if name != "random" else random_to
+        to = extended_labels_to(per_seed, target)
         out[name] = {
             "mean": mean.round(4).tolist(), "std": std.round(4).tolist(),
             "auc_20_200": round(auc(mean, sizes), 4),
@@ -201,10 +208,13 @@ def study(data: dict, strategies: dict[str, Strategy], seeds: int, batch: int, b
     print(f"  full pool ({len(x)} labels): accuracy {full:.3f}", flush=True)
     runs: dict[str, list[tuple[list[int], list[float]]]] = {}
     seconds: dict[str, float] = {}
+    cap = None  # the others go past the budget at most as far as random needed
     for name, strategy in strategies.items():
         start = time.perf_counter()
-        runs[name] = [curve(strategy, data, seed, batch, budget, until=TARGET * full if name == "random" else None)
+        runs[name] = [curve(strategy, data, seed, batch, budget, until=TARGET * full, cap=cap)
                       for seed in range(seeds)]
+        if name == "random":
+            cap = extended_labels_to(runs[name], TARGET * full)
         seconds[name] = round(time.perf_counter() - start, 1)
         finals = [acc[budget // batch - 1] for _, acc in runs[name]]
         print(f"  {name:>18}: at {budget} labels {np.mean(finals):.3f} ± {np.std(finals):.3f} "
