@@ -1,12 +1,17 @@
 """Serving region controls (detection's boxes and outlines, segmentation's automatic masks): the tasks' images
-streamed through each control's model runs, every image answered with its regions and its confidence, or with the
-error naming the task."""
+streamed through each control's model runs (fetched and decoded by a background thread while the model runs,
+`detection.pipeline`), every image answered with its regions and its confidence, or with the error naming the
+task."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 from detection.batches import SizedImage
+from detection.model import gpu_available
+from detection.pipeline import LOOKAHEAD, ImagePipeline
 from detection.predict import Plan, run_plans
 from detection.scoring import FLOOR
 from detection.types import Detection
@@ -14,13 +19,23 @@ from selection.uncertainty import Measure
 
 from .base import TaskPrediction
 from .config import Settings
-from .regions_images import control_confidence, image_answers, stream, task_id
+from .exceptions import LabelloopError
+from .media import task_media
+from .regions_images import control_confidence, image_answers, task_id
 from .regions_writers import RegionWriter
 
 log = logging.getLogger(__name__)
 
 # one image's regions of one control: its writer, the detections it shows (label, detection), the image
 ToRegions = Callable[[RegionWriter, list[tuple[str, Detection]], SizedImage], list[dict]]
+
+
+def _task_files(tasks: list[dict], keys: set[str], media, i: int) -> dict[str, Path] | str:
+    """Task `i`'s image file per data key (fetched through `media`), or the reason it has none."""
+    try:
+        return {key: Path(task_media(tasks[i], key, media, "an image")) for key in keys}
+    except LabelloopError as e:
+        return str(e)
 
 
 def predict_controls(tasks: list[dict], plans: list[tuple[RegionWriter, list[Plan]]], media, settings: Settings,
@@ -31,7 +46,8 @@ def predict_controls(tasks: list[dict], plans: list[tuple[RegionWriter, list[Pla
     Args:
         plans: each control's writer and the model runs covering its labels (none: the control gets no regions
             from a model, but `to_regions` is still called, with no detections).
-        batch: images decoded and predicted at a time.
+        batch: the most images predicted at a time; on CPU only images of one shape are batched, and the next
+            images are fetched and decoded while the current ones are predicted (`detection.pipeline`).
         imgsz: the inference size (None: each model's own).
         measure: the uncertainty measure over class probabilities (`control_confidence`).
         to_regions: turns the shown detections of one image into result items; an exception it raises costs only
@@ -39,7 +55,14 @@ def predict_controls(tasks: list[dict], plans: list[tuple[RegionWriter, list[Pla
     """
     answers: list[TaskPrediction | None] = [None] * len(tasks)
     keys = {w.control.value_key for w, _ in plans}
-    for idx, images, errors in stream(tasks, keys, media, settings, batch):
+    pipeline = ImagePipeline(len(tasks), partial(_task_files, tasks, keys, media), batch + LOOKAHEAD,
+                             settings.max_image_pixels, settings.max_request_pixels)
+    # CPU: one shape per batch (mixed shapes are padded to a square, slower than one at a time); GPU: any
+    for items in pipeline.batches(batch, same_shape=not gpu_available()):
+        idx = [item.index for item in items]
+        images = [item.images for item in items]
+        errors = [None if item.error is None else f"task {task_id(tasks[item.index])}: {item.error}"
+                  for item in items]
         results: list[list[dict]] = [[] for _ in idx]
         confidences: list[list[float]] = [[] for _ in idx]
         for writer, control_plans in plans:

@@ -170,3 +170,10 @@ class Detector:
                  for i, (b, s, c) in enumerate(zip(xyxy, scores, cls))]
         found.sort(key=lambda d: -d.score)
         return found
+
+
+def gpu_available() -> bool:
+    """Whether Ultralytics predicts on a GPU here (its default device: the first CUDA device when there is one)."""
+    import torch
+
+    return torch.cuda.is_available()

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import ultralytics
-import detection.batches as batches
+import detection.pipeline as pipeline
 from backends.app import create_app
 from backends.regions_writers import DEFAULT_THRESHOLD
 from backends.config import Settings
@@ -276,9 +276,9 @@ def test_numeric_params_are_range_checked(client):
     assert r.status_code == 400 and "'batch_predict'" in r.json["error"], r.json
 
 
-def test_images_are_decoded_batch_by_batch_within_a_request_budget(settings, monkeypatch):
+def test_images_are_streamed_at_most_k_decoded_within_a_request_budget(settings, monkeypatch):
     live, peak = [], [0]
-    real = batches.load_image
+    real = pipeline.load_image
 
     def tracked(*args, **kwargs):
         array = real(*args, **kwargs)
@@ -286,19 +286,41 @@ def test_images_are_decoded_batch_by_batch_within_a_request_budget(settings, mon
         peak[0] = max(peak[0], sum(ref() is not None for ref in live))
         return array
 
-    monkeypatch.setattr(batches, "load_image", tracked)
-    tasks = [{"id": i, "data": {"image": str(BUS)}} for i in range(1, 6)]
+    monkeypatch.setattr(pipeline, "load_image", tracked)
+    tasks = [{"id": i, "data": {"image": str(BUS)}} for i in range(1, 8)]
     client = create_app("detection", settings).test_client()
     r = client.post("/predict", json={"tasks": tasks, "project": "5.1", "label_config": BOXES,
                                       "params": {"batch_predict": 2}})
     answers = r.json["results"]
     assert all("Bus" in [lb for lb, _ in _regions(a)] for a in answers)
-    assert peak[0] == 2 and all(ref() is None for ref in live)  # never more than one batch decoded at a time
+    # K = batch_predict + LOOKAHEAD decoded at most (a batch predicted, the next ones loaded meanwhile), counted
+    assert len(live) == 7 and 1 <= peak[0] <= 2 + pipeline.LOOKAHEAD and all(ref() is None for ref in live)
     # the budget admits tasks in order until it is spent: bus.jpg is 810x1080
     client = create_app("detection", settings.with_overrides(max_request_pixels=3 * 810 * 1080)).test_client()
-    answers = predict(client, tasks, BOXES, "5.1")["results"]
+    answers = predict(client, tasks[:5], BOXES, "5.1")["results"]
     assert ["error" in a for a in answers] == [False, False, False, True, True]
     assert answers[3]["error"].startswith("task 4:") and "MAX_REQUEST_PIXELS" in answers[3]["error"]
+
+
+def test_answers_in_task_order_over_mixed_shapes_and_a_broken_image(client, tmp_path):
+    zidane = BUS.parent / "zidane.jpg"  # 1280x720: a shape of its own, so batches split between the bus photos
+    (tmp_path / "broken.jpg").write_bytes(BUS.read_bytes()[:2000])
+    paths = [BUS, zidane, BUS, tmp_path / "broken.jpg", BUS, zidane, BUS]
+    tasks = [{"id": 10 + i, "data": {"image": str(p)}} for i, p in enumerate(paths)]
+    r = client.post("/predict", json={"tasks": tasks, "project": "5.1", "label_config": BOXES,
+                                      "params": {"batch_predict": 4}})
+    answers = r.json["results"]
+    assert len(answers) == len(tasks)
+    assert answers[3]["error"].startswith("task 13:") and "truncated" in answers[3]["error"]
+    for path, answer in zip(paths, answers):
+        if path.name == "broken.jpg":
+            continue
+        sizes = {(reg["original_width"], reg["original_height"]) for reg in answer["result"]}
+        labels = {lb for lb, _ in _regions(answer)}
+        if path == BUS:
+            assert sizes == {(810, 1080)} and "Bus" in labels, answer
+        else:
+            assert sizes == {(1280, 720)} and "Person" in labels and "Bus" not in labels, answer
 
 
 def test_embed_gives_one_pooled_feature_vector_per_image(client, tmp_path):
