@@ -1,0 +1,361 @@
+"""labelloop's HTTP path against the raw library calls and the official Label Studio ML backend example, side by
+side: the sides alternate round by round on the same machine and each round's ratios are kept, so that load from
+other processes (which moves absolute times by 2x on shared cores) cancels out as far as it can.
+
+    .venv/bin/python -m bench.compare --part detection             # ~15 min on 2 busy cores (load 8-10)
+    .venv/bin/python -m bench.compare --part detection_engines     # PyTorch / ONNX Runtime / OpenVINO: speed, AP50
+
+Writes bench/results/compare.json: per part its sides (images/s per round, median), ratios per round and their
+median, the goals and whether they are met, the load average at start and end; other parts' sections are kept.
+A part is one function in PARTS (args -> dict); add a backend by adding one.
+
+detection (yolov8n, the first --tasks coco128 images, mixed shapes, served by a local HTTP server so that every
+side that fetches really fetches; each round uses new URLs, so no media cache answers):
+- labelloop: POST /predict (Flask test client, the real app) with one task per request, and with all tasks in one;
+- raw: `YOLO.predict(path)` one image at a time from the local files, and `YOLO.predict(paths, batch=8)`;
+- official: label-studio-ml-backend's examples/yolo (`YOLO.predict` of its model.py, RectangleLabelsModel:
+  `get_local_path` download, one `model.predict(path)` per task, its region conversion), imported from a copy of
+  that repository (--official; see `official_example`), one task per call and all tasks in one call.
+Every side uses the same weights, the same confidence (0.25) and all 80 COCO classes, and the same PyTorch thread
+count (labelloop's CPU_THREADS; Ultralytics is kept from changing it).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before detection / ultralytics are imported
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU serving is what is compared
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+CACHE = ROOT / ".cache" / "bench"  # exports and the official example's copy: never committed
+CONF = 0.25  # Ultralytics' default confidence, the official example's model.predict
+GOALS = {"many_vs_official": 1.5, "many_vs_raw_loop": 1.3, "one_vs_raw_max": 1.05}
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # one line per request would drown the bench's output
+        pass
+
+
+def serve_folder(folder: Path) -> tuple[ThreadingHTTPServer, str]:
+    """A local HTTP server over `folder`: (the server, its base URL)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def machine(threads: int) -> dict:
+    import torch
+    import ultralytics
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpus": len(os.sched_getaffinity(0)), "processor": cpu, "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
+            "threads": threads, "device": "cpu"}
+
+
+def timed(fn: Callable[[], int]) -> float:
+    """Images per second of one call of `fn` (which returns how many images it did)."""
+    t = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - t)
+
+
+def alternate(sides: dict[str, Callable[[int], int]], rounds: int) -> dict[str, list[float]]:
+    """Images/s of every side, round by round; the order of the sides rotates from one round to the next."""
+    names = list(sides)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            out[name].append(round(timed(lambda: sides[name](r)), 3))
+            print(f"  round {r + 1}: {name} {out[name][-1]:.2f} images/s (load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+    return out
+
+
+def ratios(rates: dict[str, list[float]], a: str, b: str) -> dict:
+    """a's images/s over b's, round by round (the two ran minutes apart at most) and their median."""
+    per_round = [round(x / y, 3) for x, y in zip(rates[a], rates[b])]
+    return {"per_round": per_round, "median": round(statistics.median(per_round), 3)}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# detection: the official example
+
+
+def official_example(checkout: Path, weights: Path, work: Path):
+    """The example's `YOLO` class (label_studio_ml/examples/yolo/model.py), imported from a copy of
+    label-studio-ml-backend (`git clone https://github.com/HumanSignal/label-studio-ml-backend`).
+
+    Two things keep it from importing offline, both worked around without touching its predict path: each of its
+    control-model modules loads its default weights when imported (yolov8m.pt, yolov8n-cls.pt, -obb, -pose: not
+    here), so the ones a box config never uses are replaced by classes that match no control, and the box model's
+    default name yolov8m.pt is a link to the compared `weights` in its MODEL_ROOT (the config names it, so the same
+    weights run on every side). It needs `semver` and `colorama` (bench/requirements.txt).
+    """
+    example = checkout / "label_studio_ml" / "examples" / "yolo"
+    models = work / "official-models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "yolov8m.pt").symlink_to(weights.resolve())
+    os.environ["MODEL_ROOT"] = str(models)
+    os.environ.setdefault("MODEL_DIR", str(work / "official-cache"))
+    sys.path[:0] = [str(checkout), str(example)]
+    for name, cls in (("choices", "ChoicesModel"), ("rectangle_labels_obb", "RectangleLabelsObbModel"),
+                      ("polygon_labels", "PolygonLabelsModel"), ("brush_labels", "BrushLabelsModel"),
+                      ("keypoint_labels", "KeypointLabelsModel"), ("video_rectangle", "VideoRectangleModel"),
+                      ("timeline_labels", "TimelineLabelsModel")):
+        module = types.ModuleType(f"control_models.{name}")
+        setattr(module, cls, type(cls, (), {"type": cls, "is_control_matched": classmethod(lambda c, ctl: False)}))
+        sys.modules[module.__name__] = module
+    import model as official  # noqa: E402  (the example's model.py)
+
+    return official.YOLO
+
+
+def coco_config(names: list[str], model_path: str | None = None) -> str:
+    """Boxes for all COCO classes, labels named as the model's classes (both backends map them by name)."""
+    labels = "".join(f'<Label value="{n}"/>' for n in names)
+    path = f' model_path="{model_path}"' if model_path else ""
+    return (f'<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image"{path} '
+            f'model_score_threshold="{CONF}">{labels}</RectangleLabels></View>')
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# detection: the sides
+
+
+def detection_sides(paths: list[Path], base_url: str, weights: Path, work: Path, checkout: Path | None,
+                    names: list[str]) -> tuple[dict[str, Callable[[int], int]], dict]:
+    """Every side as a function of the round (which makes its URLs new) returning the images it predicted."""
+    from ultralytics import YOLO
+
+    from backends.app import create_app
+    from backends.config import Settings
+
+    settings = Settings(model_dir=work / "models", weights_dir=weights.parent, media_cache_dir=work / "media",
+                        allowed_hosts=("127.0.0.1",), log_level="WARNING")
+    client = create_app("detection", settings).test_client()
+    config = coco_config(names)
+
+    def tasks(r: int, side: str) -> list[dict]:
+        return [{"id": i + 1, "data": {"image": f"{base_url}/{p.name}?round={r}&side={side}"}}
+                for i, p in enumerate(paths)]
+
+    def labelloop(r: int, side: str, per_request: int) -> int:
+        all_tasks = tasks(r, side)
+        for start in range(0, len(all_tasks), per_request):
+            resp = client.post("/predict", json={"tasks": all_tasks[start:start + per_request], "project": "1.1",
+                                                 "label_config": config})
+            assert resp.status_code == 200 and all("error" not in a for a in resp.json["results"]), resp.json
+        return len(all_tasks)
+
+    raw = YOLO(str(weights))
+    sides: dict[str, Callable[[int], int]] = {
+        "labelloop_one_task": lambda r: labelloop(r, "one", 1),
+        "labelloop_all_tasks": lambda r: labelloop(r, "all", len(paths)),
+        "raw_loop": lambda r: sum(len(raw.predict(str(p), conf=CONF, verbose=False)) for p in paths),
+        "raw_batch": lambda r: len(raw.predict([str(p) for p in paths], conf=CONF, batch=8, verbose=False)),
+    }
+    how = {"official": "not run (no checkout given)"}
+    if checkout is not None:
+        backend = official_example(checkout, weights, work)(project_id="1", label_config=coco_config(names,
+                                                                                                    "yolov8m.pt"))
+
+        def official(r: int, side: str, per_call: int) -> int:
+            all_tasks = tasks(r, side)
+            for start in range(0, len(all_tasks), per_call):
+                answer = backend.predict(all_tasks[start:start + per_call])
+                assert len(answer.predictions) == len(all_tasks[start:start + per_call])
+            return len(all_tasks)
+
+        sides["official_one_task"] = lambda r: official(r, "official-one", 1)
+        sides["official_all_tasks"] = lambda r: official(r, "official-all", len(paths))
+        how = {"official": f"label-studio-ml-backend examples/yolo, imported from {checkout.name} (its predict, "
+                           "in process, no Flask; see bench/compare.py official_example)"}
+    # warm-up: models loaded, first-call costs paid
+    for fn in sides.values():
+        fn(-1)
+    return sides, how
+
+
+def detection(args) -> dict:
+    from backends.threads import apply_threads, thread_budget
+    from ops.sample_data import coco128_names
+
+    threads = apply_threads(thread_budget())
+    from detection.runtime import keep_process_threads
+
+    keep_process_threads()  # every side, the raw and official ones included, keeps the budget
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    images = SHARED / "datasets" / "coco128" / "images" / "train2017"
+    paths = sorted(images.glob("*.jpg"))[:args.tasks]
+    names = list(coco128_names(SHARED / "datasets").values())
+    weights = Path(os.environ.get("WEIGHTS_DIR", SHARED / "models")) / "yolov8n.pt"
+    checkout = Path(args.official) if args.official and Path(args.official).is_dir() else None
+    server, base_url = serve_folder(images)
+    with tempfile.TemporaryDirectory() as tmp:
+        sides, how = detection_sides(paths, base_url, weights, Path(tmp), checkout, names)
+        rates = alternate(sides, args.rounds)
+        out = {"machine": machine(threads), "load_average_start": load_start, "weights": weights.name,
+               "images": len(paths), "shapes": sorted({_shape(p) for p in paths}), "conf": CONF,
+               "rounds": args.rounds, **how, "images_per_s": rates,
+               "median_images_per_s": {k: round(statistics.median(v), 3) for k, v in rates.items()},
+               "ratios": {"all_tasks_vs_raw_loop": ratios(rates, "labelloop_all_tasks", "raw_loop"),
+                          "all_tasks_vs_raw_batch": ratios(rates, "labelloop_all_tasks", "raw_batch"),
+                          # time per image: raw's images/s over labelloop's
+                          "one_task_time_vs_raw_loop": ratios(rates, "raw_loop", "labelloop_one_task")}}
+        if checkout is not None:
+            out["ratios"]["all_tasks_vs_official"] = ratios(rates, "labelloop_all_tasks", "official_all_tasks")
+            out["ratios"]["one_task_vs_official"] = ratios(rates, "labelloop_one_task", "official_one_task")
+    server.shutdown()
+    out["goals"] = goals(out["ratios"])
+    out["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    return out
+
+
+def _shape(path: Path) -> str:
+    from detection.images import image_size
+
+    w, h = image_size(path)
+    return f"{w}x{h}"
+
+
+def goals(r: dict) -> dict:
+    """Issue 16's goals against the medians of the per-round ratios."""
+    out = {"all_tasks_vs_raw_loop": {"goal": GOALS["many_vs_raw_loop"],
+                                     "measured": r["all_tasks_vs_raw_loop"]["median"]},
+           "one_task_time_vs_raw_loop": {"goal_max": GOALS["one_vs_raw_max"],
+                                         "measured": r["one_task_time_vs_raw_loop"]["median"]}}
+    out["all_tasks_vs_raw_loop"]["met"] = out["all_tasks_vs_raw_loop"]["measured"] >= GOALS["many_vs_raw_loop"]
+    out["one_task_time_vs_raw_loop"]["met"] = out["one_task_time_vs_raw_loop"]["measured"] <= GOALS["one_vs_raw_max"]
+    if "all_tasks_vs_official" in r:
+        m = r["all_tasks_vs_official"]["median"]
+        out["all_tasks_vs_official"] = {"goal": GOALS["many_vs_official"], "measured": m,
+                                        "met": m >= GOALS["many_vs_official"]}
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# detection: inference engines
+
+
+def export(weights: Path, fmt: str) -> Path:
+    """`weights` exported by Ultralytics into CACHE (once): dynamic input shapes, so that images keep their own
+    letterboxed size as with PyTorch."""
+    from ultralytics import YOLO
+
+    folder = CACHE / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / weights.name
+    if not source.exists():  # a copy: the backend refuses links out of its weights folder
+        shutil.copyfile(weights, source)
+    target = folder / (f"{weights.stem}.onnx" if fmt == "onnx" else f"{weights.stem}_openvino_model")
+    if not target.exists():
+        YOLO(str(source)).export(format=fmt, dynamic=True, verbose=False)
+    return target
+
+
+def one_by_one(detector, arrays: list, _round: int) -> int:
+    """`detector` over `arrays` one image at a time: how many."""
+    for a in arrays:
+        detector.predict([a], conf=CONF, batch=1)
+    return len(arrays)
+
+
+def engines(args) -> dict:
+    """PyTorch, ONNX Runtime and OpenVINO (Ultralytics' exports of the same weights, dynamic shapes): images/s of
+    labelloop's `Detector` one image at a time and of a /predict of all tasks naming the export as `model_path`
+    (local files), alternated; AP50 on all 128 coco128 images (conf 0.001, `detection.evaluate`)."""
+    from backends.app import create_app
+    from backends.config import Settings
+    from backends.threads import apply_threads, thread_budget
+    from detection.evaluate import evaluate
+    from detection.images import load_image
+    from detection.model import Detector
+    from ops.sample_data import coco128_names, coco128_samples
+
+    threads = apply_threads(thread_budget())
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    weights = Path(os.environ.get("WEIGHTS_DIR", SHARED / "models")) / "yolov8n.pt"
+    names = list(coco128_names(SHARED / "datasets").values())
+    paths = sorted((SHARED / "datasets" / "coco128" / "images" / "train2017").glob("*.jpg"))[:args.tasks]
+    found = {"pytorch": weights, "onnxruntime": export(weights, "onnx"), "openvino": export(weights, "openvino")}
+    detectors = {k: Detector.load(v, "detect") for k, v in found.items()}
+    arrays = [load_image(p) for p in paths]
+    settings = Settings(model_dir=CACHE / "models", weights_dir=CACHE / "exports", media_cache_dir=CACHE / "media",
+                        local_roots=(paths[0].parent,), log_level="WARNING")
+    client = create_app("detection", settings).test_client()
+    tasks = [{"id": i + 1, "data": {"image": str(p)}} for i, p in enumerate(paths)]
+
+    def served(model_path: str) -> int:
+        resp = client.post("/predict", json={"tasks": tasks, "project": "1.1",
+                                             "label_config": coco_config(names, model_path)})
+        assert resp.status_code == 200 and all("error" not in a for a in resp.json["results"]), resp.json
+        return len(tasks)
+
+    sides = {f"detector_{k}": functools.partial(one_by_one, d, arrays) for k, d in detectors.items()}
+    sides.update({f"labelloop_all_tasks_{k}": (lambda r, p=p.name: served(p)) for k, p in found.items()
+                  if k != "onnxruntime"})
+    for fn in sides.values():
+        fn(-1)
+    rates = alternate(sides, args.rounds)
+    samples = coco128_samples(SHARED / "datasets")
+    quality = {}
+    for k, d in detectors.items():
+        preds = [d.predict([load_image(s.image)], conf=0.001)[0] for s in samples]
+        m = evaluate(preds, [s.boxes for s in samples], names)
+        quality[k] = {"map50": round(m["map50"], 4), "map50_95": round(m["map50_95"], 4)}
+        print(f"  {k}: AP50 {m['map50']:.4f}", flush=True)
+    return {"machine": machine(threads), "load_average_start": load_start, "images": len(paths),
+            "threads": "PyTorch: the budget; ONNX Runtime: its default intra-op pool (physical cores); OpenVINO: "
+                       "Ultralytics' PERFORMANCE_HINT=LATENCY (all cores)",
+            "images_per_s": rates, "median_images_per_s": {k: round(statistics.median(v), 3) for k, v in rates.items()},
+            "vs_pytorch": {"detector_onnxruntime": ratios(rates, "detector_onnxruntime", "detector_pytorch"),
+                           "detector_openvino": ratios(rates, "detector_openvino", "detector_pytorch"),
+                           "labelloop_all_tasks_openvino": ratios(rates, "labelloop_all_tasks_openvino",
+                                                                  "labelloop_all_tasks_pytorch")},
+            "coco128_all_128": quality, "load_average_end": [round(v, 2) for v in os.getloadavg()]}
+
+
+PARTS: dict[str, Callable] = {"detection": detection, "detection_engines": engines}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", choices=sorted(PARTS), action="append", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tasks", type=int, default=20, help="images (tasks) per many-task request")
+    ap.add_argument("--official", default=str(CACHE / "label-studio-ml-backend"),
+                    help="a copy of label-studio-ml-backend (skipped when missing)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare.json"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.exists() else {}
+    for part in args.part:
+        print(f"{part}:", flush=True)
+        result[part] = PARTS[part](args)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({p: result[p].get("goals") or result[p].get("vs_pytorch") for p in args.part}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
