@@ -42,6 +42,10 @@ class Segment:
     # Whisper's probability of each text token of the segment, punctuation included (faster-whisper with word
     # confidence); empty when the engine does not report them
     token_probs: list[float] = field(default_factory=list)
+    # the decoder's view of its own output: gzip compression ratio of the window's text (repetition loops score
+    # high) and the temperature of the accepted decode (above 0: the greedy one failed Whisper's checks)
+    compression_ratio: float = 0.0
+    temperature: float = 0.0
 
 
 @dataclass
@@ -150,7 +154,8 @@ def segments_with_token_probs(segments: list, probs: list[float], eot: int, word
     """faster-whisper's segments as `Segment`s, each with its share of the token probabilities one transcription's
     alignment passes recorded (`probs`, in segment order)."""
     out = [Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob,
-                   words=[Word(w.start, w.end, w.word.strip(), w.probability) for w in s.words or ()])
+                   words=[Word(w.start, w.end, w.word.strip(), w.probability) for w in s.words or ()],
+                   compression_ratio=s.compression_ratio, temperature=s.temperature or 0.0)
            for s in segments]
     counts = [sum(t < eot for t in s.tokens) for s in segments]
     if word_confidence and sum(counts) == len(probs):
@@ -252,10 +257,15 @@ class Transcriber:
                 for w in s.words:
                     w.start, w.end = round(w.start + offset, 3), round(w.end + offset, 3)
                 s.confidence = segment_confidence(s.avg_logprob, s.no_speech_prob, self.calibration, s.token_probs,
-                                                  [w.probability for w in s.words])
+                                                  [w.probability for w in s.words], word_count(s), s.end - s.start)
                 result.segments.append(s)
         result.language = language
         return result
+
+
+def word_count(segment: Segment) -> int:
+    """The segment's words: its timed words when word confidence was on, else its text's words."""
+    return len(segment.words) or len(segment.text.split())
 
 
 def get_transcriber(name_or_path: str | Path | None = None, weights_dir: str | Path | None = None,
