@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detection.geometry import outline_xyxy, simplify_polygon
-from segmentation.masks import mask_outline, polygon_mask
+from detection.geometry import outline_xyxy
+from segmentation.masks import mask_outline, polygon_mask, simplify_outline
 
 from .exceptions import UnsupportedConfig
 from .labels import Control
@@ -120,11 +120,11 @@ class PolygonLabels(RegionWriter):
     model_task = "segment"
 
     def value(self, region: PixelRegion, width: int, height: int) -> dict | None:
-        # a mask (SAM's, refined) before the detector's own outline
+        # a mask (SAM's, refined) before the detector's own outline; either kept within a quarter pixel
         if region.mask is not None:
             points = mask_outline(region.mask)
         elif region.polygon is not None:
-            points = simplify_polygon(region.polygon)
+            points = simplify_outline(region.polygon)
         else:
             return None
         return None if points is None else {**points_to_polygon_value(points, width, height), "closed": True}

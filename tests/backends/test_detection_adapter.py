@@ -116,7 +116,7 @@ def test_polygons_for_polygon_labels(client):
     assert {lb for lb, _ in found} == {"Bus", "Person"}
     for _, r in found:
         pts = np.array(r["value"]["points"])
-        assert r["type"] == "polygonlabels" and 3 <= len(pts) <= 64 and r["value"]["closed"] is True
+        assert r["type"] == "polygonlabels" and 3 <= len(pts) <= 1000 and r["value"]["closed"] is True
         assert (pts >= 0).all() and (pts <= 100).all()
     bus = np.array(next(r for lb, r in found if lb == "Bus")["value"]["points"])
     assert bus[:, 0].max() - bus[:, 0].min() > 85  # the outline spans the bus
