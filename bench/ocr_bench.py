@@ -41,6 +41,7 @@ import random
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from shapely.geometry import Point, Polygon
 from sklearn.metrics import roc_auc_score
@@ -213,8 +214,13 @@ class EasyOcrReader:
                                      user_network_directory=models, download_enabled=False, verbose=False)
 
     def read(self, image: np.ndarray) -> list[Line]:
+        # `readtext` on a file path: the detector gets RGB, the recognizer the grey image. Given an array it would
+        # take it for BGR when making the grey one, so the two steps are called here as `readtext` calls them.
+        horizontal, free = self.engine.detect(image, reformat=False)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        found = self.engine.recognize(grey, horizontal[0], free[0], reformat=False)
         lines = [Line(np.asarray(box, dtype=np.float64).reshape(4, 2), str(text), float(conf))
-                 for box, text, conf in self.engine.readtext(image) if str(text).strip()]  # RGB, as EasyOCR reads
+                 for box, text, conf in found if str(text).strip()]
         return sorted(lines, key=lambda ln: (float(ln.points[:, 1].mean()), float(ln.points[:, 0].min())))
 
 
