@@ -6,9 +6,12 @@ spans annotators submit. Pure: texts, character offsets (Python str indices, i.e
   probabilities, per-token entity marginals;
 - `mapping`: a project's labels onto spaCy's entity types (PERSON/PER, LOC/GPE, predicted values);
 - `features`: per-token features (MiniLM contextual vectors, spaCy's entity marginals, word shape);
-- `tagger`: BIO logistic regression over those features, saved without pickle;
-- `model`: what a version serves (the learned tagger for the labels it knows, spaCy's mapped spans for the rest);
-- `train`: fit a tagger and decide whether to publish it (held-out span F1 against the served model);
+- `tagger`: BIO logistic regression over those features with BIO-constrained (Viterbi) decoding, saved without pickle;
+- `relabel`: spaCy's entities (and their trimmed variants) relabeled in context, the fixed mapping as the prior;
+- `model`: what a version serves (relabeled entities, then the tagger's spans, for the labels they know; spaCy's
+  mapped spans for the rest);
+- `train`: fit both and decide per label and as a whole whether to publish (held-out span F1 against the served
+  model);
 - `conll`: CoNLL-2003 files to texts and spans, and spans to BIO lines (no spaCy needed).
 
 Heavy modules (spaCy, torch) are imported only by the modules that need them.

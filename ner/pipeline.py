@@ -38,11 +38,13 @@ class Analysis:
         tokens: (start, end) offsets of the non-space tokens.
         entities: spaCy's entities (its own types: PERSON, GPE, ORG, ...) with beam probabilities as scores.
         marginals: (len(tokens), 2 * len(types)) probability of B-type and I-type for each token.
+        text: the text analysed.
     """
 
     tokens: list[tuple[int, int]]
     entities: list[Span]
     marginals: np.ndarray = field(repr=False)
+    text: str = field(default="", repr=False)
 
 
 def load():
@@ -106,4 +108,4 @@ def _analysis(doc, parses, column: dict[str, int]) -> Analysis:
                     marginals[index[doc_i], 2 * col + (doc_i > start)] += prob
     entities = [Span(e.start_char, e.end_char, e.label_,
                      float(min(1.0, probability.get((e.start, e.end, e.label_), 0.0)))) for e in doc.ents]
-    return Analysis(tokens, entities, np.clip(marginals, 0.0, 1.0))
+    return Analysis(tokens, entities, np.clip(marginals, 0.0, 1.0), doc.text)

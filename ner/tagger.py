@@ -85,6 +85,12 @@ class Tagger:
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
+    def decode(self, probs: np.ndarray) -> list[str]:
+        """The most probable tag sequence in which every I-X follows a B-X or I-X (Viterbi over `proba`'s
+        output). CoNLL-2003, 100 annotated sentences, 600 tuning sentences outside the bench's pool and dev:
+        0.631 span F1 against 0.601 for each token's most probable tag (whose stray I-X tags start spans)."""
+        return [self.tags[j] for j in viterbi(np.log(np.clip(probs, 1e-12, 1.0)), self.tags)]
+
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -103,3 +109,26 @@ class Tagger:
         if tagger.coef.shape[0] != len(tags) or tagger.coef.shape[1] != len(tagger.mean):
             raise ValueError(f"{directory}: the tagger's arrays do not match its {len(tags)} tags")
         return tagger
+
+
+def viterbi(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
+    """Indices of the best tag per token under BIO's rule: I-X only after B-X or I-X (never first)."""
+    n, k = log_probs.shape
+    if not n:
+        return []
+    labels = [t[2:] if t != OUTSIDE else None for t in tags]
+    inside = np.array([t.startswith("I-") for t in tags])
+    allowed = np.ones((k, k), dtype=bool)  # [previous, current]
+    for j in np.flatnonzero(inside):
+        allowed[:, j] = [labels[i] == labels[j] for i in range(k)]
+    transition = np.where(allowed, 0.0, -np.inf)
+    score = log_probs[0] + np.where(inside, -np.inf, 0.0)
+    back = np.zeros((n, k), dtype=np.int64)
+    for t in range(1, n):
+        total = score[:, None] + transition
+        back[t] = total.argmax(axis=0)
+        score = total.max(axis=0) + log_probs[t]
+    path = [int(score.argmax())]
+    for t in range(n - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return path[::-1]

@@ -1,12 +1,11 @@
-"""Learning a tagger from annotated texts, and deciding whether it may replace the served model.
+"""Learning from annotated texts, and deciding whether the result may replace the served model.
 
-As in asr's adaptation: a candidate learns from a training split; on the held-out split (a fixed share of the
-texts, chosen by a hash of their keys so a retrain holds out the same ones) its span F1 on the project's labels
-is compared with the served model's (spaCy's mapping before any training); the candidate is then learned again
-from every text, and published only when it was not worse. Per label, spaCy's mapped spans stay where they were
-better on the held-out texts than the candidate's (CoNLL-2003, 100 sentences, 3 seeds, 400 dev sentences: the
-tagger alone beats spaCy's mapping for PER (0.74-0.77 against 0.72) and ORG (0.36-0.39 against 0.33), about ties
-it for LOC (0.75-0.78 against 0.76) and falls below it for MISC (0.54-0.57 against 0.63)).
+What is learned (`ner.model.NerModel`): a relabeler of spaCy's entities (`ner.relabel`) and a BIO tagger whose spans
+fill in where no relabeled entity is. As in asr's adaptation: a candidate learns from a training split; on the
+held-out split (a fixed share of the texts, chosen by a hash of their keys so a retrain holds out the same ones)
+its span F1 on the project's labels is compared with the served model's (spaCy's mapping before any training);
+the candidate is then learned again from every text, and published only when it was not worse. Per label, the
+held-out texts also choose between both parts, the relabeler alone and spaCy's fixed mapping.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ import numpy as np
 from . import pipeline
 from .features import N_SHAPE, tagger_features, tagger_weights, token_features
 from .model import Measure, NerModel
+from .relabel import Relabeler, feature_weights, span_features, targets
 from .spans import Span, bio_tags, check_spans, span_f1
 from .tagger import DEFAULT_C, Tagger
 
@@ -58,23 +58,63 @@ def fit_tagger(features: Sequence[np.ndarray], analyses: Sequence[pipeline.Analy
     return tagger
 
 
-def _spacy_kept(candidate: NerModel, f1_of, labels: Sequence[str], type_to_label: Mapping[str, str]) -> list[str]:
-    """The labels spaCy's mapping finds better than the candidate on the held-out texts (per-label span F1)."""
-    mapped = set(type_to_label.values())
-    learned = span_f1(*f1_of(candidate, per_label=True), labels)[1]
-    base = span_f1(*f1_of(NerModel(), per_label=True), labels)[1]
-    return [lb for lb in candidate.learned_labels
-            if lb in mapped and lb in base and base[lb].f1 > (learned[lb].f1 if lb in learned else 0.0)]
+def fit_relabeler(features: Sequence[np.ndarray], analyses: Sequence[pipeline.Analysis],
+                  samples: Sequence[Sample], type_to_label: Mapping[str, str],
+                  labels: Sequence[str]) -> Relabeler | None:
+    """A relabeler of spaCy's entities learned from `samples`; None when their entities fall in one class."""
+    types = pipeline.entity_types()
+    x = [span_features(f, a, type_to_label, labels, types) for f, a in zip(features, analyses)]
+    y = [targets(a, s.spans) for a, s in zip(analyses, samples)]
+    if len({k for doc in y for k in doc}) < 2:
+        return None
+    dim = features[0].shape[1] - 2 * len(types) - N_SHAPE
+    return Relabeler.fit(x, y, labels, feature_weights(dim, len(labels), len(types)))
+
+
+def fit_model(features: Sequence[np.ndarray], analyses: Sequence[pipeline.Analysis], samples: Sequence[Sample],
+              type_to_label: Mapping[str, str], labels: Sequence[str], c: float = DEFAULT_C) -> NerModel:
+    """The tagger and the relabeler learned from `samples`."""
+    return NerModel(fit_tagger(features, analyses, samples, type_to_label, labels, c),
+                    fit_relabeler(features, analyses, samples, type_to_label, labels))
+
+
+def choose_per_label(candidate: NerModel, f1_of, labels: Sequence[str]) -> dict[str, str]:
+    """Per label, what serves it best on the held-out texts: "both" (relabeled entities, then the tagger's spans),
+    "relabeler" (relabeled entities only) or "spacy" (the fixed mapping); a tie keeps the more learned one.
+    Sets the parts' `serve_labels` accordingly."""
+    tagger, relabeler = candidate.tagger, candidate.relabeler
+    scores = {"both": span_f1(*f1_of(candidate, per_label=True), labels)[1]}
+    tagger.serve_labels = []
+    scores["relabeler"] = span_f1(*f1_of(candidate, per_label=True), labels)[1]
+    if relabeler is not None:
+        relabeler.serve_labels = []
+    scores["spacy"] = span_f1(*f1_of(candidate, per_label=True), labels)[1]
+    choice = {}
+    for label in labels:
+        f1 = {k: v[label].f1 if label in v else 0.0 for k, v in scores.items()}
+        choice[label] = max(f1, key=lambda k: f1[k])  # dicts keep their order: "both" wins a tie
+        if choice[label] == "relabeler" and (relabeler is None or label not in relabeler.classes):
+            choice[label] = "spacy"  # what served it without the tagger was spaCy's fixed mapping
+    serve(candidate, choice)
+    return choice
+
+
+def serve(model: NerModel, choice: dict[str, str]) -> None:
+    """Sets which labels the model's tagger and relabeler serve after `choose_per_label`'s choice."""
+    model.tagger.serve_labels = [lb for lb, k in choice.items() if k == "both"]
+    if model.relabeler is not None:
+        model.relabeler.serve_labels = [lb for lb, k in choice.items() if k in ("both", "relabeler")]
 
 
 def train_tagger(samples: Sequence[Sample], labels: Sequence[str], type_to_label: Mapping[str, str],
                  served: NerModel | None, encoder, measure: Measure, c: float = DEFAULT_C,
                  holdout: float = HOLDOUT, analyses: Sequence[pipeline.Analysis] | None = None,
                  features: Sequence[np.ndarray] | None = None) -> tuple[NerModel, dict, bool, str]:
-    """Learn a tagger for the project's `labels` and decide whether to publish it.
+    """Learn a relabeler and a tagger for the project's `labels` and decide whether to publish them.
 
-    A label spaCy's mapping finds better than the candidate on the held-out texts keeps spaCy's spans (the
-    learned tagger is used for the others); then the candidate as a whole must not be worse than the served model.
+    Per label, the held-out texts choose what serves it (`choose_per_label`: relabeled entities and the tagger's
+    spans, relabeled entities alone, or spaCy's fixed mapping); then the candidate as a whole must not be worse
+    than the served model.
 
     Args:
         samples: annotated texts; spans of labels not in `labels` are ignored.
@@ -113,20 +153,20 @@ def train_tagger(samples: Sequence[Sample], labels: Sequence[str], type_to_label
 
     served = served or NerModel()
     f1_base = f1_of(NerModel())
-    f1_before = f1_of(served) if served.tagger is not None else f1_base
-    f1_after, kept = None, []
+    f1_before = f1_of(served) if served.learned else f1_base
+    f1_after, choice = None, {}
     if any(samples[i].spans for i in train):
-        candidate = NerModel(fit_tagger([features[i] for i in train], [analyses[i] for i in train],
-                                        [samples[i] for i in train], type_to_label, labels, c))
-        kept = _spacy_kept(candidate, f1_of, labels, type_to_label)
-        candidate.tagger.serve_labels = [lb for lb in candidate.learned_labels if lb not in kept]
+        candidate = fit_model([features[i] for i in train], [analyses[i] for i in train],
+                              [samples[i] for i in train], type_to_label, labels, c)
+        choice = choose_per_label(candidate, f1_of, labels)
         f1_after = f1_of(candidate)
-    final = NerModel(fit_tagger(features, analyses, samples, type_to_label, labels, c))
-    if f1_after is not None:
-        final.tagger.serve_labels = [lb for lb in final.learned_labels if lb not in kept]
+    final = fit_model(features, analyses, samples, type_to_label, labels, c)
+    if choice:
+        serve(final, choice)
     metrics = {"span_f1_base": round(f1_base, 4), "span_f1_before": round(f1_before, 4),
                "span_f1_after": None if f1_after is None else round(f1_after, 4),
-               "learned_labels": final.learned_labels, "spacy_kept_for": kept if f1_after is not None else [],
+               "learned_labels": final.learned_labels, "served_by": choice,
+               "spacy_kept_for": [lb for lb, k in choice.items() if k == "spacy"],
                "n_train": len(train), "n_heldout": len(test),
                "n_spans": sum(len(s.spans) for s in samples)}
     if f1_after is None:

@@ -70,8 +70,8 @@ class NERAdapter(Adapter):
         if version_dir is None:
             return NerModel()
         model = NerModel.load(version_dir)
-        if model.tagger is None:
-            raise LabelloopError(f"{version_dir} holds no ner tagger")
+        if not model.learned:
+            raise LabelloopError(f"{version_dir} holds no learned ner model")
         self._encoder()
         return model
 
@@ -95,7 +95,7 @@ class NERAdapter(Adapter):
     def _predict_texts(self, model: NerModel, texts: list[str], control: Control, params: dict) -> list[Prediction]:
         measure = get_measure(UNCERTAINTY.read(params) or self.settings.uncertainty)
         analyses = pipeline.analyse(texts)
-        features = token_features(self._encoder(), texts, analyses) if model.tagger is not None else None
+        features = token_features(self._encoder(), texts, analyses) if model.learned else None
         return model.predict(analyses, features, _mapping(control), control.labels, measure)
 
     def predict(self, model: Any, tasks: list[dict], label_config: str, context: dict | None = None,

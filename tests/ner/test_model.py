@@ -98,6 +98,7 @@ def test_a_label_spacy_finds_better_on_held_out_texts_keeps_spacys_spans(mapping
     model, metrics, publish, reason = train_tagger(bad, LABELS, mapping, None, enc, MEASURE)
     assert publish, reason
     assert metrics["spacy_kept_for"] == ["Person"] and model.learned_labels == ["Fruit"]
+    assert metrics["served_by"]["Person"] == "spacy"
     text = "Angela Merkel bought a plum at the market."
     found = {(text[s.start:s.end], s.label) for s in _predict(model, [text], mapping, enc)[0].spans}
     assert ("Angela Merkel", "Person") in found and ("bought", "Person") not in found
