@@ -57,8 +57,10 @@ def predict_controls(tasks: list[dict], plans: list[tuple[RegionWriter, list[Pla
     keys = {w.control.value_key for w, _ in plans}
     pipeline = ImagePipeline(len(tasks), partial(_task_files, tasks, keys, media), batch + LOOKAHEAD,
                              settings.max_image_pixels, settings.max_request_pixels)
-    # CPU: one shape per batch (mixed shapes are padded to a square, slower than one at a time); GPU: any
-    for items in pipeline.batches(batch, same_shape=not gpu_available()):
+    # CPU: one shape per batch (mixed shapes are padded to a square, slower than one at a time), what is loaded;
+    # GPU: full batches of any shapes
+    gpu = gpu_available()
+    for items in pipeline.batches(batch, same_shape=not gpu, fill=gpu):
         idx = [item.index for item in items]
         images = [item.images for item in items]
         errors = [None if item.error is None else f"task {task_id(tasks[item.index])}: {item.error}"

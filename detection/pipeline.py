@@ -26,6 +26,7 @@ from .images import ImageError, image_size, load_image
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 2  # items decoded ahead of the batch being predicted
+_NOTHING = object()  # no item loaded yet
 
 # an item's image files by data key, or the reason (a string) it has none
 Fetch = Callable[[int], "dict[str, Path] | str"]
@@ -55,13 +56,16 @@ class Holding:
         self.count = self.pixels = self.peak = 0
         self._cond = threading.Condition()
         self.closed = False
+        self.waiting = False  # the loader waits for room: a batch being filled must not wait for it
 
     def take(self, pixels: int) -> bool:
         """Wait for room for an item of `pixels`; False when closed meanwhile (nothing taken)."""
         with self._cond:
             while not self.closed and self.count and (self.count >= self.limit_count
                                                       or self.pixels + pixels > self.limit_pixels):
+                self.waiting = True
                 self._cond.wait()
+            self.waiting = False
             if self.closed:
                 return False
             self.count += 1
@@ -146,10 +150,15 @@ class ImagePipeline:
         if self._thread.ident is None:
             self._thread.start()
 
-    def batches(self, batch: int, same_shape: bool = True) -> Iterator[list[Item]]:
+    def batches(self, batch: int, same_shape: bool = True, fill: bool = False) -> Iterator[list[Item]]:
         """The items in load order, grouped: an item with an error alone; decoded items at most `batch` together,
-        of one shape when `same_shape`. A batch holds only what is loaded already (a slow fetch never holds back
-        the images before it); each batch is dropped when the next is asked for."""
+        of one shape when `same_shape`. Each batch is dropped when the next is asked for.
+
+        Args:
+            fill: wait for the next items until the batch is full (GPU: a batch costs about what one image does);
+                otherwise (CPU) a batch holds only what is loaded already, so a slow fetch never holds back the
+                images before it.
+        """
         self.start()
         pending: list[Item | None] = []  # an item taken from the queue that did not fit the batch (or the end)
         try:
@@ -159,9 +168,8 @@ class ImagePipeline:
                     return
                 group = [first]
                 while first.error is None and len(group) < max(1, batch):
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
+                    nxt = self._next(fill)
+                    if nxt is _NOTHING:
                         break
                     if nxt is None or nxt.error is not None or (same_shape and nxt.shape != first.shape):
                         pending.append(nxt)
@@ -172,6 +180,16 @@ class ImagePipeline:
                     self._drop(item)
         finally:
             self._close([item for item in pending if item is not None])
+
+    def _next(self, fill: bool) -> Item | None | object:
+        """The next loaded item (None: the end), or `_NOTHING` when none is loaded and `fill` is off or the loader
+        waits for room (what is held now is all a batch can get)."""
+        while True:
+            try:
+                return self._queue.get(timeout=0.05) if fill else self._queue.get_nowait()
+            except queue.Empty:
+                if not fill or self.holding.waiting:
+                    return _NOTHING
 
     def _drop(self, item: Item) -> None:
         if item.images:

@@ -75,6 +75,27 @@ def test_batches_of_one_shape_on_cpu_and_mixed_on_gpu(tmp_path):
         assert [[it.index for it in g] for g in pipe.batches(4, same_shape)] == expected
 
 
+def test_gpu_batches_wait_to_be_full(tmp_path):
+    items = []
+    for i in range(5):
+        Image.new("RGB", (40, 30) if i % 2 else (30, 40)).save(tmp_path / f"{i}.png")
+        items.append({"image": tmp_path / f"{i}.png"})
+    release = threading.Event()
+
+    def slow(i):  # item 2 arrives late: a CPU batch goes without it, a GPU batch waits for it
+        if i == 2:
+            release.wait(10)
+        return items[i]
+
+    pipe = ImagePipeline(len(items), slow, 8, 10_000, 10**9)
+    groups = pipe.batches(4, same_shape=False, fill=True)
+    threading.Timer(0.3, release.set).start()
+    assert [[it.index for it in g] for g in groups] == [[0, 1, 2, 3], [4]]
+    # a batch that would need more than may be held goes as it is instead of waiting for ever
+    pipe = ImagePipeline(len(items), items.__getitem__, 2, 10_000, 10**9)
+    assert [[it.index for it in g] for g in pipe.batches(4, same_shape=False, fill=True)] == [[0, 1], [2, 3], [4]]
+
+
 def test_at_most_hold_decoded_images_alive(files, monkeypatch):
     refs, peak = [], [0]
     real = pipeline.load_image
