@@ -26,6 +26,7 @@ from .config import Settings
 from .exceptions import LabelloopError, MediaError, MediaNotAllowed, MediaTooLarge, TaskDataError
 from .labels import task_value
 from .media_cache import MediaCache
+from .media_identity import record_validator
 from .media_url import PINS, HttpTarget, PinnedAdapter, host_allowed, host_listed, parse_http_url, redact_url
 
 __all__ = ["MediaCache", "MediaFetcher", "HttpTarget", "parse_http_url", "redact_url", "task_media"]
@@ -241,6 +242,7 @@ class MediaFetcher:
                     raise MediaError(
                         f"could not fetch {redact_url(target.url)}: {resp.status_code} {resp.reason}".rstrip() + hint)
                 self._stream(resp, target.url, out, deadline)
+                record_validator(out, resp.headers)  # renamed into place with the content
                 return
         raise MediaError(f"could not fetch {redact_url(first)}: more than {_MAX_REDIRECTS} redirects")
 
