@@ -9,7 +9,8 @@ from .predictor import MaskResult, Segmenter
 
 
 def box_masks(segmenter: Segmenter | None, image: np.ndarray, boxes: np.ndarray, refine: bool = True,
-              warm: bool = False, decoder: torch.nn.Module | None = None) -> list[MaskResult] | None:
+              warm: bool = False, decoder: torch.nn.Module | None = None, image_key: str | None = None
+              ) -> list[MaskResult] | None:
     """SAM's mask of each box when `refine`, else None (the detector's own shapes stay).
 
     Args:
@@ -20,6 +21,8 @@ def box_masks(segmenter: Segmenter | None, image: np.ndarray, boxes: np.ndarray,
         warm: when nothing was refined, compute the image's SAM embedding anyway, so that the annotator's first
             click on this image finds it in the cache.
         decoder: the mask decoder to refine with (a served version's trained one; None: SAM's own).
+        image_key: the key the image's clicks will look its embedding up by (`Segmenter.embed`); None: its pixels'
+            hash.
 
     Returns:
         K results in the order of `boxes`, or None when nothing was refined.
@@ -27,7 +30,7 @@ def box_masks(segmenter: Segmenter | None, image: np.ndarray, boxes: np.ndarray,
     if segmenter is None:
         return None
     if refine and len(boxes):
-        return segmenter.segment_boxes(image, boxes, decoder=decoder)
+        return segmenter.segment_boxes(image, boxes, image_key=image_key, decoder=decoder)
     if warm:
-        segmenter.embed(image)
+        segmenter.embed(image, image_key)
     return None

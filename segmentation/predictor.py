@@ -117,16 +117,21 @@ class Segmenter:
     def device(self) -> torch.device:
         return self.sam.device
 
-    def key(self, image: np.ndarray, image_key: str | None = None) -> str:
+    def key(self, image: np.ndarray | None, image_key: str | None = None) -> str:
         """Cache key of an image: `f"{model_id}:{image_key or sha256}"`."""
         return f"{self.model_id}:{image_key or image_sha256(image)}"
 
-    def embed(self, image: np.ndarray, image_key: str | None = None) -> Entry:
+    def cached(self, image_key: str) -> Entry | None:
+        """The embedding cached under a caller's `image_key` (see `embed`), or None: nothing decoded or hashed."""
+        return self.cache.get(self.key(None, image_key))
+
+    def embed(self, image: np.ndarray, image_key: str | None = None, count: bool = True) -> Entry:
         """The image's embedding, from the cache or computed once (concurrent calls for one image wait for it).
 
         Args:
             image: (H, W, 3) RGB uint8.
             image_key: a stable id of the image content (e.g. its file hash) to skip hashing the pixels.
+            count: count the cache lookup in its stats (off when the caller's `cached` already counted it).
 
         Returns:
             The cache entry (float16 embedding, original and resized sizes).
@@ -134,7 +139,7 @@ class Segmenter:
         image = as_rgb(image)
         key = self.key(image, image_key)
         size = tuple(image.shape[:2])
-        entry = self.cache.get(key)
+        entry = self.cache.get(key, count=count)
         if entry is not None and entry.original_size == size:
             return entry
         if entry is not None:  # a caller's image_key reused for another image: trust the pixels
@@ -208,14 +213,15 @@ class Segmenter:
         """Logits (B, M, h, w) in the padded input frame -> (B, M, H, W) at the original size."""
         return self.sam.postprocess_masks(low_res, entry.input_size, entry.original_size)
 
-    def segment(self, image: np.ndarray, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+    def segment(self, image: np.ndarray | None, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
                 box: np.ndarray | None = None, multimask: bool | None = None, mask_input: np.ndarray | None = None,
                 image_key: str | None = None, decoder: torch.nn.Module | None = None,
                 entry: Entry | None = None) -> MaskResult:
         """One mask for the prompts on an image.
 
         Args:
-            image: (H, W, 3) RGB uint8.
+            image: (H, W, 3) RGB uint8; None when `entry` is given (a click on an image whose embedding is cached
+                needs neither its pixels nor their hash).
             points: (N, 2) pixel x, y of the clicks, or None.
             point_labels: (N,) 1 positive, 0 negative (default all positive).
             box: x1, y1, x2, y2 in pixels (clipped to the image), or None.
@@ -224,7 +230,8 @@ class Segmenter:
             mask_input: (h, w) `low_res_logits` of the previous click's result, to refine it.
             image_key: stable id of the image content (see `embed`).
             decoder: a mask decoder to use instead of the model's (evaluation of a retrained one).
-            entry: the image's embedding (from `embed`) when the caller already holds it: the cache is not asked.
+            entry: the image's embedding (from `embed` or `cached`) when the caller already holds it: the cache is
+                not asked.
 
         Returns:
             The mask at the original size, its predicted IoU and low-res logits.
@@ -232,8 +239,10 @@ class Segmenter:
         Raises:
             PromptError: no prompt, only negative points, points outside the image, a box without area.
         """
-        image = as_rgb(image)
-        size = image.shape[:2]
+        if image is None and entry is None:
+            raise ValueError("segment needs the image or its embedding")
+        image = None if image is None else as_rgb(image)
+        size = entry.original_size if image is None else image.shape[:2]
         pts, labels = _check_points(points, point_labels, size)
         box = _check_box(box, size)
         if pts is None and box is None:

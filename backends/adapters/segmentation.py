@@ -27,15 +27,18 @@ from detection.model import ModelLoadError
 from detection.pool import DetectorPool
 from detection.trained import MANIFEST, TrainedControl, TrainedModel, TrainedModelError, load_trained, write_manifest
 from segmentation.automatic import box_masks
+from segmentation.cache import Entry
 from segmentation.errors import EngineError, PromptError
 from segmentation.finetune import DECODER_FILE, load_decoder
 from segmentation.predictor import Segmenter
+from segmentation.prompts import Prompt
 
 from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainResult
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls
 from ..mask_decoder import fit_decoder
 from ..media import task_media
+from ..media_identity import media_key
 from ..params import Number, OneOf
 from ..regions_context import has_smart_tools, label_for, parse_context
 from ..regions_finetune import fit_controls
@@ -145,8 +148,29 @@ class SegmentationAdapter(Adapter):
             return [self._interactive(model, task, writers, context, media) for task in tasks]
         return self._automatic(model, tasks, writers, label_config, params, media)
 
-    def _load(self, task: dict, key: str, media) -> np.ndarray:
-        return load_image(task_media(task, key, media, "an image"), self.settings.max_image_pixels)
+    def _embedded(self, task: dict, key: str, media, context: dict) -> tuple[Prompt | None, Entry | None]:
+        """The prompts in pixels and the image's embedding. The embedding is looked up by the task's media
+        (`media_key`: a stat, no decode, no pixel hash); only when it is not cached is the image decoded and
+        embedded (once), under that key, so the next click finds it.
+
+        Returns:
+            (None, None) when the context holds no prompt.
+        """
+        path = task_media(task, key, media, "an image")
+        try:
+            image_key = media_key(path, media)
+        except OSError as e:
+            raise ImageError(f"cannot read the image ({e.strerror or type(e).__name__})") from None
+        segmenter = self.segmenter()
+        entry = segmenter.cached(image_key)
+        image = None
+        if entry is None:
+            image = load_image(path, self.settings.max_image_pixels)
+        height, width = entry.original_size if entry is not None else image.shape[:2]
+        prompt = parse_context(context, width, height)
+        if prompt is not None and entry is None:
+            entry = segmenter.embed(image, image_key, count=False)  # the miss was counted by `cached`
+        return prompt, entry
 
     def _interactive(self, model: SegmentationModel, task: dict, writers: list[RegionWriter], context: dict,
                      media) -> TaskPrediction:
@@ -156,15 +180,14 @@ class SegmentationAdapter(Adapter):
         writer = next((w for w in writers if w.control.to_name == target and w.tag == "brushlabels"), None) or \
             next((w for w in writers if w.control.to_name == target), writers[0])
         try:
-            image = self._load(task, writer.control.value_key, media)
-            height, width = image.shape[:2]
-            prompt = parse_context(context, width, height)
+            prompt, entry = self._embedded(task, writer.control.value_key, media, context)
             if prompt is None:
                 return TaskPrediction(result=[], score=None)
             if prompt.size_mismatch:
                 log.info("task %s: prompts drawn on another size of the image; placed by percent", task_id(task))
-            found = self.segmenter().segment(image, prompt.points, prompt.point_labels, prompt.box,
-                                             decoder=model.decoder)
+            height, width = entry.original_size
+            found = self.segmenter().segment(None, prompt.points, prompt.point_labels, prompt.box,
+                                             decoder=model.decoder, entry=entry)
         except (ImageError, PromptError, LabelloopError) as e:
             return TaskPrediction(error=f"task {task_id(task)}: {e}")
         region = PixelRegion(label_for(writer.control.labels, prompt.label), found.score, mask=found.mask)
@@ -186,7 +209,7 @@ class SegmentationAdapter(Adapter):
                  for w in writers]
 
         def masks(writer: RegionWriter, dets: list, img) -> list[dict]:
-            return self._image_masks(writer, dets, img, segmenter, refine, warm, model.decoder)
+            return self._image_masks(writer, dets, img, segmenter, refine, warm, model.decoder, media)
 
         return predict_controls(tasks, plans, media, self.settings, BATCH_PREDICT.read(params, default=8),
                                 IMGSZ.read(params), measure, masks, what="masks")
@@ -204,12 +227,17 @@ class SegmentationAdapter(Adapter):
 
     @staticmethod
     def _image_masks(writer: RegionWriter, dets: list, img, segmenter: Segmenter | None, refine: bool,
-                     warm: bool, decoder: Any = None) -> list[dict]:
+                     warm: bool, decoder: Any = None, media: Any = None) -> list[dict]:
         """The regions of one image's detections, their boxes refined into masks by SAM (`box_masks`) with the
-        served version's decoder."""
+        served version's decoder; SAM's embedding is kept under the key the task's clicks look it up by."""
         found = found_regions(dets)
         boxes = np.array([r.xyxy for r in found], dtype=np.float32).reshape(-1, 4)
-        for region, refined in zip(found, box_masks(segmenter, img.array, boxes, refine, warm, decoder) or []):
+        try:
+            image_key = media_key(img.path, media) if segmenter is not None else None
+        except OSError:  # the file went (e.g. evicted from the media cache): keyed by its pixels instead
+            image_key = None
+        refined_masks = box_masks(segmenter, img.array, boxes, refine, warm, decoder, image_key)
+        for region, refined in zip(found, refined_masks or []):
             region.mask = refined.mask
         return writer.predict_regions(found, img.width, img.height)
 

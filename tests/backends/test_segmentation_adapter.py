@@ -16,12 +16,15 @@ import torch
 import ultralytics
 from PIL import Image
 
+from backends import media_identity
+from backends.adapters import segmentation as segmentation_adapter
 from backends.adapters.segmentation import SegmentationAdapter
 from backends.app import create_app
 from backends.base import LabeledTask
 from backends.config import Settings
 from backends.media import MediaFetcher
 from backends.regions import mask_to_rle, rle_to_mask
+from segmentation import predictor
 from segmentation.engines import load_sam
 from tests.backends.protocol import predict
 
@@ -119,20 +122,24 @@ def test_automatic_masks_overlap_the_coco_outlines(tmp_path, weights_dir, datase
     assert len(ious) >= 15 and len(found) >= 0.8 * len(ious) and found.mean() > 0.65 and np.median(ious) > 0.7
 
 
-def test_clicks_give_brush_masks_and_opening_a_task_warms_the_cache(tmp_path, sam_weights):
+def test_clicks_give_brush_masks_and_opening_a_task_warms_the_cache(tmp_path, sam_weights, monkeypatch):
     backend = SegmentationAdapter(_settings(tmp_path, sam_weights))
     client = create_app(backend, backend.settings).test_client()
     task = {"id": 1, "data": {"image": str(BUS)}}
     _predict(client, [task])  # Label Studio's call when the annotator opens the task
     assert backend.cache.stats()["items"] == 1
-    calls = []
+    calls, work = [], []
     encoder = backend.segmenter().sam.image_encoder
     hook = encoder.register_forward_hook(lambda *a: calls.append(1))
+    # the embedding is found by the task's media: the click neither decodes the image nor hashes its pixels
+    monkeypatch.setattr(segmentation_adapter, "load_image", lambda *a, **k: work.append("decode"))
+    monkeypatch.setattr(predictor, "image_sha256", lambda *a, **k: work.append("hash"))
     try:
         [answer] = _predict(client, [task], context={"result": [click(50, 40), click(10, 90, positive=False)]})
     finally:
         hook.remove()
-    assert calls == [] and backend.cache.stats()["hits"] >= 1  # the click reused the embedding
+        monkeypatch.undo()
+    assert calls == [] and work == [] and backend.cache.stats()["hits"] >= 1  # the click reused the embedding
     [region] = answer["result"]
     assert region["type"] == "brushlabels" and region["value"]["brushlabels"] == ["Bus"]
     assert region["from_name"] == "mask" and region["to_name"] == "image"
@@ -148,6 +155,28 @@ def test_clicks_give_brush_masks_and_opening_a_task_warms_the_cache(tmp_path, sa
     # prompts drawn on another size of the same image are placed by percent
     [answer] = _predict(client, [task], context={"result": [click(50, 40, width=405, height=540)]})
     assert answer["result"] and "error" not in answer
+
+
+def test_an_image_file_changed_in_place_gets_its_own_embedding(tmp_path, sam_weights, monkeypatch):
+    # the clock an hour ahead: files written here are keyed by their stat, not (as just-changed files) by content
+    now = media_identity.time.time
+    monkeypatch.setattr(media_identity.time, "time", lambda: now() + 3600)
+    backend = SegmentationAdapter(_settings(tmp_path, sam_weights))
+    client = create_app(backend, backend.settings).test_client()
+    image = tmp_path / "photo.jpg"
+    Image.open(BUS).save(image)
+    task = {"id": 1, "data": {"image": str(image)}}
+    [answer] = _predict(client, [task], context={"result": [click(50, 40)]})
+    assert answer["result"][0]["original_width"] == 810
+    Image.open(BUS).resize((405, 540)).save(image)  # another picture at the same path
+    calls = []
+    hook = backend.segmenter().sam.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        [answer] = _predict(client, [task], context={"result": [click(50, 40, width=405, height=540)]})
+    finally:
+        hook.remove()
+    assert calls == [1] and answer["result"][0]["original_width"] == 405
+    assert rle_to_mask(answer["result"][0]["value"]["rle"], 405, 540).shape == (540, 405)
 
 
 def test_bad_prompts_and_images_get_per_task_errors(tmp_path, sam_weights):
