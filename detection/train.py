@@ -218,6 +218,7 @@ class TrainReport:
         best_epoch: 1-based epoch of `weights`.
         metrics: Ultralytics' final validation of `weights`, e.g. "metrics/mAP50(B)", "metrics/mAP50-95(B)" (and "(M)"
             mask metrics for segmentation).
+        optimizer_steps: optimiser updates made over the whole run (one per batch); None when unknown.
     """
 
     weights: Path
@@ -226,6 +227,7 @@ class TrainReport:
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    optimizer_steps: int | None = None
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -265,6 +267,10 @@ def _train_args(opts: TrainOptions, data_yaml: Path, runs: Path, device: str) ->
         project=str(runs),
         name="train",
         exist_ok=True,
+        # one optimiser step per batch: Ultralytics' nominal batch of 64 accumulates gradients over 64 images per
+        # step (and ramps that up during warm-up), so a project of a dozen images got a handful of steps in ten
+        # epochs, most at the warm-up's near-zero rate: a new class row stayed where it was initialised
+        nbs=opts.batch,
         plots=False,
         val=True,
         save=True,
@@ -312,7 +318,14 @@ def _keep_best(trainer, out_dir: Path, t0: float, clock: _EpochClock) -> TrainRe
         epoch_seconds=[round(s, 3) for s in clock.seconds],
         best_epoch=getattr(getattr(trainer, "stopper", None), "best_epoch", None),
         metrics=_floats(trainer.metrics),
+        optimizer_steps=_optimizer_steps(trainer),
     )
+
+
+def _optimizer_steps(trainer) -> int | None:
+    """How many updates the trainer's optimiser made (Adam-family optimisers count them per parameter)."""
+    steps = [int(state["step"]) for state in getattr(trainer.optimizer, "state", {}).values() if "step" in state]
+    return max(steps) if steps else None
 
 
 def finetune(start: str | Path, data_yaml: Path, out_dir: Path, opts: TrainOptions | None = None,
