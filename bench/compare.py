@@ -298,6 +298,10 @@ def engines(args) -> dict:
     names = list(coco128_names(SHARED / "datasets").values())
     paths = sorted((SHARED / "datasets" / "coco128" / "images" / "train2017").glob("*.jpg"))[:args.tasks]
     found = {"pytorch": weights, "onnxruntime": export(weights, "onnx"), "openvino": export(weights, "openvino")}
+    from detection.runtime import keep_process_threads
+
+    apply_threads(threads)  # an export runs Ultralytics' select_device, which sets PyTorch to cores - 1
+    keep_process_threads()
     detectors = {k: Detector.load(v, "detect") for k, v in found.items()}
     arrays = [load_image(p) for p in paths]
     settings = Settings(model_dir=CACHE / "models", weights_dir=CACHE / "exports", media_cache_dir=CACHE / "media",
