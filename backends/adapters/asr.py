@@ -29,7 +29,7 @@ from ..transcripts import TRUE, Layout, reference_text, transcript_layout, trans
 log = logging.getLogger(__name__)
 
 # The per-task score is the probability that the transcript is right (the product of Whisper's probabilities for
-# the tokens it chose, see asr.confidence): sequence-level least confidence. Margin and entropy need the
+# the tokens it chose, times a speaking-rate factor, see asr.confidence): sequence-level least confidence. Margin and entropy need the
 # probabilities of the tokens it did not choose, which faster-whisper does not report, so strategies built on them
 # are refused, never silently replaced.
 SCORED_MEASURE = "least_confidence"
