@@ -5,14 +5,16 @@ to measure on), exact-match span F1 (micro, PER/ORG/LOC/MISC) of:
 
 - zero-shot: spaCy's `en_core_web_sm` entities mapped onto the labels by name (`ner.mapping`: PER<-PERSON,
   LOC<-GPE/LOC/FAC, MISC<-NORP/EVENT/PRODUCT/WORK_OF_ART/LANGUAGE/LAW, ORG<-ORG); also without MISC;
-- the learned tagger alone (`ner.train.fit_tagger`, every label from the tagger) from N = 25, 50, 100, 200
-  random annotated sentences (several seeds), for a few regularisation strengths C;
-- what the backend serves after training on those N sentences (`ner.train.train_tagger`: per label the tagger or
-  spaCy, chosen on a held-out quarter, then the publish guard; an unpublished version leaves spaCy's mapping);
+- the learned model (`ner.train.fit_model`: spaCy's entities relabeled in context by `ner.relabel`, then the
+  BIO-constrained tagger's spans where no relabeled entity is) from N = 25, 50, 100, 200 random annotated
+  sentences (several seeds), and its parts alone: the relabeler, the tagger;
+- what the backend serves after training on those N sentences (`ner.train.train_tagger`: per label both parts,
+  the relabeler or spaCy's fixed mapping, chosen on a held-out quarter, then the publish guard; an unpublished
+  version leaves spaCy's mapping);
 - the active-learning curve: from 25 random sentences, each next batch of 25 picked by the served model's task
   score (least confident first, as the backend scores tasks) against random batches.
 
-Run by hand (not part of CI; a few minutes on 2 CPU cores):
+Run by hand (not part of CI; 19 minutes on 2 CPU cores shared at a load average of 11-14):
 
     .venv/bin/python -m bench.ner_bench --out bench/results
 
@@ -35,13 +37,13 @@ from ner.mapping import label_types
 from ner.model import NerModel
 from ner.spans import span_f1
 from ner.tagger import DEFAULT_C
-from ner.train import Sample, fit_tagger, train_tagger
+from ner.train import Sample, fit_model, train_tagger
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 SIZES = (25, 50, 100, 200)
 SEEDS = (0, 1, 2)
-C_GRID = (0.01, 0.03, 0.1)
+PARTS = ("learned", "relabeler", "tagger")
 STEP = 25  # active learning batch
 
 
@@ -52,7 +54,7 @@ def prepare(sentences, enc):
             "features": token_features(enc, texts, analyses)}
 
 
-def evaluate(model: NerModel, data: dict, mapping: dict, labels=LABELS) -> tuple[float, list]:
+def evaluate(model: NerModel, data: dict, mapping: dict, labels=LABELS) -> tuple:
     measure = selection.get_measure("least_confidence")
     pred = model.predict(data["analyses"], data["features"], mapping, LABELS, measure)
     micro, per = span_f1(data["gold"], [p.spans for p in pred], labels)
@@ -62,45 +64,69 @@ def evaluate(model: NerModel, data: dict, mapping: dict, labels=LABELS) -> tuple
 def fit(pool: dict, rows, c: float) -> NerModel:
     mapping = label_types(LABELS, {}, pipeline.entity_types())
     samples = [Sample(pool["texts"][i], pool["gold"][i]) for i in rows]
-    return NerModel(fit_tagger([pool["features"][i] for i in rows], [pool["analyses"][i] for i in rows], samples,
-                               mapping, LABELS, c))
+    return fit_model([pool["features"][i] for i in rows], [pool["analyses"][i] for i in rows], samples, mapping,
+                     LABELS, c)
+
+
+def part(model: NerModel, name: str) -> NerModel:
+    """The learned model, or one of its parts alone."""
+    if name == "relabeler":
+        return NerModel(None, model.relabeler)
+    return NerModel(model.tagger) if name == "tagger" else model
+
+
+def summary(scores: list[float]) -> dict:
+    return {"mean": round(float(np.mean(scores)), 4), "std": round(float(np.std(scores)), 4),
+            "per_seed": [round(s, 4) for s in scores]}
+
+
+def per_label(per: list[dict]) -> dict:
+    """Per-label F1 over seeds: mean and spread."""
+    return {lb: summary([p[lb].f1 if lb in p else 0.0 for p in per]) for lb in LABELS}
 
 
 def served_curve(pool, dev, mapping, enc, c: float) -> dict:
     """What the backend serves after training on N sentences: `ner.train.train_tagger` (per-label choice between
-    the tagger and spaCy on a held-out quarter, then the publish guard against spaCy's mapping)."""
+    both parts, the relabeler and spaCy's mapping on a held-out quarter, then the publish guard)."""
     measure = selection.get_measure("least_confidence")
     rows = {}
     for n in SIZES:
-        scores, published = [], 0
+        scores, per, published, choices = [], [], 0, []
         for seed in SEEDS:
             pick = np.random.default_rng(seed).choice(len(pool["texts"]), n, replace=False)
             samples = [Sample(pool["texts"][i], pool["gold"][i], str(i)) for i in pick]
-            model, _, publish, _ = train_tagger(samples, LABELS, mapping, None, enc, measure, c=c,
-                                                analyses=[pool["analyses"][i] for i in pick],
-                                                features=[pool["features"][i] for i in pick])
+            model, metrics, publish, _ = train_tagger(samples, LABELS, mapping, None, enc, measure, c=c,
+                                                      analyses=[pool["analyses"][i] for i in pick],
+                                                      features=[pool["features"][i] for i in pick])
             published += publish
-            scores.append(evaluate(model if publish else NerModel(), dev, mapping)[0].f1)
-        rows[str(n)] = {"mean": round(float(np.mean(scores)), 4), "std": round(float(np.std(scores)), 4),
-                        "per_seed": [round(s, 4) for s in scores], "published": published}
+            choices.append(metrics["served_by"] if publish else "spacy mapping (not published)")
+            micro, by_label, _ = evaluate(model if publish else NerModel(), dev, mapping)
+            scores.append(micro.f1)
+            per.append(by_label)
+        rows[str(n)] = {**summary(scores), "published": published, "served_by": choices,
+                        "per_label": per_label(per)}
         print(f"served n={n}: {rows[str(n)]['mean']:.3f} ± {rows[str(n)]['std']:.3f} ({published} published)",
               flush=True)
     return rows
 
 
-def learning_curve(pool, dev, mapping) -> dict:
-    out = {}
-    for c in C_GRID:
-        rows = {}
-        for n in SIZES:
-            scores = []
-            for seed in SEEDS:
-                pick = np.random.default_rng(seed).choice(len(pool["texts"]), n, replace=False)
-                scores.append(evaluate(fit(pool, pick, c), dev, mapping)[0].f1)
-            rows[str(n)] = {"mean": round(float(np.mean(scores)), 4), "std": round(float(np.std(scores)), 4),
-                            "per_seed": [round(s, 4) for s in scores]}
-            print(f"C={c} n={n}: {rows[str(n)]['mean']:.3f} ± {rows[str(n)]['std']:.3f}", flush=True)
-        out[str(c)] = rows
+def learning_curve(pool, dev, mapping, c: float) -> dict:
+    """Span F1 of the learned model and of each part alone, per number of annotated sentences."""
+    out = {name: {} for name in PARTS}
+    for n in SIZES:
+        scores = {name: [] for name in PARTS}
+        per = {name: [] for name in PARTS}
+        for seed in SEEDS:
+            pick = np.random.default_rng(seed).choice(len(pool["texts"]), n, replace=False)
+            model = fit(pool, pick, c)
+            for name in PARTS:
+                micro, by_label, _ = evaluate(part(model, name), dev, mapping)
+                scores[name].append(micro.f1)
+                per[name].append(by_label)
+        for name in PARTS:
+            out[name][str(n)] = {**summary(scores[name]), "per_label": per_label(per[name])}
+        print(f"n={n}: " + ", ".join(f"{name} {out[name][str(n)]['mean']:.3f} ± {out[name][str(n)]['std']:.3f}"
+                                     for name in PARTS), flush=True)
     return out
 
 
@@ -157,12 +183,10 @@ def main() -> None:
                "mapping": mapping, "measure": "exact-match span F1, micro",
                "zero_shot": {**micro.as_dict(), "per_label": {k: v.as_dict() for k, v in sorted(per.items())},
                              "f1_without_misc": round(no_misc.f1, 4)},
-               "learned": learning_curve(pool, dev, mapping), "seeds": list(SEEDS)}
-    best_c = max(C_GRID, key=lambda c: results["learned"][str(c)]["100"]["mean"])
-    results["best_c_at_100"] = best_c
+               "seeds": list(SEEDS), "tagger_c": DEFAULT_C}
+    results["learned"] = learning_curve(pool, dev, mapping, DEFAULT_C)
     results["served"] = served_curve(pool, dev, mapping, enc, DEFAULT_C)
-    results["tagger_c"] = DEFAULT_C
-    results["active_learning"] = active_curve(pool, dev, mapping, best_c)
+    results["active_learning"] = active_curve(pool, dev, mapping, DEFAULT_C)
     results["machine"] = {"platform": platform.platform(), "cpus": __import__("os").cpu_count()}
     results["total_s"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
