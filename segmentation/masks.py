@@ -9,7 +9,7 @@ from detection.geometry import simplify_polygon
 # An outline written for Label Studio keeps the model's own within a quarter pixel: on yolov8n-seg's masks of 32
 # coco128 images it fills back to the model's outline at IoU 0.9999 (median 61 points, at most ~960) and to the raw
 # mask at 0.993 (p10 0.985), where the former simplification (0.5 % of the perimeter, at most 64 points) kept 0.969
-# (p10 0.929) and cost 0.0034 of the mean best IoU against the true masks (bench/results/fidelity.json)
+# (p10 0.929) and cost 0.003 of the mean best IoU against the true masks (bench/results/fidelity.json)
 OUTLINE_TOLERANCE_PX = 0.25
 MAX_OUTLINE_POINTS = 1000  # Label Studio draws and edits polygons of this size without trouble
 
