@@ -1,5 +1,6 @@
 """Segmentation benchmark (by hand, not CI): SAM embedding time, click latency cold and cached, cache size per
-image, Redis fetch latency, on coco128 images.
+image, Redis fetch latency, on coco128 images; a click on an opened task through the backend's /predict against
+the raw decoder call (`click_opened_task`); the two brush RLE encoders on real-sized masks (`rle`).
 
     .venv/bin/python -m bench.segmentation_bench --out bench/results                    # vit_t, ~1 min on 2 CPUs
     .venv/bin/python -m bench.segmentation_bench --kind vit_t --kind vit_b --threads 1 --threads 2 --start-redis
@@ -9,6 +10,17 @@ No SAM weights are on the development machine, so models get random weights unle
 timings are the same (same layers, same shapes), the masks are not meaningful. Each kind runs in its own subprocess
 so its peak RSS is its own. Redis is measured with --redis-url (or $REDIS_URL), or --start-redis for a private
 redis-server. Writes segmentation.json.
+
+`click_opened_task`: the backend (random-weight MobileSAM saved as mobile_sam.pt, yolov8n-seg from WEIGHTS_DIR)
+behind Flask's test client; each image's task is opened (/predict without context: automatic masks, embedding
+kept), then clicks (one positive point) alternate between POST /predict with the click as context (media key,
+decoder, upscaling, brush RLE, JSON) and the raw call, `SamPredictor.predict` on the same model after `set_image`.
+Random weights draw speckled masks (see `mask_runs_per_pixel_median`), the costliest case for RLE; SAM's real masks
+are smooth. `rle`: label-studio-sdk's encoder against label-studio-brush-rle-rs (requirements.txt) and the one
+labelloop picks (`backends/brush_rle.py`), on a smooth and a speckled mask per size, alternated; `same_bytes`
+says whether they wrote identical RLE. The committed segmentation.json keeps the quiet-machine `results` of
+2026-11-22 and holds a later run's (busy machine) `results[0].click_opened_task` as its top-level
+`click_opened_task`, beside `rle`.
 """
 from __future__ import annotations
 
@@ -51,6 +63,104 @@ def _coco(n_images: int) -> list[tuple[str, "object", list[list[float]]]]:
         out.append((info["file_name"], image, boxes[info["id"]]))
         if len(out) == n_images:
             break
+    return out
+
+
+CLICK_CONFIG = """<View><Image name="image" value="$image"/>
+  <BrushLabels name="mask" toName="image"><Label value="Object"/></BrushLabels>
+  <KeyPointLabels name="point" toName="image" smart="true"><Label value="Object"/></KeyPointLabels>
+</View>"""
+
+
+def _click(x: float, y: float, width: int, height: int) -> dict:
+    return {"type": "keypointlabels", "from_name": "point", "to_name": "image", "original_width": width,
+            "original_height": height, "is_positive": True,
+            "value": {"x": 100 * x / width, "y": 100 * y / height, "width": 0.5, "keypointlabels": ["Object"]}}
+
+
+def click_opened_task(sam, n_images: int, clicks: int, folder: Path) -> dict:
+    """Click latency on opened tasks through /predict against `SamPredictor.predict`, alternated (see the module
+    docstring)."""
+    import numpy as np
+    import torch
+    from mobile_sam import SamPredictor
+
+    from backends.adapters.segmentation import SegmentationAdapter
+    from backends.app import create_app
+    from backends.brush_rle import runs
+    from backends.config import Settings
+
+    weights = folder / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
+    torch.save(sam.state_dict(), weights / "mobile_sam.pt")
+    source = Path(os.environ.get("WEIGHTS_DIR") or SHARED / "models")
+    (weights / "yolov8n-seg.pt").symlink_to(source / "yolov8n-seg.pt")
+    coco = SHARED / "datasets" / "coco128" / "images" / "train2017"
+    settings = Settings(model_dir=folder / "models", weights_dir=weights, media_cache_dir=folder / "media",
+                        local_roots=(coco,))
+    backend = SegmentationAdapter(settings)
+    client = create_app(backend, settings).test_client()
+    raw = SamPredictor(backend.segmenter().sam)
+    http_s, raw_s, open_s, runs_per_pixel = [], [], [], []
+    rng = np.random.default_rng(0)
+    for name, image, boxes in _coco(n_images):
+        h, w = image.shape[:2]
+        task = {"id": 1, "data": {"image": str(coco / name)}}
+        t = time.perf_counter()
+        r = client.post("/predict", json={"tasks": [task], "label_config": CLICK_CONFIG, "project": "1.1"})
+        open_s.append(time.perf_counter() - t)
+        assert r.status_code == 200, r.json
+        raw.set_image(image)
+        for _ in range(clicks):
+            x, y = rng.uniform(0, w), rng.uniform(0, h)
+            context = {"result": [_click(x, y, w, h)]}
+            t = time.perf_counter()
+            r = client.post("/predict", json={"tasks": [task], "label_config": CLICK_CONFIG, "project": "1.1",
+                                              "params": {"context": context}})
+            http_s.append(time.perf_counter() - t)
+            assert r.status_code == 200 and r.json["results"][0]["result"], r.json
+            t = time.perf_counter()
+            masks, _, _ = raw.predict(np.array([[x, y]]), np.array([1]), multimask_output=True)
+            raw_s.append(time.perf_counter() - t)
+            runs_per_pixel.append(runs(masks[0]) / masks[0].size)
+    http, rawd = _ms(http_s), _ms(raw_s)
+    return {"clicks": len(http_s), "open_task": _ms(open_s), "http_predict_click": http,
+            "raw_sam_predictor_predict": rawd, "ratio_median": round(http["median_ms"] / rawd["median_ms"], 2),
+            "mask_runs_per_pixel_median": round(float(np.median(runs_per_pixel)), 4),
+            "embedding_cache": backend.cache.stats()}
+
+
+def rle_encoders(rounds: int) -> dict:
+    """The SDK's brush RLE encoder against the Rust one (and the one labelloop picks), alternated, on a smooth and a
+    speckled mask at 640x480, 810x1080 and 1920x1080."""
+    import cv2
+    import numpy as np
+
+    from backends import brush_rle
+
+    rng = np.random.default_rng(0)
+    out = {"rust_installed": brush_rle._rust_encode_rle is not None, "cases": []}
+    for h, w in ((480, 640), (1080, 810), (1080, 1920)):
+        smooth = np.zeros((h, w), np.uint8)
+        cv2.ellipse(smooth, (w // 2, h // 2), (w // 3, h // 4), 20, 0, 360, 1, -1)
+        cv2.circle(smooth, (w // 5, h // 5), min(h, w) // 8, 1, -1)
+        for shape, mask in (("smooth", smooth.astype(bool)), ("speckled_10%", rng.random((h, w)) < 0.1)):
+            sides = {"sdk": brush_rle.sdk_encode, "labelloop": brush_rle.mask_to_rle}
+            if out["rust_installed"]:
+                sides["rust"] = brush_rle.rust_encode
+            times: dict[str, list[float]] = {k: [] for k in sides}
+            encoded = {}
+            for _ in range(rounds):
+                for name, encode in sides.items():
+                    t = time.perf_counter()
+                    encoded[name] = encode(mask)
+                    times[name].append(time.perf_counter() - t)
+            case = {"size": f"{w}x{h}", "mask": shape, "runs_per_pixel": round(brush_rle.runs(mask) / mask.size, 4),
+                    **{name: _ms(v) for name, v in times.items()},
+                    "same_bytes": len({tuple(v) for v in encoded.values()}) == 1}
+            if "rust" in times:
+                case["sdk_over_rust"] = round(statistics.median(times["sdk"]) / statistics.median(times["rust"]), 2)
+            out["cases"].append(case)
     return out
 
 
@@ -132,6 +242,11 @@ def run_one(kind: str, image_size: int, n_images: int, clicks: int, checkpoint: 
             get_s.append(time.perf_counter() - t)
             assert got is not None and reader.stats()["redis_hits"] == 1
         out["redis"] = {"put": _ms(put_s), "fetch": _ms(get_s)}
+    if checkpoint is None and image_size == 1024 and kind == "vit_t":  # what the backend loads as mobile_sam.pt
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            out["click_opened_task"] = click_opened_task(sam, n_images, clicks, Path(folder))
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
 
@@ -148,6 +263,7 @@ def main() -> None:
                         help="torch intra-op threads (repeatable: one run per value; default: torch's choice)")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument("--start-redis", action="store_true", help="start a private redis-server to measure Redis")
+    parser.add_argument("--rle-rounds", type=int, default=5, help="rounds of the RLE encoder comparison (0: skip)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -185,6 +301,9 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
+    rle = rle_encoders(args.rle_rounds) if args.rle_rounds else None
+    if rle:
+        print(json.dumps(rle))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "segmentation.json").write_text(json.dumps({
@@ -195,7 +314,7 @@ def main() -> None:
         "note": "random weights unless 'weights' names a checkpoint: timings and sizes are those of the real "
                 "models (same layers and shapes), masks are meaningless. Latencies are wall time per call; "
                 "'first_click_cold' = embedding + decoding, 'click_cached' = decoding against a cached embedding.",
-        "results": results}, indent=1) + "\n", encoding="utf-8")
+        "results": results, **({"rle": rle} if rle else {})}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
