@@ -82,6 +82,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_key(path: Path | str) -> str:
+    """The key `media_key` falls back to: the sha256 of the file's bytes. A file keyed by content while it was
+    just changed is keyed by its stat later: a miss under the stat key may still be a hit under this one."""
+    return "content-" + file_sha256(Path(path))
+
+
 def _downloaded(path: Path, st: os.stat_result) -> str | None:
     try:
         validator = os.getxattr(path, VALIDATOR_XATTR).decode()
@@ -110,6 +116,6 @@ def media_key(path: Path | str, media: Any = None) -> str:
     in_cache = cache is not None and os.path.abspath(path.parent) == os.path.abspath(cache)
     identity = _downloaded(path, st) if in_cache else _local(path, st)
     if identity is None:
-        return "content-" + file_sha256(path)
+        return content_key(path)
     scope = getattr(media, "ls_url", "") or ""
     return "media-" + hashlib.sha256(json.dumps([scope, identity]).encode()).hexdigest()

@@ -38,7 +38,7 @@ from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnough
 from ..labels import Control, find_controls
 from ..mask_decoder import fit_decoder
 from ..media import task_media
-from ..media_identity import media_key
+from ..media_identity import content_key, media_key
 from ..params import Number, OneOf
 from ..regions_context import has_smart_tools, label_for, parse_context
 from ..regions_finetune import fit_controls
@@ -163,6 +163,11 @@ class SegmentationAdapter(Adapter):
             raise ImageError(f"cannot read the image ({e.strerror or type(e).__name__})") from None
         segmenter = self.segmenter()
         entry = segmenter.cached(image_key)
+        if entry is None and not image_key.startswith("content-"):
+            # embedded while the file was keyed by its content (changed moments before): found by a file hash
+            entry = segmenter.cache.get(segmenter.key(None, content_key(path)), count=False)
+            if entry is not None:
+                segmenter.cache.put(segmenter.key(None, image_key), entry)
         image = None
         if entry is None:
             image = load_image(path, self.settings.max_image_pixels)

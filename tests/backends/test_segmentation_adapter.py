@@ -158,20 +158,23 @@ def test_clicks_give_brush_masks_and_opening_a_task_warms_the_cache(tmp_path, sa
 
 
 def test_an_image_file_changed_in_place_gets_its_own_embedding(tmp_path, sam_weights, monkeypatch):
-    # the clock an hour ahead: files written here are keyed by their stat, not (as just-changed files) by content
-    now = media_identity.time.time
-    monkeypatch.setattr(media_identity.time, "time", lambda: now() + 3600)
     backend = SegmentationAdapter(_settings(tmp_path, sam_weights))
     client = create_app(backend, backend.settings).test_client()
     image = tmp_path / "photo.jpg"
     Image.open(BUS).save(image)
     task = {"id": 1, "data": {"image": str(image)}}
-    [answer] = _predict(client, [task], context={"result": [click(50, 40)]})
+    [answer] = _predict(client, [task], context={"result": [click(50, 40)]})  # just written: keyed by content
     assert answer["result"][0]["original_width"] == 810
-    Image.open(BUS).resize((405, 540)).save(image)  # another picture at the same path
+    # an hour later the file is keyed by its stat; the embedding made under its content key is still found
+    now = media_identity.time.time
+    monkeypatch.setattr(media_identity.time, "time", lambda: now() + 3600)
     calls = []
     hook = backend.segmenter().sam.image_encoder.register_forward_hook(lambda *a: calls.append(1))
     try:
+        _predict(client, [task], context={"result": [click(50, 40)]})
+        assert calls == []
+        Image.open(BUS).resize((405, 540)).save(image)  # another picture at the same path, its stat changed
+        monkeypatch.setattr(media_identity.time, "time", lambda: now() + 7200)
         [answer] = _predict(client, [task], context={"result": [click(50, 40, width=405, height=540)]})
     finally:
         hook.remove()
