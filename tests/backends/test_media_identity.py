@@ -18,6 +18,17 @@ NOW = 1_700_000_000.0
 
 
 @pytest.fixture
+def xattrs(tmp_path):
+    """Skip where the file system takes no user extended attributes (downloads are then keyed by content)."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+    except OSError as e:
+        pytest.skip(f"no user extended attributes on {tmp_path}: {e}")
+
+
+@pytest.fixture
 def later(monkeypatch):
     """The clock an hour ahead: no file written here is within the racy window (a ctime cannot be set)."""
     now = media_identity.time.time
@@ -55,7 +66,7 @@ def test_recently_changed_local_file_is_keyed_by_content(tmp_path):
     assert media_key(a) == "content-" + file_sha256(a) != first
 
 
-def test_downloads_are_keyed_by_url_and_validator_else_content(tmp_path):
+def test_downloads_are_keyed_by_url_and_validator_else_content(tmp_path, xattrs):
     fetcher = MediaFetcher(Settings(media_cache_dir=tmp_path / "cache"))
     fetcher.cache.root.mkdir()
     cached = fetcher.cache.root / "0123abcd.jpg"
@@ -97,7 +108,7 @@ def _server(bodies: dict[str, tuple[bytes, str | None]]):
         srv.server_close()
 
 
-def test_fetch_keeps_the_etag_with_the_downloaded_file(tmp_path):
+def test_fetch_keeps_the_etag_with_the_downloaded_file(tmp_path, xattrs):
     bodies = {"/data/upload/1/a.jpg": (b"a" * 30, '"etag-a"'), "/data/upload/1/b.jpg": (b"b" * 30, None)}
     with _server(bodies) as ls:
         fetcher = MediaFetcher(Settings(label_studio_url=ls, media_cache_dir=tmp_path / "cache"))
