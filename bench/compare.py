@@ -28,6 +28,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU serving is what is comp
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
@@ -117,7 +118,10 @@ def official_example(checkout: Path, weights: Path, work: Path):
     (models / "yolov8m.pt").symlink_to(weights.resolve())
     os.environ["MODEL_ROOT"] = str(models)
     os.environ.setdefault("MODEL_DIR", str(work / "official-cache"))
-    sys.path[:0] = [str(checkout), str(example)]
+    # by file, as packages of their own (the example imports `control_models...` and `label_studio_ml...` as if
+    # both were on the path)
+    _load_package("label_studio_ml", checkout / "label_studio_ml")
+    _load_package("control_models", example / "control_models")
     for name, cls in (("choices", "ChoicesModel"), ("rectangle_labels_obb", "RectangleLabelsObbModel"),
                       ("polygon_labels", "PolygonLabelsModel"), ("brush_labels", "BrushLabelsModel"),
                       ("keypoint_labels", "KeypointLabelsModel"), ("video_rectangle", "VideoRectangleModel"),
@@ -125,9 +129,21 @@ def official_example(checkout: Path, weights: Path, work: Path):
         module = types.ModuleType(f"control_models.{name}")
         setattr(module, cls, type(cls, (), {"type": cls, "is_control_matched": classmethod(lambda c, ctl: False)}))
         sys.modules[module.__name__] = module
-    import model as official  # noqa: E402  (the example's model.py)
+    return _load_module("label_studio_ml_yolo_example", example / "model.py").YOLO
 
-    return official.YOLO
+
+def _load_module(name: str, path: Path, package_dir: Path | None = None) -> types.ModuleType:
+    """The module (or package, with `package_dir`) in file `path`, imported under `name`."""
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[str(package_dir)] if package_dir else None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_package(name: str, folder: Path) -> types.ModuleType:
+    return _load_module(name, folder / "__init__.py", folder)
 
 
 def coco_config(names: list[str], model_path: str | None = None) -> str:
