@@ -7,6 +7,7 @@ spans annotators submit. Pure: texts, character offsets (Python str indices, i.e
 - `mapping`: a project's labels onto spaCy's entity types (PERSON/PER, LOC/GPE, predicted values);
 - `features`: per-token features (MiniLM contextual vectors, spaCy's entity marginals, word shape);
 - `tagger`: BIO logistic regression over those features with BIO-constrained (Viterbi) decoding, saved without pickle;
+- `linear`: the standardised logistic regression under both, saved as JSON + `.npz` (no pickle);
 - `relabel`: spaCy's entities (and their trimmed variants) relabeled in context, the fixed mapping as the prior;
 - `model`: what a version serves (relabeled entities, then the tagger's spans, for the labels they know; spaCy's
   mapped spans for the rest);

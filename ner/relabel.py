@@ -10,29 +10,21 @@ annotated sentences it stays close to the table. Saved as JSON + `.npz` (no pick
 """
 from __future__ import annotations
 
-import json
 import re
-import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from .features import N_SHAPE
+from .linear import LinearSoftmax, fit_softmax
 from .pipeline import Analysis
 from .spans import Span
 
 NONE = "O"  # the class of a spaCy entity that is none of the project's entities
-CONFIG_FILE = "relabeler.json"
-ARRAYS_FILE = "relabeler.npz"
 DEFAULT_C = 1.0
 LEADING = re.compile(r"(?i)(?:the|a|an)\s+")
 TRAILING = re.compile(r"(?:\s+(?:'s|'|[\d.,:/-]+))+$")
 CONTEXT = 2  # tokens each side whose mean vector is the span's context
-MAX_ITER = 500
 # Under the L2 penalty, per feature block (see `Relabeler.fit`'s weight), chosen on 600 CoNLL-2003 train sentences
 # outside the bench's pool and dev: 0.654 span F1 from 100 annotated sentences, 0.640 from 25 (the fixed mapping:
 # 0.622); flat within 0.005 for C 0.3-3, vector weight 0.3-0.6, prior weight 10-30. With the prior weighted 3 and
@@ -124,15 +116,10 @@ def decide(analysis: Analysis, probs: np.ndarray, classes: Sequence[str], served
     return [(span, row) for _, span, row in sorted(best.values(), key=lambda b: b[1].start)]
 
 
-class Relabeler:
+class Relabeler(LinearSoftmax):
     """A standardiser and a multinomial logistic regression from `span_features` to a label or NONE."""
 
-    def __init__(self, classes: Sequence[str], mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
-                 intercept: np.ndarray, feature_labels: Sequence[str] = ()):
-        self.classes = list(classes)
-        self.feature_labels = list(feature_labels)  # the project labels its prior columns were built with
-        self.serve_labels: list[str] | None = None  # the labels it is used for (None: all it gives); see ner.train
-        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+    CONFIG_FILE, ARRAYS_FILE, CLASSES_KEY = "relabeler.json", "relabeler.npz", "classes"
 
     @property
     def labels(self) -> list[str]:
@@ -155,40 +142,4 @@ class Relabeler:
             raise ValueError(f"{len(x)} entity features but {len(y)} classes")
         if len(set(y)) < 2:
             raise ValueError("spaCy's entities in the annotated texts fall in fewer than two classes")
-        mean, scale = x.mean(axis=0), x.std(axis=0)
-        scale[scale < 1e-6] = 1.0
-        scale = scale / weight
-        with threadpool_limits(1), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            lr = LogisticRegression(C=c, max_iter=MAX_ITER).fit((x - mean) / scale, y)
-        coef, intercept = lr.coef_, lr.intercept_
-        if len(lr.classes_) == 2:  # binary LR keeps one row: the logit of the second class
-            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-        return cls(list(lr.classes_), mean, scale, coef, intercept, feature_labels)
-
-    def proba(self, features: np.ndarray) -> np.ndarray:
-        """(n_entities, n_classes) class probabilities, columns in `self.classes` order."""
-        if not len(features):
-            return np.zeros((0, len(self.classes)))
-        logits = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def save(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / ARRAYS_FILE, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
-        config = {"classes": self.classes, "feature_labels": self.feature_labels, "serve_labels": self.serve_labels}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Relabeler:
-        directory = Path(directory)
-        config = json.loads((directory / CONFIG_FILE).read_text())
-        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as a:
-            out = cls(config["classes"], a["mean"], a["scale"], a["coef"], a["intercept"], config["feature_labels"])
-        out.serve_labels = config.get("serve_labels")
-        if out.coef.shape != (len(out.classes), len(out.mean)):
-            raise ValueError(f"{directory}: the relabeler's arrays do not match its {len(out.classes)} classes")
-        return out
+        return cls(*fit_softmax(x, y, c, weight), feature_labels)

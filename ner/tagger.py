@@ -6,33 +6,24 @@ the spaCy mapping in bench/ner_bench.py).
 """
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
+from .linear import LinearSoftmax, fit_softmax
 from .spans import OUTSIDE
 
-CONFIG_FILE = "tagger.json"
-ARRAYS_FILE = "tagger.npz"
 DEFAULT_C = 0.03  # CoNLL-2003, 100 sentences: 0.639 span F1, 0.643 at C=0.01, 0.635 at C=0.1 (bench/ner_bench.py)
-MAX_ITER = 500
 
 
-class Tagger:
+class Tagger(LinearSoftmax):
     """Token tags from features: a standardiser and a multinomial logistic regression over BIO tags."""
 
-    def __init__(self, tags: Sequence[str], mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
-                 intercept: np.ndarray, feature_labels: Sequence[str] = ()):
-        self.tags = list(tags)
-        self.feature_labels = list(feature_labels)  # the project labels its features were built with
-        self.serve_labels: list[str] | None = None  # the labels it is used for (None: all it tags); see ner.train
-        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+    CONFIG_FILE, ARRAYS_FILE, CLASSES_KEY = "tagger.json", "tagger.npz", "tags"
+
+    @property
+    def tags(self) -> list[str]:
+        return self.classes
 
     @property
     def labels(self) -> list[str]:
@@ -59,56 +50,16 @@ class Tagger:
         classes = sorted(set(y))
         if classes == [OUTSIDE] or not classes:
             raise ValueError("no token is tagged as an entity")
-        mean, scale = x.mean(axis=0), x.std(axis=0)
-        scale[scale < 1e-6] = 1.0
-        if weight is not None:
-            scale = scale / np.asarray(weight, dtype=np.float64)
-        xs = (x - mean) / scale
         if len(classes) == 1:  # only entity tokens: nothing to weigh; a constant model
-            coef, intercept = np.zeros((1, x.shape[1])), np.zeros(1)
-        else:
-            with threadpool_limits(1), warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                lr = LogisticRegression(C=c, max_iter=MAX_ITER).fit(xs, y)
-            classes = list(lr.classes_)
-            coef, intercept = lr.coef_, lr.intercept_
-            if len(classes) == 2:  # binary LR keeps one row: the logit of the second class
-                coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-        return cls(classes, mean, scale, coef, intercept)
-
-    def proba(self, features: np.ndarray) -> np.ndarray:
-        """(n_tokens, n_tags) tag probabilities, columns in `self.tags` order."""
-        if not len(features):
-            return np.zeros((0, len(self.tags)))
-        logits = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+            mean, scale = x.mean(axis=0), np.ones(x.shape[1])
+            return cls(classes, mean, scale, np.zeros((1, x.shape[1])), np.zeros(1))
+        return cls(*fit_softmax(x, y, c, weight))
 
     def decode(self, probs: np.ndarray) -> list[str]:
         """The most probable tag sequence in which every I-X follows a B-X or I-X (Viterbi over `proba`'s
         output). CoNLL-2003, 100 annotated sentences, 600 tuning sentences outside the bench's pool and dev:
         0.631 span F1 against 0.601 for each token's most probable tag (whose stray I-X tags start spans)."""
         return [self.tags[j] for j in viterbi(np.log(np.clip(probs, 1e-12, 1.0)), self.tags)]
-
-    def save(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / ARRAYS_FILE, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
-        config = {"tags": self.tags, "feature_labels": self.feature_labels, "serve_labels": self.serve_labels}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Tagger:
-        directory = Path(directory)
-        config = json.loads((directory / CONFIG_FILE).read_text())
-        tags = config["tags"]
-        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as a:
-            tagger = cls(tags, a["mean"], a["scale"], a["coef"], a["intercept"], config.get("feature_labels", ()))
-        tagger.serve_labels = config.get("serve_labels")
-        if tagger.coef.shape[0] != len(tags) or tagger.coef.shape[1] != len(tagger.mean):
-            raise ValueError(f"{directory}: the tagger's arrays do not match its {len(tags)} tags")
-        return tagger
 
 
 def viterbi(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
