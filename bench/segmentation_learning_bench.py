@@ -31,7 +31,9 @@ polygons match the COCO outlines to 0.0003 px, one class index 0, normalised by 
 and 0.055 for N = 5, 10, 14 (box mAP50 0.001, 0.010, 0.056: masks follow boxes), against 0.115 for the mapped base
 model at 320 and 0.40 at 640. The best epoch is picked by Ultralytics on the 1-4 validation images of the N: at
 N=5 (one validation image) it kept epoch 1, after 2 of the run's 20 updates. A diagnostic run with N=14, 5 epochs:
-0.064 held out, 0.255 box / 0.247 mask on its own training images. Where COCO classes cover the label, mapping
+0.064 held out, 0.255 box / 0.247 mask on its own training images. At 640 px (N=14, same options;
+bench/results/segmentation_learning_640.json) 0.059 mask, 0.096 box against the base model's 0.40 / 0.44: the small
+size is not why. Where COCO classes cover the label, mapping
 them (predicted_values) is still better than a new class learned from a dozen images; the guard keeps such a
 candidate out. The fine-tuned model pays off for classes no
 COCO class covers (tests/backends/test_segmentation_training.py: a synthetic Widget from 11 images). Runs of this
