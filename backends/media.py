@@ -8,6 +8,7 @@ share (`media_cache.py`); URLs are parsed, allow-listed and connected to through
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -65,12 +66,14 @@ class MediaFetcher:
     """Turns a task's media reference into a local file, within what this backend may read."""
 
     def __init__(self, settings: Settings, ls_url: str | None = None,
-                 auth: Callable[[], dict[str, str]] | None = None):
+                 auth: Callable[[], dict[str, str]] | None = None, credential: str = ""):
         """
         Args:
             settings: limits, allow-list, local roots and cache location.
             ls_url: Label Studio's address (default: settings.label_studio_url).
             auth: returns the Authorization headers for Label Studio, e.g. `LabelStudioClient.auth_headers`.
+            credential: the key behind `auth` (only a hash of it is kept): a file fetched with one key is cached
+                for that key only, so a project whose key Label Studio would refuse never reads it from the cache.
         """
         self.settings = settings
         url = (ls_url or settings.label_studio_url or "").strip().rstrip("/")
@@ -80,6 +83,7 @@ class MediaFetcher:
         self._ls_origin = _ls_origin(url)
         self._ls_prefix = urlsplit(url).path.rstrip("/") if self._ls_origin else ""
         self._auth = auth
+        self._credential = hashlib.sha256(credential.encode()).hexdigest()[:16] if credential else "none"
         # Each root both as written and with symlinks resolved: the first classifies paths, the second confines.
         self._roots = [(os.path.normpath(os.path.abspath(r)), os.path.realpath(r)) for r in settings.local_roots]
         self.cache = MediaCache(settings.media_cache_dir, settings.media_cache_bytes)
@@ -220,10 +224,12 @@ class MediaFetcher:
 
     def _fetch_http(self, url: str) -> Path:
         target = self._check_host(url)
-        cached = self.cache.get(target.url)
+        # what Label Studio serves only with a key is cached per key; other URLs are the same for everyone
+        variant = self._credential if self._gets_token(target) else ""
+        cached = self.cache.get(target.url, variant)
         if cached is not None:
             return cached
-        return self.cache.store(target.url, lambda out: self._download(target, out))
+        return self.cache.store(target.url, lambda out: self._download(target, out), variant)
 
     def _download(self, target: HttpTarget, out: BinaryIO) -> None:
         first = target.url

@@ -39,31 +39,34 @@ class MediaCache:
         self.root = Path(root)
         self.max_bytes = max_bytes
 
-    def path_for(self, url: str) -> Path:
-        """Where `url`'s content is (or would be) cached."""
-        return self.root / (hashlib.sha256(url.encode()).hexdigest() + _suffix(url))
+    def path_for(self, url: str, variant: str = "") -> Path:
+        """Where `url`'s content is (or would be) cached; `variant` keeps apart copies that must not be shared
+        (e.g. one per credential)."""
+        key = f"{url}\n{variant}" if variant else url
+        return self.root / (hashlib.sha256(key.encode()).hexdigest() + _suffix(url))
 
-    def get(self, url: str) -> Path | None:
+    def get(self, url: str, variant: str = "") -> Path | None:
         """The cached file for `url`, marked as recently used, or None."""
-        path = self.path_for(url)
+        path = self.path_for(url, variant)
         try:
             os.utime(path)
         except FileNotFoundError:
             return None
         return path
 
-    def store(self, url: str, write: Callable[[BinaryIO], None]) -> Path:
+    def store(self, url: str, write: Callable[[BinaryIO], None], variant: str = "") -> Path:
         """Cache what `write` writes for `url` (nothing is kept if it raises).
 
         Args:
             url: the absolute URL the content came from.
             write: writes the content into the binary file it is given.
+            variant: as in `path_for`.
 
         Returns:
             The cached file.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        final = self.path_for(url)
+        final = self.path_for(url, variant)
         tmp = self.root / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             with open(tmp, "wb") as f:

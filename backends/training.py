@@ -70,8 +70,8 @@ def train_project(backend: str, project_id: int, force: bool = False, settings: 
         raise ValueError(f"a {adapter.name} adapter cannot train {backend}")
     store = ModelStore(settings.model_dir, backend, settings.keep_versions)
     saved = store.load_project_settings(project_id)
-    ls = client_for(settings, settings.label_studio_url or saved.get("hostname"),
-                    settings.api_key or saved.get("access_token"))
+    key = settings.api_key or saved.get("access_token") or ""
+    ls = client_for(settings, settings.label_studio_url or saved.get("hostname"), key)
     label_config = ls.get_label_config(project_id)
     adapter.check_config(label_config)
     examples = ls.labeled_tasks(project_id)
@@ -80,7 +80,7 @@ def train_project(backend: str, project_id: int, force: bool = False, settings: 
     if current is not None and not force and _meta(current.path).get("fingerprint") == fingerprint:
         return {"status": "skipped", "reason": "no new annotations since " + current.model_version}
     parent = adapter.load_model(current.path if current else None)
-    media = MediaFetcher(settings, ls_url=ls.url, auth=ls.auth_headers)
+    media = MediaFetcher(settings, ls_url=ls.url, auth=ls.auth_headers, credential=key)
     staging = store.stage(project_id)
     # Everything from here to the publish is inside one cleanup: a fit, a meta.json or a rename that fails (a
     # full or read-only disk) must not leave the staging folder behind. After a publish it is gone anyway.

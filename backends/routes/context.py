@@ -67,7 +67,7 @@ class Services:
         key = self.settings.api_key or saved.get("access_token", "")
         if (url, key) not in self._media:
             auth = client_for(self.settings, url, key).auth_headers if url and key else None
-            self._media[(url, key)] = MediaFetcher(self.settings, ls_url=url or None, auth=auth)
+            self._media[(url, key)] = MediaFetcher(self.settings, ls_url=url or None, auth=auth, credential=key)
         return self._media[(url, key)]
 
 

@@ -82,6 +82,22 @@ def test_ls_without_auth_answers_401(tmp_path, ls):
         make(tmp_path, ls, auth=False).fetch("/data/upload/1/a.txt")
 
 
+def test_a_file_fetched_with_one_key_is_not_served_from_the_cache_to_another(tmp_path, server, ls):
+    # Projects set up with different keys share the cache folder: a key Label Studio refuses must not read
+    # what another key fetched.
+    settings = Settings(label_studio_url=ls, media_cache_dir=tmp_path / "cache", max_media_bytes=LIMIT,
+                        media_timeout=5)
+    good = MediaFetcher(settings, auth=lambda: {"Authorization": f"Token {TOKEN}"}, credential=TOKEN)
+    assert good.fetch("/data/upload/1/a.txt").read_bytes() == FILES["a.txt"]
+    wrong = MediaFetcher(settings, auth=lambda: {"Authorization": "Token not-the-key"}, credential="not-the-key")
+    with pytest.raises(MediaError, match="401"):
+        wrong.fetch("/data/upload/1/a.txt")
+    again = MediaFetcher(settings, auth=lambda: {"Authorization": f"Token {TOKEN}"}, credential=TOKEN)
+    hits = server.hits["/data/upload/1/a.txt"]
+    assert again.fetch("/data/upload/1/a.txt").read_bytes() == FILES["a.txt"]
+    assert server.hits["/data/upload/1/a.txt"] == hits  # the same key reads its cached copy
+
+
 def test_allowed_host_is_fetched_without_token(tmp_path, server, ls, other):
     fetcher = make(tmp_path, ls, allowed_hosts=("localhost",))
     assert fetcher.fetch(f"{other}/public/p1.bin").read_bytes() == FILES["p1.bin"]
