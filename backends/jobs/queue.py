@@ -66,14 +66,17 @@ class _Threads:
         arguments), so that nothing runs after close. Waits up to `wait` seconds for the threads to end."""
         dropped = []
         with self._lock:
+            stops = len(self._threads)
             while True:
                 try:
                     task = self._tasks.get_nowait()
                 except queue.Empty:
                     break
-                if task is not None:
+                if task is None:  # a stop for a thread still in its run (an earlier close): it stays
+                    stops += 1
+                else:
                     dropped.append(task[1])
-            for _ in self._threads:
+            for _ in range(stops):
                 self._tasks.put(None)
             self._stopping += self._threads
             self._threads, self._closed = [], True
@@ -81,7 +84,15 @@ class _Threads:
         deadline = time.monotonic() + wait
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._stopping = [t for t in self._stopping if t.is_alive()]
         return dropped
+
+    @property
+    def alive(self) -> int:
+        """Threads still running (serving, or finishing a run after close)."""
+        with self._lock:
+            return sum(t.is_alive() for t in self._threads + self._stopping)
 
 
 def _default_job(settings: Settings) -> JobFunc:

@@ -307,6 +307,7 @@ def test_closing_drops_runs_not_started(tmp_path, monkeypatch):
     q.close(wait=0.1)  # the running one holds its thread until the gate opens
     (tmp_path / "gate").touch()
     q.close(wait=WAIT)
+    assert q._threads.alive == 0  # the second close kept the first one's stop for the thread still in its run
     assert _calls(tmp_path, "end", 1) == ["end 1"]
     assert _calls(tmp_path, project_id=2) == []
     record = q.job(waiting["job_id"])
