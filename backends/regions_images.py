@@ -1,17 +1,19 @@
-"""The images of the tasks a region backend (detection, segmentation) predicts: each task's image files through
-the media layer, decoded batch by batch within the request's pixel budget (`detection.batches`), and the answer
-of each image."""
+"""The images of the tasks an image backend predicts: each task's image files through the media layer, fetched and
+decoded by a background thread batch by batch within the request's pixel budget (`detection.pipeline`), and the
+answer of each image."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detection.batches import SizedImage, each_on_failure, stream_images
-from detection.model import Detector
+from detection.batches import SizedImage, each_on_failure
+from detection.model import Detector, gpu_available
+from detection.pipeline import LOOKAHEAD, ImagePipeline
 from detection.scoring import image_confidence
 from detection.types import Detection
 from selection import combine
@@ -29,33 +31,37 @@ def task_id(task: Any) -> Any:
     return task.get("id", "?") if isinstance(task, dict) else "?"
 
 
+def task_files(tasks: list[dict], keys: set[str], media, i: int) -> dict[str, Path] | str:
+    """Task `i`'s image file per data key (fetched or found through `media`), or the reason it has none."""
+    try:
+        return {key: Path(task_media(tasks[i], key, media, "an image")) for key in keys}
+    except LabelloopError as e:
+        return str(e)
+
+
 def image_files(tasks: list[dict], keys: set[str], media) -> tuple[list[dict[str, Path] | None], list[str | None]]:
-    """Each task's image file per data key (fetched or found through `media`), or None with the error saying why."""
-    files: list[dict[str, Path] | None] = []
-    errors: list[str | None] = []
-    for task in tasks:
-        try:
-            files.append({key: Path(task_media(task, key, media, "an image")) for key in keys})
-            errors.append(None)
-        except LabelloopError as e:
-            files.append(None)
-            errors.append(f"task {task_id(task)}: {e}")
-    return files, errors
+    """Each task's image file per data key, or None with the error naming the task."""
+    found = [task_files(tasks, keys, media, i) for i in range(len(tasks))]
+    return ([None if isinstance(f, str) else f for f in found],
+            [f"task {task_id(t)}: {f}" if isinstance(f, str) else None for t, f in zip(tasks, found)])
 
 
 def stream(tasks: list[dict], keys: set[str], media, settings: Settings, batch: int
            ) -> Iterator[tuple[list[int], list[dict[str, SizedImage]], list[str | None]]]:
     """The tasks' images batch by batch, decoded: (task indices, images by data key, errors naming the task).
 
-    Tasks whose media cannot be had come first; then see `detection.batches.stream_images` (budget
-    MAX_REQUEST_PIXELS, at most `batch` images and MAX_IMAGE_PIXELS pixels decoded at a time).
+    A background thread fetches and decodes the next tasks while the caller works on a batch
+    (`detection.pipeline.ImagePipeline`: at most `batch` + LOOKAHEAD tasks' images alive, the request's
+    MAX_REQUEST_PIXELS spent in task order). A task with an error comes alone. On CPU a batch holds only images
+    of one shape, what is loaded already (Ultralytics pads mixed shapes to a square, slower than one at a time and
+    not the same boxes); on a GPU, full batches of any shapes.
     """
-    files, errors = image_files(tasks, keys, media)
-    failed = [i for i, e in enumerate(errors) if e is not None]
-    if failed:
-        yield failed, [{} for _ in failed], [errors[i] for i in failed]
-    for idx, images, reasons in stream_images(files, batch, settings.max_image_pixels, settings.max_request_pixels):
-        yield idx, images, [None if r is None else f"task {task_id(tasks[i])}: {r}" for i, r in zip(idx, reasons)]
+    pipeline = ImagePipeline(len(tasks), partial(task_files, tasks, keys, media), batch + LOOKAHEAD,
+                             settings.max_image_pixels, settings.max_request_pixels)
+    gpu = gpu_available()
+    for items in pipeline.batches(batch, same_shape=not gpu, fill=gpu):
+        yield ([item.index for item in items], [item.images for item in items],
+               [None if item.error is None else f"task {task_id(tasks[item.index])}: {item.error}" for item in items])
 
 
 def control_confidence(found: list[tuple[str, Detection]], threshold: float, measure: Measure | None) -> float:

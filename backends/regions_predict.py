@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 
 from detection.batches import SizedImage
-from detection.model import gpu_available
-from detection.pipeline import LOOKAHEAD, ImagePipeline
 from detection.predict import Plan, run_plans
 from detection.scoring import FLOOR
 from detection.types import Detection
@@ -19,23 +15,13 @@ from selection.uncertainty import Measure
 
 from .base import TaskPrediction
 from .config import Settings
-from .exceptions import LabelloopError
-from .media import task_media
-from .regions_images import control_confidence, image_answers, task_id
+from .regions_images import control_confidence, image_answers, stream, task_id
 from .regions_writers import RegionWriter
 
 log = logging.getLogger(__name__)
 
 # one image's regions of one control: its writer, the detections it shows (label, detection), the image
 ToRegions = Callable[[RegionWriter, list[tuple[str, Detection]], SizedImage], list[dict]]
-
-
-def _task_files(tasks: list[dict], keys: set[str], media, i: int) -> dict[str, Path] | str:
-    """Task `i`'s image file per data key (fetched through `media`), or the reason it has none."""
-    try:
-        return {key: Path(task_media(tasks[i], key, media, "an image")) for key in keys}
-    except LabelloopError as e:
-        return str(e)
 
 
 def predict_controls(tasks: list[dict], plans: list[tuple[RegionWriter, list[Plan]]], media, settings: Settings,
@@ -55,16 +41,7 @@ def predict_controls(tasks: list[dict], plans: list[tuple[RegionWriter, list[Pla
     """
     answers: list[TaskPrediction | None] = [None] * len(tasks)
     keys = {w.control.value_key for w, _ in plans}
-    pipeline = ImagePipeline(len(tasks), partial(_task_files, tasks, keys, media), batch + LOOKAHEAD,
-                             settings.max_image_pixels, settings.max_request_pixels)
-    # CPU: one shape per batch (mixed shapes are padded to a square, slower than one at a time), what is loaded;
-    # GPU: full batches of any shapes
-    gpu = gpu_available()
-    for items in pipeline.batches(batch, same_shape=not gpu, fill=gpu):
-        idx = [item.index for item in items]
-        images = [item.images for item in items]
-        errors = [None if item.error is None else f"task {task_id(tasks[item.index])}: {item.error}"
-                  for item in items]
+    for idx, images, errors in stream(tasks, keys, media, settings, batch):
         results: list[list[dict]] = [[] for _ in idx]
         confidences: list[list[float]] = [[] for _ in idx]
         for writer, control_plans in plans:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 
 import backends.regions_images as regions_images  # noqa: E402
-import detection.batches as batches  # noqa: E402
+import detection.pipeline as pipeline  # noqa: E402
 from backends.adapters.detection import DetectionAdapter  # noqa: E402
 from backends.app import create_app  # noqa: E402
 from backends.config import Settings  # noqa: E402
@@ -101,11 +101,10 @@ class Server:
         self.profile = p = Profile()
         b = self.backend
         b.predict = p.wrap(b.predict, "adapter")  # everything the adapter does
-        # media fetch + header sizes + decode
-        regions_images.image_files = p.wrap(regions_images.image_files, "fetch_decode")
-        batches.image_size = p.wrap(image_size, "fetch_decode")
-        batches._decode = p.wrap(batches._decode, "fetch_decode")
-        batches.load_image = p.wrap(load_image, "decode")  # PIL decode (EXIF, RGB) inside fetch_decode
+        # media fetch + header sizes + decode, in the pipeline's loading thread (overlapping the model's time)
+        regions_images.task_files = p.wrap(regions_images.task_files, "fetch_decode")
+        pipeline.image_size = p.wrap(image_size, "fetch_decode")
+        pipeline.load_image = p.wrap(load_image, "decode")  # PIL decode (EXIF, RGB), also inside fetch_decode
         b.run = p.wrap(b.run, "model")  # Detector.predict for every plan + label mapping
         RegionWriter.predict_regions = p.wrap(RegionWriter.predict_regions, "regions")  # Label Studio region JSON
         self._wrapped: set[int] = set()
