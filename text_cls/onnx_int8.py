@@ -11,16 +11,13 @@ and normalises its output exactly as it does PyTorch's.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from export_cache import build_once, sources_digest
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +38,7 @@ def source_digest(model_dir: str | Path) -> str | None:
     files = [model_dir / name for name in _SOURCE_FILES if (model_dir / name).is_file()]
     if not any(f.name != "config.json" for f in files):
         return None
-    digest = hashlib.sha256(RECIPE.encode())
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return sources_digest(files, RECIPE)
 
 
 def cached_model_path(model_dir: str | Path, cache_dir: str | Path) -> Path | None:
@@ -74,31 +65,18 @@ def export_int8(model_dir: str | Path, cache_dir: str | Path) -> Path:
     target = cached_model_path(model_dir, cache_dir)
     if target is None:
         raise ValueError(f"{model_dir} holds no model weights to export")
-    if target.is_file():
-        return target
-    target.parent.parent.mkdir(parents=True, exist_ok=True)
-    # One export at a time per cache folder: gunicorn's workers start together, and N exports at once on the same
-    # cores take N times as long as one that the others then read.
-    with (target.parent.parent / ".export.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not target.is_file():
-            _export_into(Path(model_dir), target)
+    if not target.is_file():
+        # one export at a time per cache folder, built aside and renamed into place (export_cache.build_once)
+        build_once(target.parent, lambda work: _export_into(Path(model_dir), work))
     return target
 
 
-def _export_into(model_dir: Path, target: Path) -> None:
-    # Built in a private folder and renamed into place: a process killed half-way never leaves a partial file where
-    # a reader looks.
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent.parent))
-    try:
-        log.info("exporting %s to int8 ONNX (once; cached in %s)", model_dir, target.parent)
-        _export_float(model_dir, work / "float.onnx")
-        _quantize(work / "float.onnx", work / MODEL_FILE)
-        (work / "float.onnx").unlink()
-        (work / "SOURCE").write_text(f"{model_dir.resolve()}\n{RECIPE}\n")
-        os.rename(work, target.parent)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def _export_into(model_dir: Path, work: Path) -> None:
+    log.info("exporting %s to int8 ONNX (once; cached in %s)", model_dir, work.parent)
+    _export_float(model_dir, work / "float.onnx")
+    _quantize(work / "float.onnx", work / MODEL_FILE)
+    (work / "float.onnx").unlink()
+    (work / "SOURCE").write_text(f"{model_dir.resolve()}\n{RECIPE}\n")
 
 
 def _export_float(model_dir: Path, path: Path) -> None:
