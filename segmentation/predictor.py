@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,9 +122,19 @@ class Segmenter:
         """Cache key of an image: `f"{model_id}:{image_key or sha256}"`."""
         return f"{self.model_id}:{image_key or image_sha256(image)}"
 
-    def cached(self, image_key: str) -> Entry | None:
-        """The embedding cached under a caller's `image_key` (see `embed`), or None: nothing decoded or hashed."""
-        return self.cache.get(self.key(None, image_key))
+    def cached(self, image_key: str, alias: Callable[[], str] | None = None) -> Entry | None:
+        """The embedding cached under a caller's `image_key` (see `embed`), or None: nothing decoded or hashed.
+
+        Args:
+            alias: on a miss, gives another key the same image may be cached under (e.g. its file hash, where the
+                caller keyed it so before); a hit there is cached under `image_key` too, for the next lookup.
+        """
+        entry = self.cache.get(self.key(None, image_key))
+        if entry is None and alias is not None and (other := alias()) != image_key:
+            entry = self.cache.get(self.key(None, other), count=False)
+            if entry is not None:
+                self.cache.put(self.key(None, image_key), entry)
+        return entry
 
     def embed(self, image: np.ndarray, image_key: str | None = None, count: bool = True) -> Entry:
         """The image's embedding, from the cache or computed once (concurrent calls for one image wait for it).

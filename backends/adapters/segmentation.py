@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +162,8 @@ class SegmentationAdapter(Adapter):
         except OSError as e:
             raise ImageError(f"cannot read the image ({e.strerror or type(e).__name__})") from None
         segmenter = self.segmenter()
-        entry = segmenter.cached(image_key)
-        if entry is None and not image_key.startswith("content-"):
-            # embedded while the file was keyed by its content (changed moments before): found by a file hash
-            entry = segmenter.cache.get(segmenter.key(None, content_key(path)), count=False)
-            if entry is not None:
-                segmenter.cache.put(segmenter.key(None, image_key), entry)
+        # embedded while the file was keyed by its content (changed moments before): found by its file hash
+        entry = segmenter.cached(image_key, alias=partial(content_key, path))
         image = None
         if entry is None:
             image = load_image(path, self.settings.max_image_pixels)

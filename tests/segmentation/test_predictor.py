@@ -53,6 +53,16 @@ def test_embedding_computed_once_per_image(sam_t, image, encoder_calls):
     assert calls[0] == 3
 
 
+def test_cached_finds_an_alias_key_and_keeps_it_under_the_asked_one(segmenter, image, encoder_calls):
+    entry = segmenter.embed(image, image_key="content-abc")
+    asked = []
+    assert segmenter.cached("media-1") is None
+    assert segmenter.cached("media-1", alias=lambda: asked.append(1) or "content-abc") is entry
+    assert segmenter.cached("media-1") is entry and asked == [1]  # stored under the asked key: no alias needed
+    assert segmenter.cached("media-2", alias=lambda: "content-other") is None
+    assert encoder_calls[0] == 1
+
+
 def test_reused_image_key_with_other_size_recomputes(segmenter, image, encoder_calls):
     segmenter.segment(image, np.array([[10, 10]]), image_key="task-1")
     small = image[:100, :200].copy()
