@@ -40,6 +40,18 @@ def _text_encoder(raw: str) -> str:
     return name
 
 
+# detection.engines.ENGINES, named here so reading the settings does not import Ultralytics (tests check they agree)
+DETECTION_ENGINES = ("auto", "pytorch", "openvino")
+
+
+def _detection_engine(raw: str) -> str:
+    """DETECTION_ENGINE's engine (auto when empty), or a ValueError naming the variable."""
+    name = raw.strip().lower() or DETECTION_ENGINES[0]
+    if name not in DETECTION_ENGINES:
+        raise ValueError(f"DETECTION_ENGINE must be one of {', '.join(DETECTION_ENGINES)}; got {raw.strip()!r}")
+    return name
+
+
 def _strategy(raw: str) -> str:
     """A known selection strategy's name (the default when empty), or a ValueError naming the variable."""
     try:
@@ -83,6 +95,10 @@ class Settings:
     sam_model: str = ""  # SAM kind: vit_t (default), vit_b, vit_l, vit_h
     sam_checkpoint: str = ""  # a file name in WEIGHTS_DIR or a path inside it or MODEL_DIR; "" = official file
     sam_cache_bytes: int = 512 << 20  # in-process SAM embedding cache
+    # detection: a box model's .pt served by its OpenVINO export on CPU (auto), or always PyTorch / OpenVINO
+    # (detection/engines.py; bench/results/compare.json measures them); exports cached in DETECTION_EXPORT_DIR
+    detection_engine: str = DETECTION_ENGINES[0]
+    detection_export_dir: Path | None = None  # None: MODEL_DIR/detection/openvino
     # training and versions
     retrain_every: int = 10
     keep_versions: int = 10
@@ -137,6 +153,9 @@ class Settings:
             sam_model=env.get("SAM_MODEL", "").strip(),
             sam_checkpoint=env.get("SAM_CHECKPOINT", "").strip(),
             sam_cache_bytes=_int(env, "SAM_CACHE_BYTES", 512 << 20),
+            detection_engine=_detection_engine(env.get("DETECTION_ENGINE", "")),
+            detection_export_dir=Path(env["DETECTION_EXPORT_DIR"].strip())
+            if env.get("DETECTION_EXPORT_DIR", "").strip() else None,
             retrain_every=_int(env, "RETRAIN_EVERY", 10),
             keep_versions=_int(env, "KEEP_VERSIONS", 10),
             train_timeout=_int(env, "TRAIN_TIMEOUT", 3600),
