@@ -3,7 +3,8 @@
 Each control starts zero-shot (similarity to label prototypes) and switches to a logistic-regression head once it
 has enough annotated examples; the head's C and the weight it gives zero-shot are chosen by cross-validation, and a
 fit can be judged against the served classifier and zero-shot on the same folds (`fit(served=...)`, see
-`guard`). The params are `params.DEFAULT_PARAMS`, the controls `controls.ControlSpec`s, the files on disk
+`guard`). A single-choice head keeps its labels' centroids for the task score (`predict_scored`, see
+`centroids`). The params are `params.DEFAULT_PARAMS`, the controls `controls.ControlSpec`s, the files on disk
 `storage`'s.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import heads, storage, zero_shot
+from . import centroids, heads, storage, zero_shot
 from .controls import ControlSpec, accuracy, answer_targets, class_counts, has_enough
 from .encoder import Encoder
 from .guard import judge
@@ -52,6 +53,8 @@ class TextClassifier:
         self.finetuned = False
         self.finetune_info: dict[str, Any] = {}
         self.prototypes: dict[str, np.ndarray] = {}  # control -> (n_labels, dim) zero-shot label prototypes
+        # control -> (n_labels, dim) centroids of a single-choice head's labeled texts (see `centroids`)
+        self.centroids: dict[str, np.ndarray] = {}
         self.null_prototype = np.zeros(encoder.dim, dtype=np.float32)  # "none of these", for multi choice
         self._build_prototypes()
 
@@ -77,6 +80,30 @@ class TextClassifier:
         """
         embeddings = self.encoder.encode(list(texts))
         return {spec.name: self._proba(spec, embeddings) for spec in self.controls}
+
+    def predict_scored(self, texts: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Probabilities per control, and the distribution the task score is measured on.
+
+        The second is the product of the head's probabilities and its labels' centroid classifier's
+        (`centroids.combine`) for a single-choice control with a head; the probabilities themselves otherwise
+        (zero-shot, multi choice, or a version saved before centroids were kept). Measure it with
+        `centroids.agreeing_confidence`.
+
+        Args:
+            texts: Texts to classify.
+
+        Returns:
+            Control name -> ((len(texts), n_labels) probabilities as `predict_proba`'s, same-shape score
+            distribution).
+        """
+        embeddings = self.encoder.encode(list(texts))
+        out = {}
+        for spec in self.controls:
+            proba = self._proba(spec, embeddings)
+            found = self.centroids.get(spec.name) if spec.name in self.heads and not spec.multi else None
+            score = proba if found is None else centroids.combine(proba, centroids.centroid_proba(embeddings, found))
+            out[spec.name] = (proba, score)
+        return out
 
     def _proba(self, spec: ControlSpec, embeddings: np.ndarray) -> np.ndarray:
         logits = self._zero_shot_logits(spec, embeddings)
@@ -144,13 +171,18 @@ class TextClassifier:
 
         embeddings = self.encoder.encode(list(texts)) if texts else np.zeros((0, self.encoder.dim), np.float32)
         new_heads: dict[str, LinearHead] = {}
+        new_centroids: dict[str, np.ndarray] = {}
         metrics: dict[str, dict] = {}
         for spec in self.controls:
             rows, y = data[spec.name]
             head, metrics[spec.name] = self._fit_one(spec, embeddings[rows], y, eligible[spec.name], served)
             if head is not None:
                 new_heads[spec.name] = head
+                if not spec.multi:
+                    new_centroids[spec.name] = centroids.class_centroids(embeddings[rows], y,
+                                                                         self.prototypes[spec.name])
         self.heads = new_heads
+        self.centroids = new_centroids
         self.metrics = metrics
         return metrics
 
@@ -278,7 +310,7 @@ class TextClassifier:
         saved = storage.read(directory, encoder)
         self = cls.__new__(cls)
         for name in ("encoder", "base_encoder", "controls", "params", "metrics", "finetuned", "finetune_info",
-                     "heads", "prototypes", "null_prototype"):
+                     "heads", "prototypes", "null_prototype", "centroids"):
             setattr(self, name, getattr(saved, name))
         return self
 

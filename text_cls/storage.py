@@ -3,7 +3,7 @@ when there is one."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,8 @@ class Saved:
     heads: dict[str, LinearHead]
     prototypes: dict[str, np.ndarray]
     null_prototype: np.ndarray
+    # control -> label centroids for the task score; absent in versions saved before they were kept
+    centroids: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write(clf: TextClassifier, directory: str | Path) -> Path:
@@ -55,6 +57,8 @@ def write(clf: TextClassifier, directory: str | Path) -> Path:
         arrays[f"coef_{i}"] = head.coef
         arrays[f"intercept_{i}"] = head.intercept
         arrays[f"prior_scale_{i}"] = head.prior_scale
+        if spec.name in clf.centroids:
+            arrays[f"centroids_{i}"] = clf.centroids[spec.name]
         heads[spec.name] = {"classes": [spec.labels[j] for j in head.classes]}
     encoder = clf.encoder
     config = {
@@ -102,6 +106,7 @@ def read(directory: str | Path, encoder: Encoder | None = None) -> Saved:
         raise ValueError(f"encoder dim {encoder.dim} does not match the saved model's {enc_info['dim']}")
     controls = [ControlSpec.from_dict(c) for c in config["controls"]]
     heads: dict[str, LinearHead] = {}
+    centroids: dict[str, np.ndarray] = {}
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
         null = arrays["null"]
         prototypes = {spec.name: arrays[f"prototypes_{i}"] for i, spec in enumerate(controls)}
@@ -113,10 +118,13 @@ def read(directory: str | Path, encoder: Encoder | None = None) -> Saved:
             heads[spec.name] = LinearHead(
                 spec.multi, classes, arrays[f"coef_{i}"], arrays[f"intercept_{i}"], arrays[f"prior_scale_{i}"]
             )
+            if f"centroids_{i}" in arrays.files:
+                centroids[spec.name] = arrays[f"centroids_{i}"]
     # A refit starts from the encoder passed in (normally the pre-trained one), else from the fine-tune.
     return Saved(encoder, base_encoder if base_encoder is not None else encoder, controls,
                  merge_params(DEFAULT_PARAMS, config["params"]), config.get("metrics") or {},
-                 bool(enc_info.get("finetuned")), config.get("finetune_info") or {}, heads, prototypes, null)
+                 bool(enc_info.get("finetuned")), config.get("finetune_info") or {}, heads, prototypes, null,
+                 centroids)
 
 
 def _encoder_for(name_or_path: str) -> Encoder:
