@@ -98,7 +98,7 @@ class Settings:
     # detection: a box model's .pt served by its OpenVINO export on CPU (auto), or always PyTorch / OpenVINO
     # (detection/engines.py; bench/results/compare.json measures them); exports cached in DETECTION_EXPORT_DIR
     detection_engine: str = DETECTION_ENGINES[0]
-    detection_export_dir: Path | None = None  # None: MODEL_DIR/detection/openvino
+    detection_export_dir: Path | None = None  # None: the user's cache (detection.engines.default_cache_dir)
     # training and versions
     retrain_every: int = 10
     keep_versions: int = 10

@@ -9,7 +9,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from . import runtime  # noqa: F401  (offline-safe Ultralytics settings, before ultralytics is imported)
+from . import engines, runtime  # runtime: offline-safe Ultralytics settings, before ultralytics is imported
 from .types import Detection
 
 log = logging.getLogger(__name__)
@@ -24,46 +24,88 @@ def _task_from_name(weights: str) -> str | None:
     return "segment" if "-seg" in stem or "_seg" in stem else None
 
 
+def _end2end(yolo) -> bool:
+    """Whether a model's head gives final boxes itself (YOLOv10/26), without the NMS class probabilities need."""
+    return bool(getattr(getattr(yolo, "model", None), "end2end", False))
+
+
 class Detector:
     """A loaded YOLO detection or segmentation model.
 
     Ultralytics' predictor keeps per-call state, so calls on one Detector are serialised.
+
+    Args:
+        yolo: the model that predicts (a PyTorch one, or an export).
+        source: the weights it was loaded from (for an OpenVINO export made here: the `.pt` file).
+        engine: "pytorch", or "openvino" for an export made by `engines.export_openvino`.
+        class_probs: whether the model gives class probabilities (None: from `yolo`, a detect model whose head NMS
+            follows).
     """
 
-    def __init__(self, yolo, source: str):
+    def __init__(self, yolo, source: str, engine: str = "pytorch", class_probs: bool | None = None):
         self.yolo = yolo
         self.source = source
+        self.engine = engine
         self.task: str = yolo.task
         names = yolo.names
         self.names: list[str] = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
         self._lock = threading.Lock()
         # class probabilities come from the raw head output that NMS filters: detection models whose head NMS
         # follows (not end-to-end ones); turned off for good after the first failure
-        self._class_probs = self.task == "detect" and not getattr(getattr(yolo, "model", None), "end2end", False)
+        self._class_probs = self.task == "detect" and not _end2end(yolo) if class_probs is None else class_probs
+        # the predictor classes: Ultralytics' own for PyTorch (None), ones compiling for this process for OpenVINO
+        self._plain, self._with_probs = engines.openvino_predictors() if engine == "openvino" else (None, None)
+        self._embedder = None if engine == "openvino" else yolo  # an export has no layers to pool: the .pt, lazily
 
     @classmethod
-    def load(cls, weights: str | Path, task: str | None = None) -> "Detector":
+    def load(cls, weights: str | Path, task: str | None = None, engine: str = "pytorch",
+             export_dir: str | Path | None = None) -> "Detector":
         """Load `weights` (.pt, .onnx, OpenVINO folder, ...; a bare known name is downloaded by Ultralytics).
 
         Args:
             task: "detect" or "segment"; exported formats do not always say which, so it is guessed from a
                 "-seg" in the name when not given.
+            engine: "pytorch", "openvino" or "auto" (`engines.choose_engine`): a detect `.pt` model can be served
+                by its OpenVINO export, made on first use into `export_dir` (default `engines.default_cache_dir()`)
+                and reused after; when that fails, a warning is logged once and PyTorch serves.
 
         Raises:
             ModelLoadError: saying which weights and why.
+            ValueError: an unknown engine.
         """
         from ultralytics import YOLO
 
+        engine = engines.check_engine(engine)
         weights = str(weights)
         try:
             yolo = YOLO(weights, task=task or _task_from_name(weights))
             if yolo.task not in ("detect", "segment"):
                 raise ModelLoadError(f"{weights} is a {yolo.task} model; detection needs detect or segment weights")
-            return cls(yolo, weights)
         except ModelLoadError:
             raise
         except Exception as e:
             raise ModelLoadError(f"cannot load YOLO weights {weights!r}: {type(e).__name__}: {e}") from None
+        if engine != "pytorch" and engines.choose_engine(engine, weights, yolo.task, gpu_available()) == "openvino":
+            served = cls._openvino(weights, export_dir, not _end2end(yolo))
+            if served is not None:
+                return served
+        return cls(yolo, weights)
+
+    @classmethod
+    def _openvino(cls, weights: str, export_dir: str | Path | None, class_probs: bool) -> "Detector | None":
+        """The OpenVINO export of detect `.pt` weights, compiled and run once; None (a warning logged once per
+        weights) when exporting or loading it fails."""
+        from ultralytics import YOLO
+
+        try:
+            folder = engines.export_openvino(weights, export_dir or engines.default_cache_dir())
+            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs)
+            detector.predict([np.zeros((64, 64, 3), dtype=np.uint8)])  # compiled now, not in the first request
+            return detector
+        except Exception as e:
+            engines.warn_once(f"export:{weights}", "serving %s with PyTorch: its OpenVINO export failed: %s: %s",
+                              weights, type(e).__name__, e)
+            return None
 
     def class_indices(self, classes: Sequence[str]) -> list[int]:
         index = {n: i for i, n in enumerate(self.names)}
@@ -107,19 +149,20 @@ class Detector:
 
     def _predict(self, bgr: list[np.ndarray], batch: int, kwargs: dict, columns: list[int]) -> list[list[Detection]]:
         """`predict`'s batches, with class probabilities while the model gives them (the lock held)."""
-        def run(**extra) -> list[list[Detection]]:
+        def run(predictor=None) -> list[list[Detection]]:
+            extra = {"predictor": predictor} if predictor is not None else {}
             return [self._detections(r, columns) for start in range(0, len(bgr), max(1, batch))
                     for r in self.yolo.predict(bgr[start:start + batch], **kwargs, **extra)]
 
         if not self._class_probs:
-            return run()
+            return run(self._plain)
         from .class_probs import ClassProbsPredictor
 
         try:
-            return run(predictor=ClassProbsPredictor)
+            return run(self._with_probs or ClassProbsPredictor)
         except Exception:
             self.yolo.predictor = None  # the stock predictor again
-            found = run()  # fails too: the images are at fault, not the predictor
+            found = run(self._plain)  # fails too: the images are at fault, not the predictor
             # a head whose raw output ClassProbsPredictor does not know: no class probabilities from now on
             log.warning("%s gives no class probabilities; predicting without", self.source, exc_info=True)
             self._class_probs = False
@@ -139,19 +182,24 @@ class Detector:
         out = []
         with self._lock:
             runtime.keep_process_threads()
+            if self._embedder is None:
+                from ultralytics import YOLO
+
+                self._embedder = YOLO(self.source, task=self.task)
             try:
                 for start in range(0, len(bgr), max(1, batch)):
                     out += [v.detach().cpu().numpy().astype(np.float32).ravel()
-                            for v in self.yolo.embed(bgr[start:start + batch], **kwargs)]
+                            for v in self._embedder.embed(bgr[start:start + batch], **kwargs)]
             finally:
                 self._release()
         vectors = np.stack(out)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def _release(self) -> None:
-        predictor = getattr(self.yolo, "predictor", None)
-        if predictor is not None:  # it keeps the last batch's images and results until the next call
-            predictor.batch = predictor.results = predictor.dataset = None
+        for yolo in {id(m): m for m in (self.yolo, self._embedder) if m is not None}.values():
+            predictor = getattr(yolo, "predictor", None)
+            if predictor is not None:  # it keeps the last batch's images and results until the next call
+                predictor.batch = predictor.results = predictor.dataset = None
 
     def _detections(self, r, columns: list[int]) -> list[Detection]:
         boxes = r.boxes

@@ -16,14 +16,21 @@ MAX_LOADED = 4  # each YOLO model holds tens to hundreds of MB
 
 class DetectorPool:
     """Base detectors by weights, loaded on first use; the least recently used goes when more than `size` are
-    loaded (a caller still holding it keeps it alive)."""
+    loaded (a caller still holding it keeps it alive).
+
+    `engine` and `export_dir` are `Detector.load`'s: which engine serves a detect `.pt` model, and where its
+    OpenVINO export is cached.
+    """
 
     def __init__(self, weights_dir: str | Path | None, model_dir: str | Path,
-                 allowed: Iterable[str] = DEFAULT_ALLOWED, size: int = MAX_LOADED):
+                 allowed: Iterable[str] = DEFAULT_ALLOWED, size: int = MAX_LOADED, engine: str = "pytorch",
+                 export_dir: str | Path | None = None):
         self.weights_dir = weights_dir
         self.model_dir = Path(model_dir)
         self.allowed = tuple(allowed) or DEFAULT_ALLOWED
         self.size = size
+        self.engine = engine
+        self.export_dir = export_dir
         self.loaded: OrderedDict[str, Detector] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
@@ -46,7 +53,7 @@ class DetectorPool:
         with self._lock:
             found = self.loaded.get(weights)
             if found is None:
-                found = Detector.load(weights, task)
+                found = Detector.load(weights, task, self.engine, self.export_dir)
                 self.loaded[weights] = found
                 while len(self.loaded) > self.size:
                     self.loaded.popitem(last=False)
