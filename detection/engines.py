@@ -96,10 +96,10 @@ def recipe() -> str:
 
 
 def export_path(weights: str | Path, cache_dir: str | Path) -> Path:
-    """The folder that holds (or will hold) the OpenVINO export of `weights` in `cache_dir`."""
-    weights = Path(weights).resolve()
-    digest = sources_digest([weights], recipe())
-    return Path(cache_dir) / f"{weights.stem}-{digest[:16]}{OPENVINO_SUFFIX}"
+    """The folder that holds (or will hold) the OpenVINO export of `weights` in `cache_dir`: named by the content
+    alone, so a copy of the file (a version published by copying its weights) finds the same export."""
+    digest = sources_digest([Path(weights).resolve()], recipe(), names=False)
+    return Path(cache_dir) / f"{digest[:24]}{OPENVINO_SUFFIX}"
 
 
 def export_openvino(weights: str | Path, cache_dir: str | Path) -> Path:

@@ -21,12 +21,13 @@ from typing import Callable, Iterable
 LOCK_FILE = ".export.lock"
 
 
-def sources_digest(files: Iterable[Path], recipe: str) -> str:
-    """Hex SHA-256 of `recipe` and of each file's name and bytes, in the order given."""
+def sources_digest(files: Iterable[Path], recipe: str, names: bool = True) -> str:
+    """Hex SHA-256 of `recipe` and of each file's bytes (and name, unless `names` is False), in the order given."""
     digest = hashlib.sha256(recipe.encode())
     for path in files:
         path = Path(path)
-        digest.update(path.name.encode())
+        if names:
+            digest.update(path.name.encode())
         with path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)

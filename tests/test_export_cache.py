@@ -62,5 +62,9 @@ def test_digest_follows_bytes_names_and_recipe(tmp_path: Path) -> None:
     first = sources_digest([a], "recipe 1")
     assert sources_digest([a], "recipe 1") == first
     assert sources_digest([a], "recipe 2") != first
+    b = tmp_path / "b.pt"
+    b.write_bytes(b"weights")
+    assert sources_digest([b], "recipe 1") != first and sources_digest([b], "recipe 1", names=False) == \
+        sources_digest([a], "recipe 1", names=False)
     a.write_bytes(b"weights2")
     assert sources_digest([a], "recipe 1") != first
