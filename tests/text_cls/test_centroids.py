@@ -25,7 +25,7 @@ def test_centroids_mean_the_labeled_texts_with_the_prototype() -> None:
     got = class_centroids(np.array([[0.0, 1.0], [0.6, 0.8]]), np.array([1, 1]), protos)
     assert got.shape == (3, 2) and got.dtype == np.float32
     np.testing.assert_allclose(got[0], [1.0, 0.0])  # no labels: the prototype alone
-    np.testing.assert_allclose(got[1], _unit([0.6, 2.8]), rtol=1e-6)  # two labeled texts and the prototype
+    np.testing.assert_allclose(got[1], _unit([0.6, 3.8]), rtol=1e-6)  # two labeled texts and the prototype twice
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-6)
 
 
