@@ -40,14 +40,19 @@ class Detector:
         engine: "pytorch", or "openvino" for an export made by `engines.export_openvino`.
         class_probs: whether the model gives class probabilities (None: from `yolo`, a detect model whose head NMS
             follows).
+        names: the class names (None: `yolo.names`, which for an export sets up and compiles a throw-away
+            predictor).
     """
 
-    def __init__(self, yolo, source: str, engine: str = "pytorch", class_probs: bool | None = None):
+    def __init__(self, yolo, source: str, engine: str = "pytorch", class_probs: bool | None = None,
+                 names: dict | list | None = None):
         self.yolo = yolo
         self.source = source
         self.engine = engine
         self.task: str = yolo.task
-        names = yolo.names
+        if names is None:
+            runtime.keep_process_threads()  # an export's names set a predictor up: its select_device sets threads
+            names = yolo.names
         self.names: list[str] = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
         self._lock = threading.Lock()
         # class probabilities come from the raw head output that NMS filters: detection models whose head NMS
@@ -86,20 +91,21 @@ class Detector:
         except Exception as e:
             raise ModelLoadError(f"cannot load YOLO weights {weights!r}: {type(e).__name__}: {e}") from None
         if engine != "pytorch" and engines.choose_engine(engine, weights, yolo.task, gpu_available()) == "openvino":
-            served = cls._openvino(weights, export_dir, not _end2end(yolo))
+            served = cls._openvino(weights, export_dir, not _end2end(yolo), yolo.names)
             if served is not None:
                 return served
         return cls(yolo, weights)
 
     @classmethod
-    def _openvino(cls, weights: str, export_dir: str | Path | None, class_probs: bool) -> "Detector | None":
+    def _openvino(cls, weights: str, export_dir: str | Path | None, class_probs: bool,
+                  names: dict) -> "Detector | None":
         """The OpenVINO export of detect `.pt` weights, compiled and run once; None (a warning logged once per
         weights) when exporting or loading it fails."""
         from ultralytics import YOLO
 
         try:
             folder = engines.export_openvino(weights, export_dir or engines.default_cache_dir())
-            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs)
+            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs, names)
             detector.predict([np.zeros((64, 64, 3), dtype=np.uint8)])  # compiled now, not in the first request
             return detector
         except Exception as e:
