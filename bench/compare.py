@@ -11,13 +11,19 @@ A part is one function in PARTS (args -> dict); add a backend by adding one.
 
 detection (yolov8n, the first --tasks coco128 images, mixed shapes, served by a local HTTP server so that every
 side that fetches really fetches; each round uses new URLs, so no media cache answers):
-- labelloop: POST /predict (Flask test client, the real app) with one task per request, and with all tasks in one;
+- labelloop: POST /predict (Flask test client, the real app, its default DETECTION_ENGINE: on CPU the weights'
+  OpenVINO export, exported into .cache/bench/openvino before the timed rounds) with one task per request, and
+  with all tasks in one;
 - raw: `YOLO.predict(path)` one image at a time from the local files, and `YOLO.predict(paths, batch=8)`;
 - official: label-studio-ml-backend's examples/yolo (`YOLO.predict` of its model.py, RectangleLabelsModel:
   `get_local_path` download, one `model.predict(path)` per task, its region conversion), imported from a copy of
   that repository (--official; see `official_example`), one task per call and all tasks in one call.
-Every side uses the same weights, the same confidence (0.25) and all 80 COCO classes, and the same PyTorch thread
-count (labelloop's CPU_THREADS; Ultralytics is kept from changing it).
+Every side uses the same weights, the same confidence (0.25) and all 80 COCO classes, and the same thread count
+(labelloop's CPU_THREADS, OpenVINO's included; Ultralytics is kept from changing PyTorch's). The raw and official
+sides stay PyTorch: they are the references.
+
+detection_cold_start: the first `Detector.load` of yolov8n.pt and its first prediction in a new process, PyTorch
+against OpenVINO with an empty export cache (the export made) and with the cached export, alternated.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -167,8 +174,9 @@ def detection_sides(paths: list[Path], base_url: str, weights: Path, work: Path,
     from backends.config import Settings
 
     settings = Settings(model_dir=work / "models", weights_dir=weights.parent, media_cache_dir=work / "media",
-                        allowed_hosts=("127.0.0.1",), log_level="WARNING")
-    client = create_app("detection", settings).test_client()
+                        allowed_hosts=("127.0.0.1",), log_level="WARNING", detection_export_dir=CACHE / "openvino")
+    app = create_app("detection", settings)
+    client = app.test_client()
     config = coco_config(names)
 
     def tasks(r: int, side: str) -> list[dict]:
@@ -209,6 +217,7 @@ def detection_sides(paths: list[Path], base_url: str, weights: Path, work: Path,
     # warm-up: models loaded, first-call costs paid
     for fn in sides.values():
         fn(-1)
+    how["labelloop_engine"] = sorted({d.engine for d in app.config["BACKEND"].pool.loaded.values()})
     return sides, how
 
 
@@ -298,8 +307,12 @@ def one_by_one(detector, arrays: list, _round: int) -> int:
 
 def engines(args) -> dict:
     """PyTorch, ONNX Runtime and OpenVINO (Ultralytics' exports of the same weights, dynamic shapes): images/s of
-    labelloop's `Detector` one image at a time and of a /predict of all tasks naming the export as `model_path`
-    (local files), alternated; AP50 on all 128 coco128 images (conf 0.001, `detection.evaluate`)."""
+    labelloop's `Detector` one image at a time and of a /predict of all tasks, alternated; AP50 on all 128 coco128
+    images (conf 0.001, `detection.evaluate`).
+
+    OpenVINO twice: as labelloop serves it (`DETECTION_ENGINE` openvino/auto: float32, the thread budget) and as
+    Ultralytics compiles an export named as `model_path` (PERFORMANCE_HINT=LATENCY alone: OpenVINO's own precision,
+    bfloat16 on CPUs with AVX512-BF16 or AMX)."""
     from backends.app import create_app
     from backends.config import Settings
     from backends.threads import apply_threads, thread_budget
@@ -313,27 +326,33 @@ def engines(args) -> dict:
     weights = Path(os.environ.get("WEIGHTS_DIR", SHARED / "models")) / "yolov8n.pt"
     names = list(coco128_names(SHARED / "datasets").values())
     paths = sorted((SHARED / "datasets" / "coco128" / "images" / "train2017").glob("*.jpg"))[:args.tasks]
-    found = {"pytorch": weights, "onnxruntime": export(weights, "onnx"), "openvino": export(weights, "openvino")}
+    found = {"pytorch": weights, "onnxruntime": export(weights, "onnx"),
+             "openvino_ultralytics": export(weights, "openvino")}
     from detection.runtime import keep_process_threads
 
     apply_threads(threads)  # an export runs Ultralytics' select_device, which sets PyTorch to cores - 1
     keep_process_threads()
     detectors = {k: Detector.load(v, "detect") for k, v in found.items()}
+    detectors["openvino"] = Detector.load(CACHE / "exports" / weights.name, "detect", "openvino", CACHE / "openvino")
+    assert detectors["openvino"].engine == "openvino"
     arrays = [load_image(p) for p in paths]
     settings = Settings(model_dir=CACHE / "models", weights_dir=CACHE / "exports", media_cache_dir=CACHE / "media",
-                        local_roots=(paths[0].parent,), log_level="WARNING")
-    client = create_app("detection", settings).test_client()
+                        local_roots=(paths[0].parent,), log_level="WARNING", detection_export_dir=CACHE / "openvino")
+    clients = {engine: create_app("detection", settings.with_overrides(detection_engine=engine)).test_client()
+               for engine in ("pytorch", "openvino")}
     tasks = [{"id": i + 1, "data": {"image": str(p)}} for i, p in enumerate(paths)]
 
-    def served(model_path: str) -> int:
-        resp = client.post("/predict", json={"tasks": tasks, "project": "1.1",
-                                             "label_config": coco_config(names, model_path)})
+    def served(engine: str, model_path: str) -> int:
+        resp = clients[engine].post("/predict", json={"tasks": tasks, "project": "1.1",
+                                                      "label_config": coco_config(names, model_path)})
         assert resp.status_code == 200 and all("error" not in a for a in resp.json["results"]), resp.json
         return len(tasks)
 
     sides = {f"detector_{k}": functools.partial(one_by_one, d, arrays) for k, d in detectors.items()}
-    sides.update({f"labelloop_all_tasks_{k}": (lambda r, p=p.name: served(p)) for k, p in found.items()
-                  if k != "onnxruntime"})
+    sides.update({"labelloop_all_tasks_pytorch": lambda r: served("pytorch", weights.name),
+                  "labelloop_all_tasks_openvino": lambda r: served("openvino", weights.name),
+                  "labelloop_all_tasks_openvino_ultralytics": lambda r: served(
+                      "pytorch", found["openvino_ultralytics"].name)})
     for fn in sides.values():
         fn(-1)
     rates = alternate(sides, args.rounds)
@@ -345,17 +364,64 @@ def engines(args) -> dict:
         quality[k] = {"map50": round(m["map50"], 4), "map50_95": round(m["map50_95"], 4)}
         print(f"  {k}: AP50 {m['map50']:.4f}", flush=True)
     return {"machine": machine(threads), "load_average_start": load_start, "images": len(paths),
-            "threads": "PyTorch: the budget; ONNX Runtime: its default intra-op pool (physical cores); OpenVINO: "
-                       "Ultralytics' PERFORMANCE_HINT=LATENCY (all cores)",
+            "threads": "PyTorch: the budget; ONNX Runtime: its default intra-op pool (physical cores); OpenVINO as "
+                       "labelloop serves it: the budget, float32; openvino_ultralytics: Ultralytics' "
+                       "PERFORMANCE_HINT=LATENCY alone (all cores, OpenVINO's own precision)",
+            "precision_openvino_ultralytics": str(_precision(detectors["openvino_ultralytics"])),
             "images_per_s": rates, "median_images_per_s": {k: round(statistics.median(v), 3) for k, v in rates.items()},
-            "vs_pytorch": {"detector_onnxruntime": ratios(rates, "detector_onnxruntime", "detector_pytorch"),
-                           "detector_openvino": ratios(rates, "detector_openvino", "detector_pytorch"),
-                           "labelloop_all_tasks_openvino": ratios(rates, "labelloop_all_tasks_openvino",
-                                                                  "labelloop_all_tasks_pytorch")},
+            "vs_pytorch": {**{f"detector_{k}": ratios(rates, f"detector_{k}", "detector_pytorch")
+                              for k in detectors if k != "pytorch"},
+                           **{f"labelloop_all_tasks_{k}": ratios(rates, f"labelloop_all_tasks_{k}",
+                                                                 "labelloop_all_tasks_pytorch")
+                              for k in ("openvino", "openvino_ultralytics")}},
             "coco128_all_128": quality, "load_average_end": [round(v, 2) for v in os.getloadavg()]}
 
 
-PARTS: dict[str, Callable] = {"detection": detection, "detection_engines": engines}
+def _precision(detector) -> object:
+    """The inference precision an OpenVINO detector was compiled with (after its first prediction)."""
+    return detector.yolo.predictor.model.backend.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
+
+
+def _load_seconds(weights: Path, engine: str, export_dir: Path, image: Path) -> float:
+    """Seconds of the first `Detector.load` and its first prediction (`image`) in a new process (labelloop's and
+    Ultralytics' imports not counted; what they import lazily, such as torchvision at the first prediction, and
+    OpenVINO, which only its engine needs, counted)."""
+    code = ("import sys, time\nfrom ultralytics import YOLO\nfrom detection.images import load_image\n"
+            "from detection.model import Detector\nimage = load_image(sys.argv[4])\nt = time.perf_counter()\n"
+            "d = Detector.load(sys.argv[1], 'detect', sys.argv[2], sys.argv[3])\nd.predict([image])\n"
+            "assert d.engine == sys.argv[2], d.engine\nprint(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code, str(weights), engine, str(export_dir), str(image)], cwd=ROOT,
+                         check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def cold_start(args) -> dict:
+    """The first load of yolov8n.pt in a new process: PyTorch, OpenVINO exporting into an empty cache, OpenVINO from
+    the cache; alternated, `--rounds` rounds."""
+    from backends.threads import apply_threads, thread_budget
+
+    threads = apply_threads(thread_budget())
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    weights = Path(os.environ.get("WEIGHTS_DIR", SHARED / "models")) / "yolov8n.pt"
+    image = sorted((SHARED / "datasets" / "coco128" / "images" / "train2017").glob("*.jpg"))[0]
+    seconds: dict[str, list[float]] = {"pytorch": [], "openvino_export": [], "openvino_cached": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            empty = Path(tmp) / f"round-{r}"
+            seconds["pytorch"].append(_load_seconds(weights, "pytorch", empty, image))
+            seconds["openvino_export"].append(_load_seconds(weights, "openvino", empty, image))
+            seconds["openvino_cached"].append(_load_seconds(weights, "openvino", empty, image))
+    rounded = {k: [round(v, 2) for v in vs] for k, vs in seconds.items()}
+    return {"machine": machine(threads), "load_average_start": load_start, "weights": weights.name,
+            "what": "seconds of the first Detector.load and its first prediction (one coco128 photo) in a new "
+                    "process (labelloop's and Ultralytics' imports excluded, what they import lazily counted); "
+                    "OpenVINO's include importing openvino, hashing the .pt and compiling; openvino_export also "
+                    "the export itself",
+            "seconds": rounded, "median_seconds": {k: round(statistics.median(v), 2) for k, v in seconds.items()},
+            "load_average_end": [round(v, 2) for v in os.getloadavg()]}
+
+
+PARTS: dict[str, Callable] = {"detection": detection, "detection_engines": engines, "detection_cold_start": cold_start}
 
 
 def main(argv: list[str] | None = None) -> None:
