@@ -170,3 +170,35 @@ def test_openvino_compiles_with_the_process_budget_in_float32(yolov8n: Path, exp
     compiled = detector.yolo.predictor.model.backend.ov_compiled_model
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+
+
+def _fake_fit(verdicts: list[str]):
+    """`fit_controls` of one trained control whose weights are a copy of yolov8n.pt, published unless `verdicts`."""
+    from backends.regions_finetune import RegionsFit
+
+    def fit(pool, writers, examples, parent, out_dir, *args, **kwargs):
+        shutil.copyfile(Path(pool.resolve("yolov8n.pt", "detect")), Path(out_dir) / "weights.pt")
+        scores = {"map50": 0.5, "map50_95": 0.3, "served_map50": 0.4, "served_map50_95": 0.2}
+        return RegionsFit(manifest={"label": {"task": "detect", "classes": ["person"], "weights": "weights.pt"}},
+                          trained=["label"], metrics={"label": scores}, verdicts=verdicts, images=4)
+
+    return fit
+
+
+@pytest.mark.parametrize("published", [True, False])
+def test_training_exports_a_version_it_publishes(published: bool, yolov8n: Path, weights_dir: Path, tmp_path: Path,
+                                                 monkeypatch) -> None:
+    from backends.adapters import detection as adapter_module
+
+    made = []
+    monkeypatch.setattr(adapter_module, "fit_controls", _fake_fit([] if published else ["worse"]))
+    monkeypatch.setattr(adapter_module, "prepare_export", lambda *args: made.append(args))
+    settings = Settings(model_dir=tmp_path / "models", weights_dir=weights_dir, media_cache_dir=tmp_path / "media",
+                        detection_export_dir=tmp_path / "exports")
+    adapter = adapter_module.DetectionAdapter(settings)
+    config = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+              '<Label value="person"/></RectangleLabels></View>')
+    (tmp_path / "v1").mkdir()
+    result = adapter.fit([], config, None, tmp_path / "v1")
+    assert result.publish is published
+    assert made == ([(tmp_path / "v1" / "weights.pt", "detect", "auto", tmp_path / "exports")] if published else [])
