@@ -13,6 +13,12 @@ import os
 import sys
 from typing import Mapping
 
+# An OpenMP thread (PyTorch's, CTranslate2's) that reaches a barrier spins a while before it sleeps. Beside another
+# busy process the spinning threads crowd out the one with work: YOLOv8n at 2 threads took 400-1000 ms an image
+# where PASSIVE (sleep at once) took 120-220 ms (bench/results/threads.json). OpenMP reads it when its runtime
+# loads, so it is set before torch or ctranslate2 is imported; an operator's own OMP_WAIT_POLICY wins.
+WAIT_POLICY = "PASSIVE"
+
 
 def thread_budget(env: Mapping[str, str] | None = None, processes: int = 1) -> int:
     """Threads one process may use: `CPU_THREADS` (or the older `TORCH_THREADS`), else its cores / `processes`.
@@ -35,12 +41,14 @@ def thread_budget(env: Mapping[str, str] | None = None, processes: int = 1) -> i
 
 
 def apply_threads(n: int) -> int:
-    """Give this process `n` threads in PyTorch, CTranslate2, onnxruntime and OpenMP, now and for what loads later.
+    """Give this process `n` threads in PyTorch, CTranslate2, onnxruntime and OpenMP, now and for what loads later,
+    and OpenMP's passive wait policy (`WAIT_POLICY`) where the runtime has not loaded yet.
 
     Returns:
         `n`.
     """
     n = max(1, int(n))
+    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     # Read by OpenMP runtimes when they start, by CTranslate2 through asr.models.cpu_threads, and by the benches'
     # and the workers' child processes.
     os.environ["OMP_NUM_THREADS"] = os.environ["CPU_THREADS"] = str(n)
@@ -57,4 +65,5 @@ def thread_report() -> dict[str, int | None]:
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     raw = os.environ.get("CPU_THREADS", "")
-    return {"budget": int(raw) if raw.isdigit() else None, "torch": torch_threads}
+    return {"budget": int(raw) if raw.isdigit() else None, "torch": torch_threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}

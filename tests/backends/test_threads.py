@@ -16,6 +16,7 @@ def restore_threads(monkeypatch):
     before = torch.get_num_threads()
     for name in ("OMP_NUM_THREADS", "CPU_THREADS"):
         monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # restored afterwards
     yield
     torch.set_num_threads(before)
 
@@ -39,7 +40,25 @@ def test_apply_sets_torch_and_the_environment_for_ctranslate2(restore_threads):
     assert apply_threads(1) == 1
     assert torch.get_num_threads() == 1
     assert os.environ["OMP_NUM_THREADS"] == "1" and cpu_threads() == 1
-    assert thread_report() == {"budget": 1, "torch": 1}
+    assert thread_report() == {"budget": 1, "torch": 1, "omp_wait_policy": "PASSIVE"}
+
+
+def test_openmp_waits_passively_unless_the_operator_chose():
+    import subprocess
+    import sys
+
+    from backends.threads import WAIT_POLICY
+
+    code = "import os; from backends.threads import apply_threads; apply_threads(1); print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for given, expected in ((None, WAIT_POLICY), ("ACTIVE", "ACTIVE")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             env={**env, **({"OMP_WAIT_POLICY": given} if given else {})})
+        assert out.stdout.strip() == expected, out.stderr
+    # gunicorn's settings set it in the master, before a worker (or a preloaded app) imports torch
+    code = "import os, backends.gunicorn_conf; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.strip() == WAIT_POLICY, out.stderr
 
 
 def test_ultralytics_keeps_the_process_thread_count(restore_threads, weights_dir):
