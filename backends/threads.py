@@ -48,7 +48,8 @@ def apply_threads(n: int) -> int:
         `n`.
     """
     n = max(1, int(n))
-    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    if not os.environ.get("OMP_WAIT_POLICY"):
+        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
     # Read by OpenMP runtimes when they start, by CTranslate2 through asr.models.cpu_threads, and by the benches'
     # and the workers' child processes.
     os.environ["OMP_NUM_THREADS"] = os.environ["CPU_THREADS"] = str(n)
