@@ -3,14 +3,18 @@
 For N = 12, 24, 40, 100, 200 random labels (5 seeds, every class at least once when N allows), on TREC-6 and SST-2,
 the accuracy on held-out texts of:
 
-- the trained head (`text_cls.TextClassifier`, as the backend trains it) and the served model: the head, or
-  zero-shot where the publish guard rejects the head (cross-validated accuracy below zero-shot's on the labels),
+- the served model (`text_cls.TextClassifier`, as the backend trains it): a single-choice head's product with its
+  labels' centroid classifier (`text_cls.centroids.served_product`), or zero-shot where the publish guard rejects
+  it (cross-validated accuracy of the product below zero-shot's on the labels); "product" is the same unguarded,
+- the head alone ("head": what was served before the product, the same fit without its centroids) and the product
+  over every label ("product_all_labels", tried and not served: it takes the texts of labels without labels),
 - plain logistic regression (`sklearn.linear_model.LogisticRegression()`, defaults) on the same MiniLM embeddings and
   the same labels,
 - zero-shot alone (the label names, no labels).
 
 Plus the forgetting case: a 4-class TREC project (Human, Location, Numeric, Description) labels 12 texts of only 2
-classes; the recall of the 2 classes without labels before (zero-shot) and after training.
+classes; the recall of the 2 classes without labels before (zero-shot) and after training (served, head alone,
+product over every label).
 
 Run by hand (not part of CI; about five minutes on 2 CPU cores once the embeddings are cached):
 
@@ -32,6 +36,7 @@ import numpy as np
 
 from ops.sample_data import read_trec
 from text_cls import ControlSpec, TextClassifier, get_encoder
+from text_cls import centroids as cz
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,13 +116,26 @@ def sample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(len(y))[:n]
 
 
-def served_accuracy(encoder, labels: list[str], train, test, rows: np.ndarray) -> tuple[float, dict]:
-    """Test accuracy of the served model trained on `rows`, and its metrics."""
+def variants(clf: TextClassifier, texts: list[str]) -> dict[str, np.ndarray]:
+    """Probabilities of the served product, the head alone and the product over every label (zero-shot: all
+    three are zero-shot's)."""
+    served = clf.predict_proba(texts)["label"]
+    if "label" not in clf.heads:
+        return {"product": served, "head": served, "product_all_labels": served}
+    E = clf.encoder.encode(texts)
+    head = clf.heads["label"].proba(E, clf._zero_shot_logits(clf.controls[0], E))
+    return {"product": served, "head": head,
+            "product_all_labels": cz.combine(head, cz.centroid_proba(E, clf.centroids["label"]))}
+
+
+def served_accuracy(encoder, labels: list[str], train, test, rows: np.ndarray) -> tuple[dict[str, float], dict]:
+    """Test accuracy of each of `variants` of the model trained on `rows`, and its metrics."""
     spec = ControlSpec("label", labels)
     clf = TextClassifier(encoder, [spec])
     metrics = clf.fit([train[0][i] for i in rows], {"label": [[train[1][i]] for i in rows]})["label"]
-    predicted = clf.predict_proba(test[0])["label"].argmax(axis=1)
-    return float(np.mean([labels[p] == y for p, y in zip(predicted, test[1])])), metrics
+    accuracy = {name: float(np.mean([labels[p] == y for p, y in zip(proba.argmax(axis=1), test[1])]))
+                for name, proba in variants(clf, test[0]).items()}
+    return accuracy, metrics
 
 
 def plain_lr_accuracy(encoder, train, test, rows: np.ndarray) -> float:
@@ -140,21 +158,25 @@ def learning_curves(encoder, data: dict) -> dict:
         for seed in SEEDS:
             rows = sample(np.array(train[1]), n, seed)
             start = time.perf_counter()
-            head, m = served_accuracy(encoder, labels, train, test, rows)
+            acc, m = served_accuracy(encoder, labels, train, test, rows)
             rejected = bool((m.get("guard") or {}).get("worse"))
-            served = out["zero_shot"] if rejected else head
-            runs.append({"seed": seed, "served": round(served, 4), "head": round(head, 4), "rejected": rejected,
+            served = out["zero_shot"] if rejected else acc["product"]
+            runs.append({"seed": seed, "served": round(served, 4), "rejected": rejected,
+                         **{name: round(value, 4) for name, value in acc.items()},
                          "plain_lr": round(plain_lr_accuracy(encoder, train, test, rows), 4),
                          "fit_s": round(time.perf_counter() - start, 2), "C": m["C"],
                          "zero_shot_weight": m["zero_shot_weight"], "classes_labeled": len(m["classes"])})
-        summary = {key: round(float(np.nanmean([r[key] for r in runs])), 4) for key in ("served", "head", "plain_lr")}
+        keys = ("served", "product", "head", "product_all_labels", "plain_lr")
+        summary = {key: round(float(np.nanmean([r[key] for r in runs])), 4) for key in keys}
         summary["rejected"] = sum(r["rejected"] for r in runs)
-        summary.update({f"{key}_std": round(float(np.nanstd([r[key] for r in runs])), 4)
-                        for key in ("served", "head", "plain_lr")})
+        summary.update({f"{key}_std": round(float(np.nanstd([r[key] for r in runs])), 4) for key in keys})
         summary["served_minus_lr"] = round(summary["served"] - summary["plain_lr"], 4)
+        summary["served_minus_head"] = round(summary["served"] - summary["head"], 4)
         out["sizes"][str(n)] = {**summary, "runs": runs}
-        print(f"  N={n}: served {summary['served']:.3f} (head {summary['head']:.3f}, {summary['rejected']} "
-              f"rejected), plain LR {summary['plain_lr']:.3f}", flush=True)
+        print(f"  N={n}: served {summary['served']:.3f}+-{summary['served_std']:.3f} (head alone "
+              f"{summary['head']:.3f}+-{summary['head_std']:.3f}, all-label product "
+              f"{summary['product_all_labels']:.3f}, {summary['rejected']} rejected), plain LR "
+              f"{summary['plain_lr']:.3f}+-{summary['plain_lr_std']:.3f}", flush=True)
     return out
 
 
@@ -167,13 +189,13 @@ def forgetting(encoder, data: dict) -> dict:
     test_texts, test_y = [t for t, _ in test], [y for _, y in test]
     spec = ControlSpec("label", labels)
 
-    def report(clf: TextClassifier) -> dict:
-        predicted = [labels[p] for p in clf.predict_proba(test_texts)["label"].argmax(axis=1)]
+    def report(proba: np.ndarray) -> dict:
+        predicted = [labels[p] for p in proba.argmax(axis=1)]
         recall = {c: round(float(np.mean([p == c for p, y in zip(predicted, test_y) if y == c])), 4) for c in labels}
         return {"accuracy": round(float(np.mean([p == y for p, y in zip(predicted, test_y)])), 4), "recall": recall}
 
-    before = report(TextClassifier(encoder, [spec]))
-    after = []
+    before = report(TextClassifier(encoder, [spec]).predict_proba(test_texts)["label"])
+    after, others = [], {"head": [], "product_all_labels": []}
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
         rows = []
@@ -182,11 +204,30 @@ def forgetting(encoder, data: dict) -> dict:
             rows += list(rng.choice(pool, 6, replace=False))
         clf = TextClassifier(encoder, [spec])
         m = clf.fit([train[i][0] for i in rows], {"label": [[train[i][1]] for i in rows]})["label"]
-        after.append({**report(clf), "published": not m["guard"]["worse"]})
-    mean_recall = {c: round(float(np.mean([a["recall"][c] for a in after])), 4) for c in labels}
+        found = variants(clf, test_texts)
+        after.append({**report(found["product"]), "published": not m["guard"]["worse"]})
+        for name in others:
+            others[name].append(report(found[name]))
+
+    def mean(reports: list[dict]) -> dict:
+        return {"accuracy": round(float(np.mean([a["accuracy"] for a in reports])), 4),
+                "recall": {c: round(float(np.mean([a["recall"][c] for a in reports])), 4) for c in labels}}
+
     return {"classes": labels, "labeled": list(FORGET_LABELED), "n_labels": 12, "test_texts": len(test),
-            "before": before, "after_mean": {"accuracy": round(float(np.mean([a["accuracy"] for a in after])), 4),
-                                             "recall": mean_recall}, "after_runs": after}
+            "before": before, "after_mean": mean(after), "after_runs": after,
+            **{f"after_mean_{name}": mean(reports) for name, reports in others.items()}}
+
+
+def decision(results: dict) -> dict:
+    """Whether serving the product earns its place: at or above plain logistic regression at every N and data set,
+    and above the head alone on average over them."""
+    sizes = [s for res in results["datasets"].values() for s in res["sizes"].values()]
+    gains = [s["served_minus_head"] for s in sizes]
+    below_lr = [f"{name} N={n}" for name, res in results["datasets"].items() for n, s in res["sizes"].items()
+                if s["served"] < s["plain_lr"]]
+    return {"served_below_plain_lr": below_lr, "mean_served_minus_head": round(float(np.mean(gains)), 4),
+            "min_served_minus_head": round(float(np.min(gains)), 4),
+            "keep_product": not below_lr and float(np.mean(gains)) > 0}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -200,7 +241,7 @@ def plot(results: dict, path: Path) -> None:
     for ax, name in zip(np.atleast_1d(axes), names):
         res = results["datasets"][name]
         sizes = [int(n) for n in res["sizes"]]
-        for key, label in (("served", "served model (guarded)"), ("head", "trained head"),
+        for key, label in (("served", "served: head x centroids (guarded)"), ("head", "head alone (served before)"),
                            ("plain_lr", "plain logistic regression")):
             mean = np.array([res["sizes"][str(n)][key] for n in sizes])
             std = np.array([res["sizes"][str(n)][f"{key}_std"] for n in sizes])
@@ -245,6 +286,8 @@ def main() -> None:
                                      "test_texts": len(data["test"][0]), **learning_curves(cached, data)}
     results["forgetting"] = forgetting(CachedEncoder(encoder, datasets["trec6"]["vectors"]), datasets["trec6"])
     print("forgetting:", results["forgetting"]["before"], results["forgetting"]["after_mean"], flush=True)
+    results["decision"] = decision(results)
+    print("decision:", results["decision"], flush=True)
     results["total_s"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "text_learning.json").write_text(json.dumps(results, indent=1))

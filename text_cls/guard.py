@@ -1,19 +1,23 @@
 """The guard: a control's new head judged against the served classifier's recipe and zero-shot, on the same
-held-out folds, so that a version that predicts worse is not published."""
+held-out folds, so that a version that predicts worse is not published.
+
+Each side is judged on what it serves: a single-choice head with centroids serves its product with the centroid
+classifier (`centroids.served_product`), and its out-of-fold predictions take each fold's centroids from that
+fold's training labels only (`centroids.out_of_fold`)."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from . import heads, zero_shot
+from . import centroids, heads, zero_shot
 from .controls import ControlSpec
 
 
 def judge(
     spec: ControlSpec, E: np.ndarray, zs_logits: np.ndarray, y: np.ndarray, splits: list,
     candidate: dict[str, float], candidate_proba: np.ndarray, served_recipe: tuple[float, float] | None,
-    tolerance: float, max_iter: int,
+    tolerance: float, max_iter: int, prototypes: np.ndarray | None = None, served_centroids: bool = False,
 ) -> dict[str, Any]:
     """The new head against the served classifier's recipe and zero-shot, on the same held-out folds.
 
@@ -23,9 +27,12 @@ def judge(
     Args:
         E, zs_logits, y: the control's training embeddings, zero-shot logits and targets.
         splits: the folds the candidate was cross-validated on.
-        candidate, candidate_proba: the candidate's scores and out-of-fold probabilities.
+        candidate, candidate_proba: the candidate's scores and out-of-fold probabilities (what it would serve).
         served_recipe: (C, zero-shot weight) of the served classifier's head, None when it is zero-shot.
         tolerance: how much worse the candidate may be on top of one standard error.
+        prototypes: the control's zero-shot prototypes, for the served version's fold-local centroids.
+        served_centroids: the served version serves its head's product with centroids (a version saved before
+            centroids were kept serves its head alone).
 
     Returns:
         {"metric", "candidate", "served", "zero_shot" (scores, see `heads.score`), "served_mode", "worse"
@@ -35,6 +42,8 @@ def judge(
     references = [("zero-shot", zs_proba)]
     if served_recipe is not None:
         proba = heads.out_of_fold(E, zs_logits, y, spec.multi, splits, *served_recipe, max_iter)
+        if served_centroids and prototypes is not None and not spec.multi:
+            proba = centroids.out_of_fold(proba, E, y, prototypes, splits)
         references.insert(0, ("the served version", proba))
     mine = heads.known_correct(candidate_proba, y, spec.multi)
     scores: dict[str, dict[str, float]] = {}

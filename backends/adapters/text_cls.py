@@ -9,7 +9,6 @@ from typing import Any
 from selection import get_measure as get_strategy  # the measure behind a strategy's per-task score
 from selection import names
 from text_cls import ControlSpec
-from text_cls.centroids import agreeing_confidence
 from text_cls.controls import choose
 from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 from text_cls.version import TextModel, train_field
@@ -126,10 +125,10 @@ class TextClassificationAdapter(Adapter):
             texts, rows = self._texts(tasks, control, media, answers)
             if not texts:
                 continue
-            # The measure is taken on the head's probabilities times its labels' centroid classifier's (0 where
-            # the two disagree on the choice): it finds the wrong choices better (text_cls.centroids).
-            probs, score_probs = self._classifier_for(model, control, spec, params).predict_scored(texts)[spec.name]
-            conf = agreeing_confidence(strategy, probs, score_probs, spec.multi)
+            # A single-choice head serves its product with its labels' centroid classifier (text_cls.centroids):
+            # the choice, its probability and the task score all come from that one distribution.
+            probs = self._classifier_for(model, control, spec, params).predict_proba(texts)[spec.name]
+            conf = strategy(probs, multi_label=spec.multi)
             writer = ChoicesWriter(control)
             for row, p, c in zip(rows, probs, conf):
                 answers[row].result.append(writer.item(choose(spec, p, threshold), c))
