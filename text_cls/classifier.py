@@ -163,7 +163,7 @@ class TextClassifier:
             head, metrics[spec.name] = self._fit_one(spec, embeddings[rows], y, eligible[spec.name], served)
             if head is not None:
                 new_heads[spec.name] = head
-                if not spec.multi:
+                if not spec.multi and p["centroids"]:
                     new_centroids[spec.name] = centroids.class_centroids(embeddings[rows], y,
                                                                          self.prototypes[spec.name])
         self.heads = new_heads
@@ -218,7 +218,7 @@ class TextClassifier:
         out: dict[str, Any] = {}
         if splits:
             C, weight, cv, oof = heads.select(E, zs_logits, y, spec.multi, splits, C_grid, prior_grid, max_iter)
-            if not spec.multi:  # judged on what it would serve: the product with fold-local centroids
+            if not spec.multi and p["centroids"]:  # judged on what it would serve: the product (fold-local centroids)
                 oof = centroids.out_of_fold(oof, E, y, self.prototypes[spec.name], splits)
                 cv = heads.score(oof, y, spec.multi)
             out.update(cv_folds=len(splits), cv_accuracy=cv["accuracy"], cv_macro_f1=cv["macro_f1"],

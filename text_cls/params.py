@@ -30,6 +30,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "multi_temperature": zero_shot.DEFAULT_MULTI_TEMPERATURE,
     # Heads learn a correction to the zero-shot logits (see heads.py); False: plain logistic regression.
     "prior": True,
+    # A single-choice head serves its product with its labels' centroid classifier (see centroids.py); False: the
+    # head alone, as versions saved before centroids were kept.
+    "centroids": True,
     # The guard (fit(served=...)) calls a fit worse when its cross-validated accuracy is below the served
     # classifier's or zero-shot's on the same folds by more than this and more than one standard error.
     "guard_tolerance": 0.0,

@@ -8,7 +8,8 @@ import numpy as np
 
 from selection import MEASURES
 from text_cls import ControlSpec, Encoder, TextClassifier, heads
-from text_cls.centroids import agreeing_confidence, centroid_proba, class_centroids, combine, out_of_fold, served_product
+from text_cls.centroids import (agreeing_confidence, centroid_proba, class_centroids, combine, out_of_fold,
+                                served_product)
 from text_cls.guard import judge
 
 # Two labels in the plane: A's labeled texts around the x axis, B's around the y axis; the prototypes sit on them.
@@ -186,3 +187,16 @@ def test_a_new_fit_is_judged_against_the_served_product(encoder: Encoder) -> Non
                     served=served)["sentiment"]["guard"]
     assert guard["served_mode"] == "trained" and not guard["worse"]
     assert guard["served"] == guard["candidate"]  # the same recipe and labels: the same served distribution
+
+
+def test_centroids_false_serves_and_judges_the_head_alone(encoder: Encoder) -> None:
+    served, spec = _fit(encoder)
+    clf = TextClassifier(encoder, served.controls, params={"centroids": False})
+    texts = [t for ts in SENTIMENT.values() for t in ts] * 2
+    m = clf.fit(texts, {"sentiment": [[label] for label, ts in SENTIMENT.items() for _ in ts] * 2},
+                served=served)["sentiment"]
+    assert clf.centroids == {} and not clf.serves_centroids(spec)
+    probe = ["A wonderful film", "The train leaves at noon"]
+    np.testing.assert_allclose(clf.predict_proba(probe)["sentiment"], _head_alone(clf, probe))
+    # Its candidate is the head alone; the served version is judged on its product: the two differ.
+    assert m["guard"]["candidate"] != m["guard"]["served"]
