@@ -9,7 +9,7 @@ Pure ML: this package never imports `backends` (the Label Studio layer builds on
 - `controls`: `ControlSpec` (a choice control's labels) and the answers as training targets.
 - `params`: `DEFAULT_PARAMS` and the check of overrides.
 - `guard`: a new head judged against the served recipe and zero-shot on the same folds.
-- `centroids`: the labels' centroid classifier whose product with the head the task score is measured on.
+- `centroids`: the labels' centroid classifier a single-choice head is served with (their product).
 - `classifier`: `TextClassifier`, prediction and training of several controls on one encoder.
 - `storage`: a classifier's files (JSON + npz, and a fine-tuned transformer).
 - `finetune`: fine-tuning the transformer on the annotated texts.

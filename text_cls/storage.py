@@ -38,7 +38,7 @@ class Saved:
     heads: dict[str, LinearHead]
     prototypes: dict[str, np.ndarray]
     null_prototype: np.ndarray
-    # control -> label centroids for the task score; absent in versions saved before they were kept
+    # control -> label centroids the head is served with; absent in versions saved before they were kept
     centroids: dict[str, np.ndarray] = field(default_factory=dict)
 
 
