@@ -1,14 +1,16 @@
 """Does the text backend's task score say where the model is wrong?
 
 For N = 24, 40, 100, 200 random labels (5 seeds), on TREC-6 and SST-2, the served text model (`text_cls.TextClassifier`
-as the backend trains it; zero-shot where the publish guard rejects the head) predicts the held-out texts. The task
-score the backend writes is the confidence of the prediction under an uncertainty measure (`selection.MEASURES`:
-least confidence, margin, entropy) taken on the product of the head's probabilities and its labels' centroid
-classifier's, 0 where the two disagree on the choice (`text_cls.centroids`); a useful score is low where the
-prediction is wrong. Reported: the AUROC of (1 - score) for "the prediction is wrong" (0.5 is a random score, 1.0
-puts every wrong prediction below every right one; the issue asks for at least 0.75), side by side with the former
-score (the measure on the head's probabilities alone, `former_*`), a plain logistic regression's max probability on
-the same embeddings and labels, and the candidates tried on the way (`tried`, see bench/text_score_explore.py).
+as the backend trains it: a single-choice head's product with its labels' centroid classifier,
+`text_cls.centroids.served_product`; zero-shot where the publish guard rejects it) predicts the held-out texts. The
+task score the backend writes is the confidence of the served choice under an uncertainty measure
+(`selection.MEASURES`: least confidence, margin, entropy) taken on that same served distribution; a useful score is
+low where the prediction is wrong. Reported: the AUROC of (1 - score) for "the prediction is wrong" (0.5 is a random
+score, 1.0 puts every wrong prediction below every right one; the issue asks for at least 0.75), side by side with
+what was served before (`former_*`: the head alone served, its score the measure on the head x centroids product, 0
+where the two disagree on the choice; same fit and guard verdict), a plain logistic regression's max probability on
+the same embeddings and labels, and the candidates tried on the way (`tried`, see bench/text_score_explore.py; they
+score the served choice).
 
 Run by hand (not part of CI; a few minutes on 2 CPU cores once the embeddings are cached by text_learning_bench):
 
@@ -33,7 +35,7 @@ from bench.text_learning_bench import CachedEncoder, cached_vectors, load_datase
 from bench.text_score_explore import tried
 from selection import MEASURES
 from text_cls import ControlSpec, TextClassifier, get_encoder
-from text_cls.centroids import agreeing_confidence
+from text_cls.centroids import agreeing_confidence, centroid_proba, combine
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (24, 40, 100, 200)
@@ -59,8 +61,8 @@ TRIED = {
     "product_with_zero_shot": "the served product times zero-shot's probabilities to the power of the head's "
                               "zero-shot weight (a third expert)",
     "rank_average_*": "mean rank of max probability and another signal: depends on the batch scored together",
-    "product_choice_*": "serving the product's own argmax instead of the head's: its accuracy and least "
-                        "confidence AUROC for its own wrong choices",
+    "least_confidence_*_agrees": "least confidence on the served product, 0 where the head alone's (head_agrees) "
+                                 "or the centroid classifier's (centroid_agrees) choice is another",
     "learned combiner": "logistic regression on out-of-fold [log max prob, log centroid prob, log zero-shot "
                         "prob, agreement, log product max] of the labeled texts, by hand (/tmp script, not kept): "
                         "TREC-6 0.587/0.707/0.741/0.791, SST-2 0.529/0.696/0.720/0.734 at 24/40/100/200 labels "
@@ -85,17 +87,30 @@ def served_run(encoder, labels: list[str], train, test, rows: np.ndarray) -> tup
     rejected = bool((metrics.get("guard") or {}).get("worse"))
     zero_shot = TextClassifier(encoder, [ControlSpec("label", labels)])
     served = zero_shot if rejected else clf
-    probs, score_probs = served.predict_scored(test[0])["label"]
+    probs = served.predict_proba(test[0])["label"]
     wrong = np.array([labels[p] != y for p, y in zip(probs.argmax(axis=1), test[1])])
     out = {"accuracy": round(float(1 - wrong.mean()), 4), "rejected": rejected}
-    out.update({name: round(wrong_auroc(wrong, agreeing_confidence(measure, probs, score_probs)), 4)
+    out.update({name: round(wrong_auroc(wrong, measure(probs)), 4) for name, measure in MEASURES.items()})
+    head, former_score = former(clf, zero_shot, test[0], rejected)
+    former_wrong = np.array([labels[p] != y for p, y in zip(head.argmax(axis=1), test[1])])
+    out["former_accuracy"] = round(float(1 - former_wrong.mean()), 4)
+    out.update({f"former_{name}": round(wrong_auroc(former_wrong, agreeing_confidence(measure, head, former_score)), 4)
                 for name, measure in MEASURES.items()})
-    out.update({f"former_{name}": round(wrong_auroc(wrong, measure(probs)), 4) for name, measure in MEASURES.items()})
-    return out, tried_run(clf, zero_shot, served, labels, train, test, rows, probs, score_probs, wrong, rejected)
+    return out, tried_run(clf, zero_shot, served, labels, train, test, rows, probs, head, wrong, rejected)
 
 
-def tried_run(clf, zero_shot, served, labels, train, test, rows, probs, score_probs, wrong, rejected) -> dict:
-    """AUROC of each candidate score of bench.text_score_explore, and of serving the product's own choice."""
+def former(clf, zero_shot, texts: list[str], rejected: bool) -> tuple[np.ndarray, np.ndarray]:
+    """What was served before the product: the head alone, and the product its score was measured on."""
+    if rejected:
+        proba = zero_shot.predict_proba(texts)["label"]
+        return proba, proba
+    E = clf.encoder.encode(texts)
+    head = clf.heads["label"].proba(E, clf._zero_shot_logits(clf.controls[0], E))
+    return head, combine(head, centroid_proba(E, clf.centroids["label"]))
+
+
+def tried_run(clf, zero_shot, served, labels, train, test, rows, probs, head_probs, wrong, rejected) -> dict:
+    """AUROC of each candidate score of bench.text_score_explore for the served choice."""
     spec = clf.controls[0]
     E_l = clf.encoder.encode([train[0][i] for i in rows])
     y_l = np.array([labels.index(train[1][i]) for i in rows])
@@ -106,11 +121,10 @@ def tried_run(clf, zero_shot, served, labels, train, test, rows, probs, score_pr
     found = tried(E, zs_test, probs, E_l, y_l, zs_l, zero_shot.prototypes["label"], head, m["C"],
                   m["zero_shot_weight"])
     out = {name: round(wrong_auroc(wrong, conf), 4) for name, conf in found.items()}
-    # The product's own choice served instead of the head's (not done: the guard judges heads alone).
-    y = np.array([labels.index(t) for t in test[1]])
-    own_wrong = score_probs.argmax(axis=1) != y
-    out["product_choice_accuracy"] = round(float(1 - own_wrong.mean()), 4)
-    out["product_choice_least_confidence"] = round(wrong_auroc(own_wrong, MEASURES["least_confidence"](score_probs)), 4)
+    measure = MEASURES["least_confidence"]
+    centroid_probs = probs if rejected else centroid_proba(E, clf.centroids["label"])
+    for name, other in (("head_agrees", head_probs), ("centroid_agrees", centroid_probs)):
+        out[f"least_confidence_{name}"] = round(wrong_auroc(wrong, agreeing_confidence(measure, other, probs)), 4)
     return out
 
 
@@ -146,14 +160,15 @@ def score_curves(encoder, data: dict) -> dict:
             served.append({"seed": seed, **run})
             candidates.append(found)
             plain.append({"seed": seed, **plain_lr_run(encoder, train, test, rows)})
-        keys = ["accuracy", *MEASURES, *(f"former_{m}" for m in MEASURES)]
+        keys = ["accuracy", *MEASURES, "former_accuracy", *(f"former_{m}" for m in MEASURES)]
         out["sizes"][str(n)] = {"served": {**summarize(served, keys),
                                            "rejected": sum(r["rejected"] for r in served), "runs": served},
                                 "plain_lr": {**summarize(plain, ["accuracy", "max_prob"]), "runs": plain},
                                 "tried": summarize(candidates, list(candidates[0]))}
         s, p = out["sizes"][str(n)]["served"], out["sizes"][str(n)]["plain_lr"]
         print(f"  N={n}: served acc {s['accuracy']:.3f} AUROC " + " ".join(f"{m} {s[m]:.3f}" for m in MEASURES)
-              + " former " + " ".join(f"{s['former_' + m]:.3f}" for m in MEASURES)
+              + f" | former acc {s['former_accuracy']:.3f} AUROC "
+            + " ".join(f"{s['former_' + m]:.3f}" for m in MEASURES)
               + f" | plain LR acc {p['accuracy']:.3f} AUROC {p['max_prob']:.3f}", flush=True)
     out["many_labels"] = {}
     for n in (1000, len(train[1])):
@@ -174,9 +189,10 @@ def main() -> None:
     started = time.perf_counter()
     results: dict = {"model": encoder.name_or_path.rsplit("/", 1)[-1], "sizes": list(SIZES), "seeds": list(SEEDS),
                      "metric": "AUROC of (1 - task score) for wrong predictions on the held-out texts",
-                     "served_score": "the measure on the product of the head's and its labels' centroid "
-                                     "classifier's probabilities, 0 where the two disagree (text_cls.centroids); "
-                                     "former_*: the measure on the head's probabilities alone",
+                     "served_score": "the measure on the served distribution, a single-choice head's product "
+                                     "with its labels' centroid classifier (text_cls.centroids.served_product); "
+                                     "former_*: the head alone served, the measure on its product with the "
+                                     "centroids, 0 where the two disagree on the choice",
                      "tried": TRIED,
                      "plain_lr": "sklearn LogisticRegression() on the same embeddings and labels, 1 - max probability",
                      "sampling": "uniformly random training texts per seed", "datasets": {},
