@@ -161,8 +161,17 @@ def test_classifier_serves_the_product_through_save_and_load(tmp_path: Path, enc
     assert not np.allclose(got["sentiment"], head) and np.allclose(got["sentiment"].sum(axis=1), 1.0)
     np.testing.assert_allclose(got["sentiment"][:, 2], head[:, 2])  # "neutral" has no labels: zero-shot's share
     assert got["sentiment"][0].argmax() == 0  # "A wonderful film": positive
-    # The guard's candidate is what is served: its cross-validated scores are the product's.
-    assert clf.metrics["sentiment"]["guard"]["candidate"]["accuracy"] == clf.metrics["sentiment"]["cv_accuracy"]
+    # The guard's candidate is what is served: the product of the chosen recipe's out-of-fold heads and each
+    # fold's own centroids (from its training labels only).
+    m = clf.metrics["sentiment"]
+    texts = [t for ts in SENTIMENT.values() for t in ts] * 2
+    E, y = encoder.encode(texts), np.tile(np.repeat([0, 1], 4), 2)
+    zs = clf._zero_shot_logits(spec, E)
+    splits = heads.folds(y, False, clf.params["seed"], clf.params["cv_folds"])
+    oof = out_of_fold(heads.out_of_fold(E, zs, y, False, splits, m["C"], m["zero_shot_weight"]), E, y,
+                      clf.prototypes["sentiment"], splits)
+    assert m["guard"]["candidate"] == heads.score(oof, y, False)
+    assert m["cv_log_loss"] == m["guard"]["candidate"]["log_loss"]
     loaded = TextClassifier.load(clf.save(tmp_path / "v"), encoder)
     np.testing.assert_array_equal(loaded.predict_proba(probe)["sentiment"], got["sentiment"])
     np.testing.assert_array_equal(loaded.predict_proba(probe)["topic"], got["topic"])
