@@ -5,7 +5,8 @@ keep their own letterboxed size). Segmentation masks stay PyTorch's (their equal
 export named as `model_path` already runs in its own engine.
 
 The export is compiled as Ultralytics does (PERFORMANCE_HINT=LATENCY, synchronous), plus the process's thread budget
-(INFERENCE_NUM_THREADS: `torch.get_num_threads()`, which the entry points set from CPU_THREADS) and `PRECISION`.
+(INFERENCE_NUM_THREADS: `torch.get_num_threads()`, which the entry points set from CPU_THREADS) and a precision
+(`PRECISIONS`, the backend's DETECTION_PRECISION; float32 unless asked).
 Measured on 2 cores of an AVX512-BF16 CPU (bench/results/compare.json): in float32 the export gives PyTorch's boxes,
 scores and class probabilities (209 of 209 boxes on 40 coco128 photos, scores equal; AP50 0.6127 both) at about
 PyTorch's speed on quiet cores; in bfloat16, OpenVINO's own choice on such CPUs, it ran ~1.5x faster at the same AP50
@@ -29,8 +30,9 @@ ENGINES = ("auto", "pytorch", "openvino")  # backends/config.py DETECTION_ENGINE
 OPENVINO_SUFFIX = "_openvino_model"  # Ultralytics recognises an OpenVINO folder by this ending
 # part of the cache key with the library versions: changing how the export is made never reuses an old one
 RECIPE = "YOLO(pt).export(format='openvino', dynamic=True, half=False); v1"
-# "f32": PyTorch's predictions exactly; "bf16": ~1.5x faster where the CPU has it, 5 % of the boxes changed (see above)
-PRECISION = "f32"
+# "f32": PyTorch's predictions exactly; "bf16": ~1.5x faster where the CPU has it, 5 % of the boxes changed (see
+# above; a CPU without bfloat16 runs it in float32). backends/config.py DETECTION_PRECISIONS names the same.
+PRECISIONS = ("f32", "bf16")
 
 _warned: set[str] = set()
 
@@ -144,8 +146,20 @@ def prepare_export(weights: str | Path, task: str, engine: str, cache_dir: str |
         return None
 
 
-def compile_for_process(backend, xml: Path) -> None:
-    """Compile an Ultralytics OpenVINO backend's model again with the process's threads and PRECISION.
+def check_precision(precision: str) -> str:
+    """`precision` if it is one of PRECISIONS ("" means f32).
+
+    Raises:
+        ValueError: naming the allowed values.
+    """
+    precision = (precision or PRECISIONS[0]).strip().lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"OpenVINO precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
+def compile_for_process(backend, xml: Path, precision: str = "f32") -> None:
+    """Compile an Ultralytics OpenVINO backend's model again with the process's threads and `precision`.
 
     Ultralytics compiles with PERFORMANCE_HINT=LATENCY alone, which takes every core; its later recompiles (per input
     shape, for AMX int8 models) keep these settings too, as they go through `backend.compile_model`.
@@ -156,18 +170,17 @@ def compile_for_process(backend, xml: Path) -> None:
     compile_model = getattr(backend, "compile_model", None)
     if not isinstance(compile_model, functools.partial) or compile_model.keywords.get("device_name") != "CPU":
         return  # another device (AUTO with a GPU, NPU): its own settings
-    precision = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}[PRECISION]
     config = {**compile_model.keywords.get("config", {}), "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-              "INFERENCE_PRECISION_HINT": precision}
+              "INFERENCE_PRECISION_HINT": {"f32": ov.Type.f32, "bf16": ov.Type.bf16}[check_precision(precision)]}
     backend.compile_model = functools.partial(compile_model.func, device_name="CPU", config=config)
     core = compile_model.func.__self__
     backend.ov_compiled_model = backend.compile_model(core.read_model(str(xml), str(xml.with_suffix(".bin"))))
 
 
-@functools.lru_cache(maxsize=1)
-def openvino_predictors() -> tuple[type, type]:
+@functools.lru_cache(maxsize=None)
+def openvino_predictors(precision: str = "f32") -> tuple[type, type]:
     """Ultralytics' detection predictor and `ClassProbsPredictor`, each compiling an OpenVINO export for this
-    process (`compile_for_process`) when it sets the model up: (plain, with class probabilities)."""
+    process in `precision` (`compile_for_process`) when it sets the model up: (plain, with class probabilities)."""
     from ultralytics.models.yolo.detect import DetectionPredictor
 
     from .class_probs import ClassProbsPredictor
@@ -176,7 +189,8 @@ def openvino_predictors() -> tuple[type, type]:
         def setup_model(self, model, verbose: bool = True):
             super().setup_model(model, verbose)
             folder = Path(str(model or self.args.model))
-            compile_for_process(self.model.backend, folder if folder.suffix == ".xml" else next(folder.glob("*.xml")))
+            compile_for_process(self.model.backend, folder if folder.suffix == ".xml" else next(folder.glob("*.xml")),
+                                precision)
 
     return (type("OpenVINOPredictor", (ForProcess, DetectionPredictor), {}),
             type("OpenVINOClassProbsPredictor", (ForProcess, ClassProbsPredictor), {}))

@@ -42,10 +42,11 @@ class Detector:
             follows).
         names: the class names (None: `yolo.names`, which for an export sets up and compiles a throw-away
             predictor).
+        precision: an OpenVINO engine's, `engines.PRECISIONS`.
     """
 
     def __init__(self, yolo, source: str, engine: str = "pytorch", class_probs: bool | None = None,
-                 names: dict | list | None = None):
+                 names: dict | list | None = None, precision: str = "f32"):
         self.yolo = yolo
         self.source = source
         self.engine = engine
@@ -59,12 +60,12 @@ class Detector:
         # follows (not end-to-end ones); turned off for good after the first failure
         self._class_probs = self.task == "detect" and not _end2end(yolo) if class_probs is None else class_probs
         # the predictor classes: Ultralytics' own for PyTorch (None), ones compiling for this process for OpenVINO
-        self._plain, self._with_probs = engines.openvino_predictors() if engine == "openvino" else (None, None)
+        self._plain, self._with_probs = engines.openvino_predictors(precision) if engine == "openvino" else (None, None)
         self._embedder = None if engine == "openvino" else yolo  # an export has no layers to pool: the .pt, lazily
 
     @classmethod
     def load(cls, weights: str | Path, task: str | None = None, engine: str = "pytorch",
-             export_dir: str | Path | None = None) -> "Detector":
+             export_dir: str | Path | None = None, precision: str = "f32") -> "Detector":
         """Load `weights` (.pt, .onnx, OpenVINO folder, ...; a bare known name is downloaded by Ultralytics).
 
         Args:
@@ -73,6 +74,7 @@ class Detector:
             engine: "pytorch", "openvino" or "auto" (`engines.choose_engine`): a detect `.pt` model can be served
                 by its OpenVINO export, made on first use into `export_dir` (default `engines.default_cache_dir()`)
                 and reused after; when that fails, a warning is logged once and PyTorch serves.
+            precision: OpenVINO's, "f32" (PyTorch's predictions) or "bf16" (faster on CPUs that have it).
 
         Raises:
             ModelLoadError: saying which weights and why.
@@ -80,7 +82,7 @@ class Detector:
         """
         from ultralytics import YOLO
 
-        engine = engines.check_engine(engine)
+        engine, precision = engines.check_engine(engine), engines.check_precision(precision)
         weights = str(weights)
         try:
             yolo = YOLO(weights, task=task or _task_from_name(weights))
@@ -91,21 +93,21 @@ class Detector:
         except Exception as e:
             raise ModelLoadError(f"cannot load YOLO weights {weights!r}: {type(e).__name__}: {e}") from None
         if engine != "pytorch" and engines.choose_engine(engine, weights, yolo.task, gpu_available()) == "openvino":
-            served = cls._openvino(weights, export_dir, not _end2end(yolo), yolo.names)
+            served = cls._openvino(weights, export_dir, not _end2end(yolo), yolo.names, precision)
             if served is not None:
                 return served
         return cls(yolo, weights)
 
     @classmethod
-    def _openvino(cls, weights: str, export_dir: str | Path | None, class_probs: bool,
-                  names: dict) -> "Detector | None":
+    def _openvino(cls, weights: str, export_dir: str | Path | None, class_probs: bool, names: dict,
+                  precision: str) -> "Detector | None":
         """The OpenVINO export of detect `.pt` weights, compiled and run once; None (a warning logged once per
         weights) when exporting or loading it fails."""
         from ultralytics import YOLO
 
         try:
             folder = engines.export_openvino(weights, export_dir or engines.default_cache_dir())
-            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs, names)
+            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs, names, precision)
             detector.predict([np.zeros((64, 64, 3), dtype=np.uint8)])  # compiled now, not in the first request
             return detector
         except Exception as e:

@@ -70,11 +70,12 @@ def read_manifest(folder: Path) -> dict[str, dict]:
     return out
 
 
-def load_trained(folder: Path, engine: str = "pytorch", export_dir: str | Path | None = None) -> TrainedModel:
+def load_trained(folder: Path, engine: str = "pytorch", export_dir: str | Path | None = None,
+                 precision: str = "f32") -> TrainedModel:
     """Load every control's fine-tuned model of a folder written by training.
 
     Args:
-        engine, export_dir: `Detector.load`'s (a box model's OpenVINO export is cached by the weights' content,
+        engine, export_dir, precision: `Detector.load`'s (a box model's OpenVINO export is cached by the weights' content,
             so one made when the version was trained is found here).
 
     Raises:
@@ -85,7 +86,8 @@ def load_trained(folder: Path, engine: str = "pytorch", export_dir: str | Path |
     for name, entry in read_manifest(folder).items():
         learned = entry.get("threshold")
         learned = float(learned) if isinstance(learned, (int, float)) and 0 <= learned <= 1 else None
-        model.controls[name] = TrainedControl(Detector.load(entry["path"], entry["task"], engine, export_dir),
+        model.controls[name] = TrainedControl(Detector.load(entry["path"], entry["task"], engine, export_dir,
+                                                            precision),
                                               entry["path"], learned)
     return model
 

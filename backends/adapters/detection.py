@@ -69,7 +69,8 @@ class DetectionAdapter(Adapter):
         # training worker shares on one machine (the Docker image sets a folder of the shared /models volume)
         self.export_dir = settings.detection_export_dir or default_cache_dir()
         self.pool = DetectorPool(settings.weights_dir, settings.model_dir, settings.allowed_weights,
-                                 engine=settings.detection_engine, export_dir=self.export_dir)
+                                 engine=settings.detection_engine, export_dir=self.export_dir,
+                                 precision=settings.detection_precision)
 
     # -- models -------------------------------------------------------------------------------------------
     def check_config(self, label_config: str) -> None:
@@ -86,7 +87,8 @@ class DetectionAdapter(Adapter):
             base_detector(self.pool, None, "detect")
             return DetectionModel()
         try:
-            return load_trained(Path(version_dir), self.settings.detection_engine, self.export_dir)
+            return load_trained(Path(version_dir), self.settings.detection_engine, self.export_dir,
+                                self.settings.detection_precision)
         except (TrainedModelError, ModelLoadError) as e:
             raise LabelloopError(str(e)) from None
 
