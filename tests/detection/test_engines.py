@@ -75,8 +75,8 @@ def test_the_setting_names_the_variable_and_agrees_with_the_package() -> None:
     with pytest.raises(ValueError, match="DETECTION_ENGINE must be one of auto, pytorch, openvino; got 'onnx'"):
         Settings.from_env({"DETECTION_ENGINE": "onnx"})
     assert DETECTION_PRECISIONS == engines.PRECISIONS
-    assert Settings().detection_precision == "f32" and Settings.from_env({}).detection_precision == "f32"
-    assert Settings.from_env({"DETECTION_PRECISION": "BF16"}).detection_precision == "bf16"
+    assert Settings().detection_precision == "bf16" and Settings.from_env({}).detection_precision == "bf16"
+    assert Settings.from_env({"DETECTION_PRECISION": "F32"}).detection_precision == "f32"
     with pytest.raises(ValueError, match="DETECTION_PRECISION must be one of f32, bf16; got 'int8'"):
         Settings.from_env({"DETECTION_PRECISION": "int8"})
     with pytest.raises(ValueError, match="f32, bf16"):
