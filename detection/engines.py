@@ -6,11 +6,12 @@ export named as `model_path` already runs in its own engine.
 
 The export is compiled as Ultralytics does (PERFORMANCE_HINT=LATENCY, synchronous), plus the process's thread budget
 (INFERENCE_NUM_THREADS: `torch.get_num_threads()`, which the entry points set from CPU_THREADS) and a precision
-(`PRECISIONS`, the backend's DETECTION_PRECISION; float32 unless asked).
+(`PRECISIONS`; this module's functions default to float32, the backend's DETECTION_PRECISION to bfloat16).
 Measured on 2 cores of an AVX512-BF16 CPU (bench/results/compare.json): in float32 the export gives PyTorch's boxes,
 scores and class probabilities (209 of 209 boxes on 40 coco128 photos, scores equal; AP50 0.6127 both) at about
 PyTorch's speed on quiet cores; in bfloat16, OpenVINO's own choice on such CPUs, it ran ~1.5x faster at the same AP50
-(0.6130) but moved scores by up to 0.04 and changed 11 of those 209 boxes (`detection_openvino_precision`).
+(0.6130) but moved scores by up to 0.04 and changed 11 of those 209 boxes (`detection_openvino_precision`); through
+a real Label Studio its stored boxes keep raw PyTorch's AP50 (bench/results/fidelity.json), so the backend serves it.
 """
 from __future__ import annotations
 
