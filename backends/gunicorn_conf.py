@@ -10,11 +10,9 @@ import os
 import tempfile
 
 from backends.config import DEFAULT_PORT  # plain settings, no torch: the master stays light
-from backends.threads import WAIT_POLICY
+from backends.threads import bound_spinning
 
-# before any worker (or, with PRELOAD=1, the master) loads torch: see backends/threads.py
-if not os.environ.get("OMP_WAIT_POLICY"):
-    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+bound_spinning()  # before any worker (or, with PRELOAD=1, the master) loads torch: see backends/threads.py
 
 # BIND wins; else 0.0.0.0:PORT, PORT defaulting to the backend's own port (text_cls 9090, detection 9091, ...)
 _default_port = DEFAULT_PORT.get(os.environ.get("BACKEND", "text_cls"), 9090)

@@ -13,11 +13,13 @@ import os
 import sys
 from typing import Mapping
 
-# An OpenMP thread (PyTorch's, CTranslate2's) that reaches a barrier spins a while before it sleeps. Beside another
-# busy process the spinning threads crowd out the one with work: YOLOv8n at 2 threads took 400-1000 ms an image
-# where PASSIVE (sleep at once) took 120-220 ms (bench/results/threads.json). OpenMP reads it when its runtime
-# loads, so it is set before torch or ctranslate2 is imported; an operator's own OMP_WAIT_POLICY wins.
-WAIT_POLICY = "PASSIVE"
+# An OpenMP thread (PyTorch's, CTranslate2's: both libgomp) that reaches a barrier spins up to GOMP_SPINCOUNT times
+# (300,000 by default) before it sleeps. Beside another busy process the spinning threads crowd out the one with
+# work: YOLOv8n at 2 threads took 370-580 ms an image beside two busy loops; spinning at most 50,000 times took
+# 150-175 ms there and kept the quiet machine's 60-65 ms (the default 66-71 ms), where sleeping at once
+# (OMP_WAIT_POLICY=PASSIVE) cost a quiet machine 1.3x (bench/results/threads.json). libgomp reads it when it loads,
+# so it is set before torch or ctranslate2 is imported; an operator's own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
+SPIN_COUNT = "50000"
 
 
 def thread_budget(env: Mapping[str, str] | None = None, processes: int = 1) -> int:
@@ -42,14 +44,13 @@ def thread_budget(env: Mapping[str, str] | None = None, processes: int = 1) -> i
 
 def apply_threads(n: int) -> int:
     """Give this process `n` threads in PyTorch, CTranslate2, onnxruntime and OpenMP, now and for what loads later,
-    and OpenMP's passive wait policy (`WAIT_POLICY`) where the runtime has not loaded yet.
+    and OpenMP's bounded spinning (`bound_spinning`) where the runtime has not loaded yet.
 
     Returns:
         `n`.
     """
     n = max(1, int(n))
-    if not os.environ.get("OMP_WAIT_POLICY"):
-        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    bound_spinning()
     # Read by OpenMP runtimes when they start, by CTranslate2 through asr.models.cpu_threads, and by the benches'
     # and the workers' child processes.
     os.environ["OMP_NUM_THREADS"] = os.environ["CPU_THREADS"] = str(n)
@@ -61,10 +62,16 @@ def apply_threads(n: int) -> int:
     return n
 
 
+def bound_spinning() -> None:
+    """Set GOMP_SPINCOUNT to `SPIN_COUNT` unless the operator chose a spin count or a wait policy."""
+    if not os.environ.get("GOMP_SPINCOUNT") and not os.environ.get("OMP_WAIT_POLICY"):
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+
+
 def thread_report() -> dict[str, int | None]:
     """The thread counts in force, for /health."""
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     raw = os.environ.get("CPU_THREADS", "")
     return {"budget": int(raw) if raw.isdigit() else None, "torch": torch_threads,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}

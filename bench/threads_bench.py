@@ -26,8 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-VARIANTS = {"2 threads": (2, None), "2 threads, PASSIVE": (2, "PASSIVE"),
-            "1 thread": (1, None), "1 thread, PASSIVE": (1, "PASSIVE")}
+# name: (threads, OpenMP environment); GOMP_SPINCOUNT bounds libgomp's spinning before it sleeps (default 300,000
+# spins when no policy is set; PASSIVE is 0)
+VARIANTS = {"2 threads": (2, {}), "2 threads, PASSIVE": (2, {"OMP_WAIT_POLICY": "PASSIVE"}),
+            "2 threads, spin 10k": (2, {"GOMP_SPINCOUNT": "10000"}),
+            "2 threads, spin 50k": (2, {"GOMP_SPINCOUNT": "50000"}),
+            "1 thread": (1, {}), "1 thread, PASSIVE": (1, {"OMP_WAIT_POLICY": "PASSIVE"})}
 BASE = "2 threads"
 
 # run in a fresh process: time per item (ms) of a few calls after a warm-up
@@ -59,11 +63,9 @@ print((time.perf_counter() - t) / len(clips) * 1000)
 """
 
 
-def run_one(code: str, args: list[str], threads: int, policy: str | None, timeout: float) -> float | None:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CPU_THREADS": str(threads)}
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+def run_one(code: str, args: list[str], threads: int, omp: dict[str, str], timeout: float) -> float | None:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update({"OMP_NUM_THREADS": str(threads), "CPU_THREADS": str(threads), **omp})
     try:
         out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
                              timeout=timeout, check=True)
@@ -89,9 +91,9 @@ def measure(models: dict[str, tuple[str, list[str]]], rounds: int, timeout: floa
     for r in range(rounds):
         order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
         for variant in order:
-            threads, policy = VARIANTS[variant]
+            threads, omp = VARIANTS[variant]
             for name, (code, args) in models.items():
-                ms = run_one(code, args, threads, policy, timeout)
+                ms = run_one(code, args, threads, omp, timeout)
                 times[name][variant].append(ms)
                 print(f"  round {r + 1} {name:9s} {variant:18s} {ms} ms/item  load {os.getloadavg()[0]:.1f}",
                       flush=True)
@@ -114,15 +116,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--models", nargs="+", choices=("detection", "asr"), default=["detection", "asr"])
     args = parser.parse_args()
     models = {"detection": (_DETECTION, [str(args.datasets / "coco128" / "images" / "train2017"),
                                          str(args.weights / "yolov8n.pt"), str(args.images)]),
               "asr": (_ASR, [str(args.datasets / "speech" / "ljspeech" / "wavs"),
                              str(args.weights / "faster-whisper-tiny.en"), str(args.clips)])}
+    models = {k: v for k, v in models.items() if k in args.models}
     result: dict = {"what": "ms per item (YOLOv8n one image; faster-whisper tiny.en int8 one LJSpeech clip, beam 1) "
                             "in a fresh process per variant; speed ratios > 1: faster than 2 threads, default policy",
                     "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform()},
-                    "variants": {k: {"threads": t, "OMP_WAIT_POLICY": p} for k, (t, p) in VARIANTS.items()},
+                    "variants": {k: {"threads": t, **omp} for k, (t, omp) in VARIANTS.items()},
                     "loads": {}}
     started = time.perf_counter()
     for count in args.busy:

@@ -17,6 +17,7 @@ def restore_threads(monkeypatch):
     for name in ("OMP_NUM_THREADS", "CPU_THREADS"):
         monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # restored afterwards
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     yield
     torch.set_num_threads(before)
 
@@ -40,25 +41,27 @@ def test_apply_sets_torch_and_the_environment_for_ctranslate2(restore_threads):
     assert apply_threads(1) == 1
     assert torch.get_num_threads() == 1
     assert os.environ["OMP_NUM_THREADS"] == "1" and cpu_threads() == 1
-    assert thread_report() == {"budget": 1, "torch": 1, "omp_wait_policy": "PASSIVE"}
+    assert thread_report() == {"budget": 1, "torch": 1, "gomp_spincount": "50000", "omp_wait_policy": None}
 
 
-def test_openmp_waits_passively_unless_the_operator_chose():
+def test_openmp_spinning_is_bounded_unless_the_operator_chose():
     import subprocess
     import sys
 
-    from backends.threads import WAIT_POLICY
+    from backends.threads import SPIN_COUNT
 
-    code = "import os; from backends.threads import apply_threads; apply_threads(1); print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    for given, expected in ((None, WAIT_POLICY), ("ACTIVE", "ACTIVE")):
+    code = ("import os; from backends.threads import apply_threads; apply_threads(1); "
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    for given, expected in (({}, f"{SPIN_COUNT} None"), ({"GOMP_SPINCOUNT": "7"}, "7 None"),
+                            ({"OMP_WAIT_POLICY": "PASSIVE"}, "None PASSIVE")):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                             env={**env, **({"OMP_WAIT_POLICY": given} if given else {})})
+                             env={**env, **given})
         assert out.stdout.strip() == expected, out.stderr
     # gunicorn's settings set it in the master, before a worker (or a preloaded app) imports torch
-    code = "import os, backends.gunicorn_conf; print(os.environ['OMP_WAIT_POLICY'])"
+    code = "import os, backends.gunicorn_conf; print(os.environ['GOMP_SPINCOUNT'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert out.stdout.strip() == WAIT_POLICY, out.stderr
+    assert out.stdout.strip() == SPIN_COUNT, out.stderr
 
 
 def test_ultralytics_keeps_the_process_thread_count(restore_threads, weights_dir):

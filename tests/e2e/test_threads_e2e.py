@@ -1,5 +1,5 @@
 """A served backend keeps the one thread budget it was given, through its first YOLO prediction, and OpenMP's
-passive wait policy."""
+bounded spinning."""
 from __future__ import annotations
 
 import os
@@ -17,7 +17,9 @@ def test_detection_keeps_cpu_threads_after_predicting(start_backend):
     cores = len(os.sched_getaffinity(0))
     wanted = min(8, max(1, cores - 1)) + 1  # anything but what Ultralytics would set, so that a reset shows
     backend = start_backend("detection", CPU_THREADS=str(wanted), LOCAL_FILES_ROOTS=str(BUS.parent))
-    threads = {"budget": wanted, "torch": wanted, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"}
+    policy = os.environ.get("OMP_WAIT_POLICY") or None
+    spin = os.environ.get("GOMP_SPINCOUNT") or (None if policy else "50000")
+    threads = {"budget": wanted, "torch": wanted, "gomp_spincount": spin, "omp_wait_policy": policy}
     assert requests.get(backend.url + "/health", timeout=10).json()["threads"] == threads
     r = requests.post(backend.url + "/predict", json={"tasks": [{"id": 1, "data": {"image": str(BUS)}}],
                                                       "label_config": CONFIG, "project": "1.1"}, timeout=120)
