@@ -95,6 +95,7 @@ def accuracy(engines: dict[str, Encoder], data: dict, n_labels: int, seeds: tupl
         for engine, encoder in engines.items():
             runs = [served_accuracy(encoder, labels, train, test, sample(np.array(train[1]), n_labels, seed))
                     for seed in seeds]
+            runs = [(acc["product"], m) for acc, m in runs]  # what the backend serves
             zero = TextClassifier(encoder, [ControlSpec("label", labels)]).predict_proba(test[0])["label"]
             result[engine] = {"served_head": [round(acc, 4) for acc, _ in runs],
                               "served_head_mean": round(float(np.mean([acc for acc, _ in runs])), 4),
