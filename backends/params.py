@@ -1,8 +1,9 @@
-"""Checking the parameters a request or a project's extra params carry: numbers within a range, one of a set.
+"""Checking the parameters a request or a project's extra params carry: numbers within a range, one of a set, a
+yes/no switch.
 
 Label Studio passes `params` with each /predict and the model's "extra params" (stored at /setup) as JSON that
 nobody has checked. Every value that sizes work (an image size, a batch, a count) or steers a decision (a threshold)
-is read through a `Number` or a `OneOf`, so a bad one is a 400 that names the field and what is allowed, at /setup
+is read through a `Number`, a `OneOf` or a `Flag`, so a bad one is a 400 that names the field and what is allowed, at /setup
 and again where it is used (a value stored before it was checked must not turn into a 500 later):
 
     IMGSZ = Number("imgsz", 32, 4096, integer=True)
@@ -115,7 +116,34 @@ class OneOf:
         return self.parse(raw)
 
 
-Param = Number | OneOf
+@dataclass(frozen=True)
+class Flag:
+    """A yes/no switch: a JSON boolean, or the string "true" or "false" (Label Studio's extra params are typed)."""
+
+    name: str
+
+    def parse(self, raw: Any) -> bool:
+        """`raw` as a bool.
+
+        Raises:
+            BadRequest: naming the field.
+        """
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+            return raw.strip().lower() == "true"
+        shown = raw if not isinstance(raw, str) else raw[:40]
+        raise BadRequest(f"{self.name!r} must be true or false, got {shown!r}")
+
+    def read(self, params: Mapping[str, Any] | None, default: bool | None = None) -> bool | None:
+        """The parameter's value from `params`, or `default` when it is absent (None or "")."""
+        raw = (params or {}).get(self.name)
+        if raw is None or raw == "":
+            return default
+        return self.parse(raw)
+
+
+Param = Number | OneOf | Flag
 
 
 def validate(params: Mapping[str, Any] | None, specs: Iterable[Param], where: str = "") -> None:

@@ -38,6 +38,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "guard_tolerance": 0.0,
 }
 
+# Yes/no params.
+_SWITCHES = ("finetune", "prior", "centroids")
 # Params that are "auto" (chosen by cross-validation) or a number in a range.
 _AUTO_OR_NUMBER = {"C": (1e-6, 1e6), "prior_weight": (0.0, 10.0), "guard_tolerance": (0.0, 1.0)}
 
@@ -46,7 +48,8 @@ def merge_params(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -
     """`base` with `overrides` applied.
 
     Raises:
-        ValueError: naming the param, for a C, prior_weight or guard_tolerance out of range.
+        ValueError: naming the param, for a C, prior_weight or guard_tolerance out of range, or a switch that is
+            not true or false.
     """
     merged = dict(base)
     for key, value in (overrides or {}).items():
@@ -55,8 +58,19 @@ def merge_params(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -
             log.debug("text_cls: unknown param %r ignored", key)
         elif key in _AUTO_OR_NUMBER:
             value = _auto_or_number(key, value, *_AUTO_OR_NUMBER[key])
+        elif key in _SWITCHES:
+            value = _switch(key, value)
         merged[key] = value
     return merged
+
+
+def _switch(key: str, value: Any) -> bool:
+    """Raises ValueError naming the param unless value is a bool or "true"/"false" (a string "false" is truthy)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{key!r} must be true or false, got {str(value)[:40]!r}")
 
 
 def _auto_or_number(key: str, value: Any, lo: float, hi: float) -> str | float:

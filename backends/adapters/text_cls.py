@@ -18,20 +18,21 @@ from ..base import Adapter, LabeledTask, TaskEmbedding, TaskPrediction, TrainRes
 from ..choices import PATH_SEP, ChoicesWriter, as_classes, check_classes, known_answer, task_score, taxonomy_paths
 from ..exceptions import BadRequest, LabelloopError, ModelUnavailable, NotEnoughData
 from ..labels import Control, find_controls, task_text
-from ..params import Number, OneOf, allowed_weights_folder
+from ..params import Flag, Number, OneOf, allowed_weights_folder
 
 log = logging.getLogger(__name__)
 
 MULTI_THRESHOLD = Number("multi_threshold", 0, 1)
 UNCERTAINTY = OneOf("uncertainty", tuple(names()))
-# The classifier's numeric options (text_cls.DEFAULT_PARAMS), so a bad one is a 400 at /setup, not a failed
+# The classifier's numeric options and switches (text_cls.DEFAULT_PARAMS), so a bad one is a 400 at /setup, not a failed
 # training run later. C and prior_weight also take "auto" and are checked where the classifier reads them.
 NUMBERS = (Number("min_examples", 1, 100_000, integer=True), Number("min_per_class", 1, 10_000, integer=True),
            Number("max_iter", 10, 100_000, integer=True), Number("cv_folds", 2, 20, integer=True),
            Number("seed", 0, 2**31 - 1, integer=True), Number("finetune_epochs", 1, 100, integer=True),
            Number("finetune_lr", 1e-8, 1.0), Number("finetune_batch_size", 1, 1024, integer=True),
            Number("zero_shot_temperature", 1e-4, 100.0), Number("multi_margin", -1.0, 1.0),
-           Number("multi_temperature", 1e-4, 100.0), Number("guard_tolerance", 0.0, 1.0))
+           Number("multi_temperature", 1e-4, 100.0), Number("guard_tolerance", 0.0, 1.0),
+           Flag("finetune"), Flag("prior"), Flag("centroids"))
 # Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
 BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
 MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)

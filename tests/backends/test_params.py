@@ -1,7 +1,7 @@
 import pytest
 
 from backends.exceptions import BadRequest
-from backends.params import Number, OneOf, validate
+from backends.params import Flag, Number, OneOf, validate
 
 IMGSZ = Number("imgsz", 32, 4096, integer=True)
 THRESHOLD = Number("multi_threshold", 0, 1)
@@ -34,3 +34,15 @@ def test_one_of_and_validate():
     validate({"imgsz": 64, "unrelated": "anything"}, [IMGSZ, THRESHOLD, STRATEGY])
     with pytest.raises(BadRequest, match=r"^extra_params: 'multi_threshold' must be a number from 0 to 1"):
         validate({"multi_threshold": "abc"}, [IMGSZ, THRESHOLD], where="extra_params")
+
+
+def test_flags_from_json_booleans_or_their_strings():
+    flag = Flag("centroids")
+    assert flag.read({"centroids": False}) is False and flag.read({"centroids": " True "}) is True
+    assert flag.read({}, default=True) is True
+    for raw in ("no", 1, 0, "", None):
+        if raw in ("", None):
+            assert flag.read({"centroids": raw}) is None
+            continue
+        with pytest.raises(BadRequest, match="'centroids' must be true or false"):
+            flag.read({"centroids": raw})

@@ -119,6 +119,9 @@ def test_bad_params_name_the_param(encoder: Encoder, sentiment: ControlSpec) -> 
     with pytest.raises(ValueError, match="'prior_weight'"):
         TextClassifier(encoder, [sentiment], {"prior_weight": -1})
     assert TextClassifier(encoder, [sentiment], {"C": "2"}).params["C"] == 2.0
+    with pytest.raises(ValueError, match="'centroids' must be true or false"):
+        TextClassifier(encoder, [sentiment], {"centroids": "no"})
+    assert TextClassifier(encoder, [sentiment], {"centroids": "false"}).params["centroids"] is False
 
 
 def test_none_targets_are_excluded(encoder: Encoder, sentiment: ControlSpec, topics: ControlSpec) -> None:
