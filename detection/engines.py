@@ -136,9 +136,9 @@ def prepare_export(weights: str | Path, task: str, engine: str, cache_dir: str |
         The export's folder; None when `engine` serves these weights with PyTorch, or the export failed (logged: a
         server then tries again when it loads them, and serves PyTorch if it fails there too).
     """
-    import torch
+    from .model import gpu_available  # model imports this module
 
-    if choose_engine(engine, weights, task, torch.cuda.is_available()) != "openvino":
+    if choose_engine(engine, weights, task, gpu_available()) != "openvino":
         return None
     try:
         return export_openvino(weights, cache_dir)
