@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator
 import ctranslate2
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import DEFAULT_CHUNK_S, SAMPLE_RATE
 from .engine import DecodeOptions, FasterWhisperEngine, Segment, segments_with_token_probs
 
 log = logging.getLogger(__name__)
 
+WINDOW_S = 30.0  # Whisper decodes 30-second windows
 SENTENCE_PAUSE_S = 1.0  # a pause this long between two words ends a segment even without a full stop
 # a sentence that has run this long is cut at its next comma: the sequential path's segments are about 5 s long,
 # and a segment's confidence (a product over its tokens) is only comparable between segments of similar length
@@ -54,15 +55,28 @@ def longer_than(chunks: Chunks, seconds: float) -> tuple[Chunks, bool]:
     return again(), total > seconds
 
 
+def batchable(engine, opts: DecodeOptions) -> bool:
+    """Whether a long file may go through the batched pipeline: it needs faster-whisper, VAD and a batch of 2."""
+    return (opts.batch_above_s is not None and isinstance(engine, FasterWhisperEngine) and opts.vad
+            and opts.batch_size >= 2)
+
+
+def batch_chunk_s(engine, opts: DecodeOptions) -> float:
+    """The chunk a file is streamed in when `opts` names none: a whole batch of windows where the batched path may
+    take the file (a batch generates as many windows a second as it holds, up to 8 on 2 cores), else
+    DEFAULT_CHUNK_S. A file short enough for the sequential path fits in one chunk either way.
+
+    Memory follows the chunk: 10 minutes of speech peaked ~85 MiB higher in 240 s chunks than in 120 s ones
+    (faster-whisper's VAD scores a whole chunk at once)."""
+    if not batchable(engine, opts):
+        return DEFAULT_CHUNK_S
+    return max(DEFAULT_CHUNK_S, opts.batch_size * WINDOW_S, opts.batch_above_s)
+
+
 def plan(engine, chunks: Chunks, opts: DecodeOptions) -> tuple[Chunks, Decode | None]:
     """How a file is decoded: its chunks, and the batched decoder when it is longer than `opts.batch_above_s`, else
-    None. The batched path needs faster-whisper, VAD and a batch of at least 2.
-
-    The chunks stay as `opts.chunk_s` cut them (memory follows the chunk; faster-whisper's VAD alone holds ~100 MiB
-    more for a 240 s chunk than for 120 s): joining them to fill a batch of 8 would save only ~4 % of the windows
-    (24 -> 23 on 10 minutes of LJSpeech)."""
-    if (opts.batch_above_s is None or not isinstance(engine, FasterWhisperEngine) or not opts.vad
-            or opts.batch_size < 2):
+    None."""
+    if not batchable(engine, opts):
         return chunks, None
     chunks, long = longer_than(chunks, opts.batch_above_s)
     if not long:

@@ -13,7 +13,7 @@ from typing import Any
 
 from asr.adapt import FILE as ADAPTATION_FILE
 from asr.adapt import Adaptation, AdaptationError, Sample, train_adaptation
-from asr.audio import DEFAULT_CHUNK_S, AudioError, AudioTooLong
+from asr.audio import AudioError, AudioTooLong
 from asr.engine import DecodeOptions, Transcriber, get_transcriber
 from asr.models import LANGUAGES, WHISPER_NAMES, ModelError, is_whisper_name
 from asr.served import ASRModel, training_decoder
@@ -149,7 +149,7 @@ class ASRAdapter(Adapter):
                              beam_size=BEAM_SIZE.read(params, 1),
                              vad=str(params.get("vad", True)).lower() in TRUE,
                              initial_prompt=prompt if isinstance(prompt, str) and prompt.strip() else None,
-                             chunk_s=CHUNK_S.read(params, DEFAULT_CHUNK_S),
+                             chunk_s=CHUNK_S.read(params),
                              max_seconds=self.settings.max_audio_seconds or None,
                              batch_size=self.settings.asr_batch_size, batch_above_s=self.settings.asr_batch_above_s)
 

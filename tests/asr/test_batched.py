@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import asr.batched as batched
-from asr.audio import SAMPLE_RATE, decode
+from asr.audio import DEFAULT_CHUNK_S, SAMPLE_RATE, decode
 from asr.engine import DecodeOptions, Segment, Word
 from asr.metrics import wer
 from tests.asr.conftest import write_wav
@@ -101,6 +101,23 @@ def test_threshold_decides_the_path(transcriber, ljspeech, spy):
     assert low.segments[0].words and low.segments[0].token_probs
 
 
+def test_a_chunk_holds_a_whole_batch_unless_told(transcriber):
+    """120 s chunks left a batch of 8 half full (4 windows); the default chunk now holds the batch."""
+    engine = transcriber.engine
+    assert batched.batch_chunk_s(engine, DecodeOptions()) == 8 * batched.WINDOW_S
+    assert batched.batch_chunk_s(engine, DecodeOptions(batch_size=16)) == 16 * batched.WINDOW_S
+    for sequential in (DecodeOptions(batch_size=1), DecodeOptions(vad=False), DecodeOptions(batch_above_s=None),
+                       DecodeOptions(batch_size=2)):  # never below the sequential path's chunk
+        assert batched.batch_chunk_s(engine, sequential) == DEFAULT_CHUNK_S
+
+
+@pytest.mark.slow
+def test_a_chunk_named_wins(transcriber, long_file, spy):
+    spy.clear()
+    transcriber.transcribe(long_file[0], DecodeOptions(chunk_s=30, batch_above_s=20))
+    assert len(spy) >= 2 and max(spy) < 31  # the ~70 s file in pieces of at most ~30 s, each batched
+
+
 @pytest.mark.slow
 def test_window_by_window_matches_the_batch(transcriber, long_file):
     """The CPU stand-in encodes and aligns window by window: the same numbers as the model's batch calls."""
@@ -187,6 +204,7 @@ def test_settings_reach_the_decode_options():
 
     default = ASRAdapter(Settings.from_env({}))._options(SimpleNamespace(language=None), {})
     assert (default.batch_size, default.batch_above_s) == (DecodeOptions().batch_size, DecodeOptions().batch_above_s)
+    assert default.chunk_s is None  # the transcriber's own: a whole batch of windows for a long file
     opts = ASRAdapter(Settings.from_env({"ASR_BATCH_SIZE": "1", "ASR_BATCH_ABOVE_S": "300"}))._options(
         SimpleNamespace(language=None), {})
     assert (opts.batch_size, opts.batch_above_s) == (1, 300)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(path: Path, weights_dir: Path, chunk_s: float = 120) -> dict:
+def _run(path: Path, weights_dir: Path, chunk_s: float = 0) -> dict:  # 0: the product's default
     # A fresh process per file, so ru_maxrss is this transcription's peak and nothing else's.
     out = subprocess.run([sys.executable, str(Path(__file__).with_name("_peak_memory.py")), str(path),
                           str(weights_dir), str(chunk_s)], cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -44,8 +44,9 @@ def test_twenty_minutes_in_bounded_memory(ljspeech, weights_dir, tmp_path, short
     assert 1195 < result["duration"] < 1205
     assert "types" in result["text"] and "ugly" in result["text"]
     assert result["segments"][-1][0] > 1190  # the last sentence is placed at the end of the file
-    # Decoding the whole file at once would add ~320 MiB (float32 samples, VAD and features of 20 minutes).
-    assert growth_mib < 100
+    # Measured: +129 MiB in the default 240 s chunks (a full batch of 8 windows; +~90 in 120 s chunks); the whole
+    # file at once adds ~334 MiB (float32 samples, VAD and features of 20 minutes).
+    assert growth_mib < 200
 
 
 def test_two_hours_in_the_same_memory(ljspeech, weights_dir, tmp_path, short_run):
@@ -73,5 +74,5 @@ def test_two_hours_in_the_same_memory(ljspeech, weights_dir, tmp_path, short_run
         assert any(abs(s - start) < 1.5 and e < start + length + 1.5 for s, e in result["segments"]), (start, result)
     assert all(any(st - 1.5 < s and e < st + ln + 1.5 for st, ln in zip(starts, lengths))
                for s, e in result["segments"]), result["segments"]
-    # as bounded as the 20-minute file: memory follows the chunk, not the length
-    assert growth_mib < 100
+    # as bounded as the 20-minute file (+144 MiB measured): memory follows the chunk, not the length
+    assert growth_mib < 200
