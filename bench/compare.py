@@ -317,6 +317,7 @@ def engines(args) -> dict:
     from backends.config import Settings
     from backends.threads import apply_threads, thread_budget
     from detection.evaluate import evaluate
+    from detection.engines import Serving
     from detection.images import load_image
     from detection.model import Detector
     from ops.sample_data import coco128_names, coco128_samples
@@ -333,7 +334,8 @@ def engines(args) -> dict:
     apply_threads(threads)  # an export runs Ultralytics' select_device, which sets PyTorch to cores - 1
     keep_process_threads()
     detectors = {k: Detector.load(v, "detect") for k, v in found.items()}
-    detectors["openvino"] = Detector.load(CACHE / "exports" / weights.name, "detect", "openvino", CACHE / "openvino")
+    detectors["openvino"] = Detector.load(CACHE / "exports" / weights.name, "detect",
+                                         Serving("openvino", CACHE / "openvino"))
     assert detectors["openvino"].engine == "openvino"
     arrays = [load_image(p) for p in paths]
     settings = Settings(model_dir=CACHE / "models", weights_dir=CACHE / "exports", media_cache_dir=CACHE / "media",
@@ -387,8 +389,9 @@ def _load_seconds(weights: Path, engine: str, export_dir: Path, image: Path) -> 
     Ultralytics' imports not counted; what they import lazily, such as torchvision at the first prediction, and
     OpenVINO, which only its engine needs, counted)."""
     code = ("import sys, time\nfrom ultralytics import YOLO\nfrom detection.images import load_image\n"
-            "from detection.model import Detector\nimage = load_image(sys.argv[4])\nt = time.perf_counter()\n"
-            "d = Detector.load(sys.argv[1], 'detect', sys.argv[2], sys.argv[3])\nd.predict([image])\n"
+            "from detection.engines import Serving\nfrom detection.model import Detector\n"
+            "image = load_image(sys.argv[4])\nt = time.perf_counter()\n"
+            "d = Detector.load(sys.argv[1], 'detect', Serving(sys.argv[2], sys.argv[3]))\nd.predict([image])\n"
             "assert d.engine == sys.argv[2], d.engine\nprint(time.perf_counter() - t)")
     out = subprocess.run([sys.executable, "-c", code, str(weights), engine, str(export_dir), str(image)], cwd=ROOT,
                          check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -19,6 +19,7 @@ import functools
 import importlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from export_cache import build_once, sources_digest
@@ -36,6 +37,25 @@ RECIPE = "YOLO(pt).export(format='openvino', dynamic=True, half=False); v1"
 PRECISIONS = ("f32", "bf16")
 
 _warned: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How a detect `.pt` model is served: `engine` (ENGINES; "auto" picks per `choose_engine`), the folder its
+    OpenVINO export is cached in (None: `default_cache_dir()`) and OpenVINO's `precision` (PRECISIONS). The
+    default serves with PyTorch. Checked when made: ValueError naming the allowed values."""
+
+    engine: str = "pytorch"
+    export_dir: str | Path | None = None
+    precision: str = "f32"
+
+    def __post_init__(self):
+        object.__setattr__(self, "engine", check_engine(self.engine))
+        object.__setattr__(self, "precision", check_precision(self.precision))
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.export_dir) if self.export_dir else default_cache_dir()
 
 
 def openvino_available() -> bool:
@@ -128,20 +148,20 @@ def export_openvino(weights: str | Path, cache_dir: str | Path) -> Path:
     return build_once(target, build)
 
 
-def prepare_export(weights: str | Path, task: str, engine: str, cache_dir: str | Path) -> Path | None:
+def prepare_export(weights: str | Path, task: str, serving: Serving) -> Path | None:
     """Make ahead of time the OpenVINO export a server will serve for `weights` (a training job does, once its
     guard accepted them, so that loading the new version does not export).
 
     Returns:
-        The export's folder; None when `engine` serves these weights with PyTorch, or the export failed (logged: a
+        The export's folder; None when `serving` serves these weights with PyTorch, or the export failed (logged: a
         server then tries again when it loads them, and serves PyTorch if it fails there too).
     """
     from .model import gpu_available  # model imports this module
 
-    if choose_engine(engine, weights, task, gpu_available()) != "openvino":
+    if choose_engine(serving.engine, weights, task, gpu_available()) != "openvino":
         return None
     try:
-        return export_openvino(weights, cache_dir)
+        return export_openvino(weights, serving.cache_dir)
     except Exception as e:
         log.warning("no OpenVINO export of %s made ahead: %s: %s", weights, type(e).__name__, e)
         return None

@@ -64,17 +64,17 @@ class Detector:
         self._embedder = None if engine == "openvino" else yolo  # an export has no layers to pool: the .pt, lazily
 
     @classmethod
-    def load(cls, weights: str | Path, task: str | None = None, engine: str = "pytorch",
-             export_dir: str | Path | None = None, precision: str = "f32") -> "Detector":
+    def load(cls, weights: str | Path, task: str | None = None,
+             serving: engines.Serving = engines.Serving()) -> "Detector":
         """Load `weights` (.pt, .onnx, OpenVINO folder, ...; a bare known name is downloaded by Ultralytics).
 
         Args:
             task: "detect" or "segment"; exported formats do not always say which, so it is guessed from a
                 "-seg" in the name when not given.
-            engine: "pytorch", "openvino" or "auto" (`engines.choose_engine`): a detect `.pt` model can be served
-                by its OpenVINO export, made on first use into `export_dir` (default `engines.default_cache_dir()`)
-                and reused after; when that fails, a warning is logged once and PyTorch serves.
-            precision: OpenVINO's, "f32" (PyTorch's predictions) or "bf16" (faster on CPUs that have it).
+            serving: the engine, export folder and precision (`engines.Serving`; PyTorch by default): a detect
+                `.pt` model can be served by its OpenVINO export, made on first use into the export folder and
+                reused after; when that fails, a warning is logged once and PyTorch serves. OpenVINO's precision
+                is "f32" (PyTorch's predictions) or "bf16" (faster on CPUs that have it).
 
         Raises:
             ModelLoadError: saying which weights and why.
@@ -82,7 +82,6 @@ class Detector:
         """
         from ultralytics import YOLO
 
-        engine, precision = engines.check_engine(engine), engines.check_precision(precision)
         weights = str(weights)
         try:
             yolo = YOLO(weights, task=task or _task_from_name(weights))
@@ -92,22 +91,23 @@ class Detector:
             raise
         except Exception as e:
             raise ModelLoadError(f"cannot load YOLO weights {weights!r}: {type(e).__name__}: {e}") from None
-        if engine != "pytorch" and engines.choose_engine(engine, weights, yolo.task, gpu_available()) == "openvino":
-            served = cls._openvino(weights, export_dir, not _end2end(yolo), yolo.names, precision)
+        if serving.engine != "pytorch" and engines.choose_engine(serving.engine, weights, yolo.task, gpu_available()) == "openvino":
+            served = cls._openvino(weights, serving, not _end2end(yolo), yolo.names)
             if served is not None:
                 return served
         return cls(yolo, weights)
 
     @classmethod
-    def _openvino(cls, weights: str, export_dir: str | Path | None, class_probs: bool, names: dict,
-                  precision: str) -> "Detector | None":
+    def _openvino(cls, weights: str, serving: engines.Serving, class_probs: bool,
+                  names: dict) -> "Detector | None":
         """The OpenVINO export of detect `.pt` weights, compiled and run once; None (a warning logged once per
         weights) when exporting or loading it fails."""
         from ultralytics import YOLO
 
         try:
-            folder = engines.export_openvino(weights, export_dir or engines.default_cache_dir())
-            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs, names, precision)
+            folder = engines.export_openvino(weights, serving.cache_dir)
+            detector = cls(YOLO(str(folder), task="detect"), weights, "openvino", class_probs, names,
+                           serving.precision)
             detector.predict([np.zeros((64, 64, 3), dtype=np.uint8)])  # compiled now, not in the first request
             return detector
         except Exception as e:

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
+from .engines import Serving
 from .model import Detector
 from .trained import is_trained_weights
 from .weights import DEFAULT_ALLOWED, resolve_weights
@@ -18,20 +19,18 @@ class DetectorPool:
     """Base detectors by weights, loaded on first use; the least recently used goes when more than `size` are
     loaded (a caller still holding it keeps it alive).
 
-    `engine`, `export_dir` and `precision` are `Detector.load`'s: which engine serves a detect `.pt` model, where
-    its OpenVINO export is cached, and OpenVINO's precision.
+    `serving` is `Detector.load`'s: which engine serves a detect `.pt` model, where its OpenVINO export is cached,
+    and OpenVINO's precision.
     """
 
     def __init__(self, weights_dir: str | Path | None, model_dir: str | Path,
-                 allowed: Iterable[str] = DEFAULT_ALLOWED, size: int = MAX_LOADED, engine: str = "pytorch",
-                 export_dir: str | Path | None = None, precision: str = "f32"):
+                 allowed: Iterable[str] = DEFAULT_ALLOWED, size: int = MAX_LOADED,
+                 serving: Serving = Serving()):
         self.weights_dir = weights_dir
         self.model_dir = Path(model_dir)
         self.allowed = tuple(allowed) or DEFAULT_ALLOWED
         self.size = size
-        self.engine = engine
-        self.export_dir = export_dir
-        self.precision = precision
+        self.serving = serving
         self.loaded: OrderedDict[str, Detector] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
@@ -54,7 +53,7 @@ class DetectorPool:
         with self._lock:
             found = self.loaded.get(weights)
             if found is None:
-                found = Detector.load(weights, task, self.engine, self.export_dir, self.precision)
+                found = Detector.load(weights, task, self.serving)
                 self.loaded[weights] = found
                 while len(self.loaded) > self.size:
                     self.loaded.popitem(last=False)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engines import Serving
 from .model import Detector
 
 MANIFEST = "detection.json"
@@ -70,13 +71,12 @@ def read_manifest(folder: Path) -> dict[str, dict]:
     return out
 
 
-def load_trained(folder: Path, engine: str = "pytorch", export_dir: str | Path | None = None,
-                 precision: str = "f32") -> TrainedModel:
+def load_trained(folder: Path, serving: Serving = Serving()) -> TrainedModel:
     """Load every control's fine-tuned model of a folder written by training.
 
     Args:
-        engine, export_dir, precision: `Detector.load`'s (a box model's OpenVINO export is cached by the weights' content,
-            so one made when the version was trained is found here).
+        serving: `Detector.load`'s (a box model's OpenVINO export is cached by the weights' content, so one made
+            when the version was trained is found here).
 
     Raises:
         TrainedModelError: a bad manifest (see `read_manifest`).
@@ -86,8 +86,7 @@ def load_trained(folder: Path, engine: str = "pytorch", export_dir: str | Path |
     for name, entry in read_manifest(folder).items():
         learned = entry.get("threshold")
         learned = float(learned) if isinstance(learned, (int, float)) and 0 <= learned <= 1 else None
-        model.controls[name] = TrainedControl(Detector.load(entry["path"], entry["task"], engine, export_dir,
-                                                            precision),
+        model.controls[name] = TrainedControl(Detector.load(entry["path"], entry["task"], serving),
                                               entry["path"], learned)
     return model
 

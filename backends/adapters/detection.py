@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from detection.engines import default_cache_dir, prepare_export
+from detection.engines import Serving, prepare_export
 from detection.guard import Guard
 from detection.model import ModelLoadError
 from detection.pool import DetectorPool
@@ -67,10 +67,9 @@ class DetectionAdapter(Adapter):
         # a box model's .pt is served by its OpenVINO export on CPU (DETECTION_ENGINE), cached by the weights' digest
         # and the library versions, so one folder serves every MODEL_DIR: by default the user's cache, which the
         # training worker shares on one machine (the Docker image sets a folder of the shared /models volume)
-        self.export_dir = settings.detection_export_dir or default_cache_dir()
+        self.serving = Serving(settings.detection_engine, settings.detection_export_dir, settings.detection_precision)
         self.pool = DetectorPool(settings.weights_dir, settings.model_dir, settings.allowed_weights,
-                                 engine=settings.detection_engine, export_dir=self.export_dir,
-                                 precision=settings.detection_precision)
+                                 serving=self.serving)
 
     # -- models -------------------------------------------------------------------------------------------
     def check_config(self, label_config: str) -> None:
@@ -87,8 +86,7 @@ class DetectionAdapter(Adapter):
             base_detector(self.pool, None, "detect")
             return DetectionModel()
         try:
-            return load_trained(Path(version_dir), self.settings.detection_engine, self.export_dir,
-                                self.settings.detection_precision)
+            return load_trained(Path(version_dir), self.serving)
         except (TrainedModelError, ModelLoadError) as e:
             raise LabelloopError(str(e)) from None
 
@@ -148,7 +146,6 @@ class DetectionAdapter(Adapter):
         write_manifest(out_dir, yolo.manifest)
         if not yolo.verdicts:  # to be published: its exports made here, not in a server's load
             for entry in yolo.manifest.values():
-                prepare_export(Path(out_dir) / entry["weights"], entry["task"], self.settings.detection_engine,
-                               self.export_dir)
+                prepare_export(Path(out_dir) / entry["weights"], entry["task"], self.serving)
         return TrainResult(n_examples=yolo.images, metrics=metrics, publish=not yolo.verdicts,
                            reason="; ".join(yolo.verdicts))

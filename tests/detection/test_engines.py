@@ -16,6 +16,7 @@ import pytest
 
 from backends.config import DETECTION_ENGINES, DETECTION_PRECISIONS, Settings
 from detection import engines
+from detection.engines import Serving
 from detection.images import load_image
 from detection.model import Detector
 
@@ -37,7 +38,7 @@ def export_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def served(yolov8n: Path, export_dir: Path) -> Detector:
-    detector = Detector.load(yolov8n, engine="openvino", export_dir=export_dir)
+    detector = Detector.load(yolov8n, serving=Serving(engine="openvino", export_dir=export_dir))
     assert detector.engine == "openvino", "the export failed: see the warning logged"
     return detector
 
@@ -80,17 +81,17 @@ def test_the_setting_names_the_variable_and_agrees_with_the_package() -> None:
     with pytest.raises(ValueError, match="DETECTION_PRECISION must be one of f32, bf16; got 'int8'"):
         Settings.from_env({"DETECTION_PRECISION": "int8"})
     with pytest.raises(ValueError, match="f32, bf16"):
-        Detector.load("yolov8n.pt", precision="fp16")
+        Detector.load("yolov8n.pt", serving=Serving(precision="fp16"))
 
 
 def test_without_openvino_auto_serves_pytorch(yolov8n: Path, tmp_path: Path, monkeypatch, caplog) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
     monkeypatch.setattr(engines, "_warned", set())
     assert not engines.openvino_available()
-    detector = Detector.load(yolov8n, engine="auto", export_dir=tmp_path)
+    detector = Detector.load(yolov8n, serving=Serving(engine="auto", export_dir=tmp_path))
     assert detector.engine == "pytorch" and not any(tmp_path.iterdir())
     with caplog.at_level(logging.WARNING, logger="detection.engines"):
-        assert Detector.load(yolov8n, engine="openvino", export_dir=tmp_path).engine == "pytorch"
+        assert Detector.load(yolov8n, serving=Serving(engine="openvino", export_dir=tmp_path)).engine == "pytorch"
     assert "openvino package does not import" in caplog.text  # asked for by name: said why not
 
 
@@ -101,8 +102,8 @@ def test_a_failed_export_serves_pytorch_and_warns_once(yolov8n: Path, tmp_path: 
     monkeypatch.setattr(engines, "export_openvino", broken)
     monkeypatch.setattr(engines, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="detection.engines"):
-        first = Detector.load(yolov8n, engine="auto", export_dir=tmp_path)
-        second = Detector.load(yolov8n, engine="auto", export_dir=tmp_path)
+        first = Detector.load(yolov8n, serving=Serving(engine="auto", export_dir=tmp_path))
+        second = Detector.load(yolov8n, serving=Serving(engine="auto", export_dir=tmp_path))
     assert first.engine == second.engine == "pytorch"
     assert len(first.predict([np.zeros((64, 64, 3), dtype=np.uint8)])) == 1
     warnings = [r for r in caplog.records if "OpenVINO export failed" in r.getMessage()]
@@ -120,14 +121,14 @@ def test_the_export_is_cached_by_content(served: Detector, yolov8n: Path, export
         raise AssertionError("exported again")
 
     monkeypatch.setattr(YOLO, "export", no_export)
-    again = Detector.load(yolov8n, engine="auto", export_dir=export_dir)
+    again = Detector.load(yolov8n, serving=Serving(engine="auto", export_dir=export_dir))
     assert again.engine == "openvino" and folder.stat().st_mtime_ns == mtime
     # the same bytes elsewhere (a trained version published by copying) find the same export, ahead of a load
     copy = tmp_path / "weights.pt"
     shutil.copyfile(yolov8n, copy)
-    assert engines.prepare_export(copy, "detect", "auto", export_dir) == folder
-    assert engines.prepare_export(copy, "segment", "auto", export_dir) is None
-    assert engines.prepare_export(copy, "detect", "pytorch", export_dir) is None
+    assert engines.prepare_export(copy, "detect", Serving("auto", export_dir)) == folder
+    assert engines.prepare_export(copy, "segment", Serving("auto", export_dir)) is None
+    assert engines.prepare_export(copy, "detect", Serving("pytorch", export_dir)) is None
     # a new recipe (or library version) is a new folder, never the old export
     monkeypatch.setattr(engines, "RECIPE", engines.RECIPE + " changed")
     assert engines.export_path(yolov8n, export_dir) != folder
@@ -171,7 +172,7 @@ def test_openvino_compiles_with_the_process_budget_in_float32(yolov8n: Path, exp
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        detector = Detector.load(yolov8n, engine="openvino", export_dir=export_dir)
+        detector = Detector.load(yolov8n, serving=Serving(engine="openvino", export_dir=export_dir))
     finally:
         torch.set_num_threads(threads)
     compiled = detector.yolo.predictor.model.backend.ov_compiled_model
@@ -208,14 +209,15 @@ def test_training_exports_a_version_it_publishes(published: bool, yolov8n: Path,
     (tmp_path / "v1").mkdir()
     result = adapter.fit([], config, None, tmp_path / "v1")
     assert result.publish is published
-    assert made == ([(tmp_path / "v1" / "weights.pt", "detect", "auto", tmp_path / "exports")] if published else [])
+    assert made == ([(tmp_path / "v1" / "weights.pt", "detect", Serving("auto", tmp_path / "exports", "bf16"))]
+                    if published else [])
 
 
 def test_bfloat16_is_asked_for_and_stays_close(yolov8n: Path, export_dir: Path, served: Detector, reference: Detector,
                                               photos: list) -> None:
     import openvino as ov
 
-    fast = Detector.load(yolov8n, engine="openvino", export_dir=export_dir, precision="bf16")
+    fast = Detector.load(yolov8n, serving=Serving(engine="openvino", export_dir=export_dir, precision="bf16"))
     compiled = fast.yolo.predictor.model.backend.ov_compiled_model
     has_bf16 = any(flag in Path("/proc/cpuinfo").read_text() for flag in ("avx512_bf16", "amx_bf16"))
     assert compiled.get_property("INFERENCE_PRECISION_HINT") == (ov.Type.bf16 if has_bf16 else ov.Type.f32)
