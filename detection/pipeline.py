@@ -103,6 +103,7 @@ class ImagePipeline:
         self.decoded = 0  # pixels decoded in all
         self._queue: queue.Queue[Item | None] = queue.Queue()  # bounded by `holding`; None: no more items
         self._thread = threading.Thread(target=self._load_all, name="image-pipeline", daemon=True)
+        self._closing = threading.Lock()  # closing and draining vs the loader's last put: no item slips in between
 
     # -- the loading thread ----------------------------------------------------------------------------------
     def _load_all(self) -> None:
@@ -110,7 +111,12 @@ class ImagePipeline:
             for i in range(self.count):
                 if self.holding.closed:
                     break
-                self._queue.put(self._load(i))
+                item = self._load(i)
+                with self._closing:  # closed while it loaded: dropped here, as `_close` drained the queue already
+                    if self.holding.closed:
+                        self._drop(item)
+                        break
+                    self._queue.put(item)
         finally:
             self._queue.put(None)
 
@@ -199,15 +205,16 @@ class ImagePipeline:
 
     def _close(self, pending: list[Item]) -> None:
         """Stop loading and drop whatever was loaded but not handed out."""
-        self.holding.close()
-        for item in pending:
-            self._drop(item)
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
+        with self._closing:
+            self.holding.close()
+            for item in pending:
                 self._drop(item)
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._drop(item)
         if self.decoded > RELEASE_AFTER_PIXELS:
             release_memory()
