@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import DEFAULT_CHUNK_S, SAMPLE_RATE, iter_chunks
+from .audio import SAMPLE_RATE, iter_chunks
 from .confidence import DEFAULT_CALIBRATION, Calibration, file_confidence, segment_confidence
 from .models import OPENAI_WHISPER, ModelError, ModelSpec, cpu_threads, default_device, resolve_model
 
@@ -75,7 +75,8 @@ class DecodeOptions:
     hotwords: str | None = None
     initial_prompt: str | None = None
     # None: DEFAULT_CHUNK_S, or a whole batch of 30-second windows for a file the batched path decodes (a chunk of
-    # 120 s left a batch of 8 half full: 240 s chunks took 10 minutes of speech from 0.65x to 0.53x raw's time)
+    # 120 s left a batch of 8 half full: 240 s chunks took 10 minutes of speech from 0.71x to 0.59x raw's time,
+    # bench/results/asr_speed.json)
     chunk_s: float | None = None
     # Word probabilities (Whisper's word timestamps: one alignment pass per segment) make each segment's
     # confidence its own; without them a segment's confidence comes from its decoding window's avg_logprob.
@@ -240,15 +241,11 @@ class Transcriber:
         opts = opts or DecodeOptions()
         language = opts.language or ("en" if self.spec.english_only else None)
         result = Transcript()
-        decode, chunk_s = self.engine.transcribe, opts.chunk_s or DEFAULT_CHUNK_S
-        if opts.batch_above_s is not None:
-            from .batched import batch_chunk_s, plan  # asr.batched builds on this module
+        from .batched import batch_chunk_s, plan  # asr.batched builds on this module
 
-            chunk_s = opts.chunk_s or batch_chunk_s(self.engine, opts)
-        chunks = iter_chunks(path, chunk_s, max_s=opts.max_seconds)
-        if opts.batch_above_s is not None:
-            chunks, batched = plan(self.engine, chunks, opts)
-            decode = batched or decode
+        chunks = iter_chunks(path, opts.chunk_s or batch_chunk_s(self.engine, opts), max_s=opts.max_seconds)
+        chunks, batched = plan(self.engine, chunks, opts)
+        decode = batched or self.engine.transcribe
         for offset, samples in chunks:
             result.duration = offset + len(samples) / SAMPLE_RATE
             chunk_opts = DecodeOptions(**{**opts.__dict__, "language": language})

@@ -91,7 +91,7 @@ class Detector:
             raise
         except Exception as e:
             raise ModelLoadError(f"cannot load YOLO weights {weights!r}: {type(e).__name__}: {e}") from None
-        if serving.engine != "pytorch" and engines.choose_engine(serving.engine, weights, yolo.task, gpu_available()) == "openvino":
+        if engines.choose_engine(serving.engine, weights, yolo.task, gpu_available()) == "openvino":
             served = cls._openvino(weights, serving, not _end2end(yolo), yolo.names)
             if served is not None:
                 return served

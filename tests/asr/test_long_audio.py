@@ -44,7 +44,7 @@ def test_twenty_minutes_in_bounded_memory(ljspeech, weights_dir, tmp_path, short
     assert 1195 < result["duration"] < 1205
     assert "types" in result["text"] and "ugly" in result["text"]
     assert result["segments"][-1][0] > 1190  # the last sentence is placed at the end of the file
-    # Measured: +129 MiB in the default 240 s chunks (a full batch of 8 windows; +~90 in 120 s chunks); the whole
+    # Measured: +129 MiB in the default 240 s chunks (a full batch of 8 windows; +54 in 120 s chunks); the whole
     # file at once adds ~334 MiB (float32 samples, VAD and features of 20 minutes).
     assert growth_mib < 200
 
