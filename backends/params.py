@@ -118,12 +118,14 @@ class OneOf:
 
 @dataclass(frozen=True)
 class Flag:
-    """A yes/no switch: a JSON boolean, or the string "true" or "false" (Label Studio's extra params are typed)."""
+    """A yes/no switch: a JSON boolean, or the string "true" or "false" (Label Studio's extra params are typed);
+    with `auto`, also the string "auto" (the component decides)."""
 
     name: str
+    auto: bool = False
 
-    def parse(self, raw: Any) -> bool:
-        """`raw` as a bool.
+    def parse(self, raw: Any) -> bool | str:
+        """`raw` as a bool (or "auto").
 
         Raises:
             BadRequest: naming the field.
@@ -132,10 +134,13 @@ class Flag:
             return raw
         if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
             return raw.strip().lower() == "true"
+        if self.auto and isinstance(raw, str) and raw.strip().lower() == "auto":
+            return "auto"
         shown = raw if not isinstance(raw, str) else raw[:40]
-        raise BadRequest(f"{self.name!r} must be true or false, got {shown!r}")
+        allowed = 'true, false or "auto"' if self.auto else "true or false"
+        raise BadRequest(f"{self.name!r} must be {allowed}, got {shown!r}")
 
-    def read(self, params: Mapping[str, Any] | None, default: bool | None = None) -> bool | None:
+    def read(self, params: Mapping[str, Any] | None, default: bool | str | None = None) -> bool | str | None:
         """The parameter's value from `params`, or `default` when it is absent (None or "")."""
         raw = (params or {}).get(self.name)
         if raw is None or raw == "":

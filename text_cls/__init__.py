@@ -12,7 +12,8 @@ Pure ML: this package never imports `backends` (the Label Studio layer builds on
 - `centroids`: the labels' centroid classifier a single-choice head is served with (their product).
 - `classifier`: `TextClassifier`, prediction and training of several controls on one encoder.
 - `storage`: a classifier's files (JSON + npz, and a fine-tuned transformer).
-- `finetune`: fine-tuning the transformer on the annotated texts.
+- `finetune`: fine-tuning the transformer on the annotated texts; `finetune_check`: whether it helps, judged on a
+  held-out fold it was not fine-tuned on.
 - `version`: a trained version (a classifier per text field) and its training; `zero_shot_cache`: the zero-shot
   classifiers a server keeps.
 """

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import centroids, heads, storage, zero_shot
+from . import centroids, finetune_check, heads, storage, zero_shot
 from .controls import ControlSpec, accuracy, answer_targets, class_counts, has_enough
 from .encoder import Encoder
 from .guard import judge
@@ -111,6 +111,8 @@ class TextClassifier:
         targets: dict[str, list[list[str] | None]],
         params: dict | None = None,
         served: TextClassifier | None = None,
+        *,
+        check_finetune: bool = True,
     ) -> dict:
         """Train a head per control that has enough answers; the others stay (or return to) zero-shot.
 
@@ -152,7 +154,7 @@ class TextClassifier:
             self._build_prototypes()
         eligible = {name: has_enough(self._spec(name), y, p["min_examples"], p["min_per_class"])
                     for name, (_, y) in data.items()}
-        self.finetune_info = self._finetune(texts, data, eligible) if p["finetune"] else {}
+        self.finetune_info = self._maybe_finetune(texts, targets, data, eligible, served, check_finetune)
 
         embeddings = self.encoder.encode(list(texts)) if texts else np.zeros((0, self.encoder.dim), np.float32)
         new_heads: dict[str, LinearHead] = {}
@@ -161,6 +163,9 @@ class TextClassifier:
         for spec in self.controls:
             rows, y = data[spec.name]
             head, metrics[spec.name] = self._fit_one(spec, embeddings[rows], y, eligible[spec.name], served)
+            if head is not None and self.finetuned:  # judged on the held-out fold, not on overfit folds
+                metrics[spec.name]["guard"] = finetune_check.guard_of(spec, self.finetune_info.get("check") or {},
+                                                                      served)
             if head is not None:
                 new_heads[spec.name] = head
                 if not spec.multi and p["centroids"]:
@@ -224,7 +229,7 @@ class TextClassifier:
             out.update(cv_folds=len(splits), cv_accuracy=cv["accuracy"], cv_macro_f1=cv["macro_f1"],
                        cv_log_loss=cv["log_loss"])
             recipe = served.recipe(spec) if served is not None else None
-            out["guard"] = judge(spec, E, zs_logits, y, splits, cv, oof, recipe, float(p["guard_tolerance"]),
+            out["guard"] = None if self.finetuned else judge(spec, E, zs_logits, y, splits, cv, oof, recipe, float(p["guard_tolerance"]),
                                  max_iter, self.prototypes[spec.name],
                                  served is not None and served.serves_centroids(spec))
         else:
@@ -249,6 +254,21 @@ class TextClassifier:
     def serves_centroids(self, spec: ControlSpec) -> bool:
         """Whether this classifier serves a control like `spec` as its head's product with centroids."""
         return self.recipe(spec) is not None and not spec.multi and spec.name in self.centroids
+
+    def _maybe_finetune(self, texts: list[str], targets: dict, data: dict, eligible: dict[str, bool],
+                        served: TextClassifier | None, check: bool) -> dict:
+        """Fine-tune when the params ask for it ("auto": once a control with a head has finetune_min_examples
+        answers) and, unless `check` is False, `finetune_check` finds it not worse on a held-out fold. A worse
+        fine-tune asked for by "auto" is left out; one asked for by True is kept and its guard says worse."""
+        p = self.params
+        wanted = p["finetune"] is True or (p["finetune"] == "auto" and any(
+            eligible[name] and len(rows) >= int(p["finetune_min_examples"]) for name, (rows, _) in data.items()))
+        if not wanted:
+            return {}
+        found = finetune_check.check(self, texts, targets, data, eligible, served) if check else None
+        if found is not None and not found["finetune"] and p["finetune"] == "auto":
+            return {"finetuned": False, "reason": found["reason"], "check": found}
+        return {**self._finetune(texts, data, eligible), **({"check": found} if found else {})}
 
     def _finetune(self, texts: list[str], data: dict, eligible: dict[str, bool]) -> dict:
         from .finetune import FinetuneTask, finetune_encoder

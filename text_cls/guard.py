@@ -50,11 +50,8 @@ def judge(
     reasons = []
     for name, proba in references:
         scores[name] = heads.score(proba, y, spec.multi)
-        # Worse means worse beyond the folds' noise: the mean paired difference per label below minus one
-        # standard error (and the tolerance). With a dozen labels a head level with zero-shot is kept.
-        diff = mine - heads.known_correct(proba, y, spec.multi)
-        margin = max(tolerance, float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0)
-        if diff.mean() < -margin:
+        margin = worse_by(mine, heads.known_correct(proba, y, spec.multi), tolerance)
+        if margin is not None:
             reasons.append(f"{spec.name}: cross-validated accuracy {candidate['known_accuracy']:.3f} below "
                            f"{name}'s {scores[name]['known_accuracy']:.3f} on the same {len(splits)} folds of "
                            f"{len(y)} labels (by more than {margin:.3f}, one standard error)")
@@ -62,3 +59,12 @@ def judge(
     return {"metric": "known_accuracy", "candidate": candidate, "served": scores.get("the served version", zs_scores),
             "zero_shot": zs_scores, "served_mode": "trained" if served_recipe is not None else "zero_shot",
             "worse": bool(reasons), "reason": "; ".join(reasons)}
+
+
+def worse_by(mine: np.ndarray, theirs: np.ndarray, tolerance: float) -> float | None:
+    """The margin `mine` fell short by, when its per-label correctness is worse than `theirs` beyond the noise:
+    the mean paired difference below minus one standard error (and the tolerance); None when it is not worse.
+    With a dozen labels a candidate level with the reference is kept."""
+    diff = mine - theirs
+    margin = max(tolerance, float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0)
+    return margin if diff.mean() < -margin else None

@@ -20,7 +20,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "max_iter": 2000,
     "cv_folds": 5,
     "seed": 0,
-    "finetune": False,
+    # Fine-tune the transformer on the answers: "auto" once a control with a head has finetune_min_examples of
+    # them (bench/results/text_score.json), true, or false. Judged on a held-out fold (finetune_check).
+    "finetune": "auto",
+    "finetune_min_examples": 40,
     "finetune_epochs": 3,
     "finetune_lr": 3e-5,
     "finetune_batch_size": 16,
@@ -58,6 +61,8 @@ def merge_params(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -
             log.debug("text_cls: unknown param %r ignored", key)
         elif key in _AUTO_OR_NUMBER:
             value = _auto_or_number(key, value, *_AUTO_OR_NUMBER[key])
+        elif key == "finetune" and isinstance(value, str) and value.strip().lower() == "auto":
+            value = "auto"
         elif key in _SWITCHES:
             value = _switch(key, value)
         merged[key] = value
@@ -70,7 +75,8 @@ def _switch(key: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ValueError(f"{key!r} must be true or false, got {str(value)[:40]!r}")
+    allowed = 'true, false or "auto"' if key == "finetune" else "true or false"
+    raise ValueError(f"{key!r} must be {allowed}, got {str(value)[:40]!r}")
 
 
 def _auto_or_number(key: str, value: Any, lo: float, hi: float) -> str | float:

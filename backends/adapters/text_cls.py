@@ -29,10 +29,11 @@ UNCERTAINTY = OneOf("uncertainty", tuple(names()))
 NUMBERS = (Number("min_examples", 1, 100_000, integer=True), Number("min_per_class", 1, 10_000, integer=True),
            Number("max_iter", 10, 100_000, integer=True), Number("cv_folds", 2, 20, integer=True),
            Number("seed", 0, 2**31 - 1, integer=True), Number("finetune_epochs", 1, 100, integer=True),
+           Number("finetune_min_examples", 1, 100_000, integer=True),
            Number("finetune_lr", 1e-8, 1.0), Number("finetune_batch_size", 1, 1024, integer=True),
            Number("zero_shot_temperature", 1e-4, 100.0), Number("multi_margin", -1.0, 1.0),
            Number("multi_temperature", 1e-4, 100.0), Number("guard_tolerance", 0.0, 1.0),
-           Flag("finetune"), Flag("prior"), Flag("centroids"))
+           Flag("finetune", auto=True), Flag("prior"), Flag("centroids"))
 # Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
 BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
 MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)

@@ -124,7 +124,8 @@ def test_setup_checks_the_adapters_params(client, extra, field):
 @pytest.mark.parametrize("extra, field", [({"min_examples": "abc"}, "min_examples"), ({"cv_folds": 1}, "cv_folds"),
                                           ({"max_iter": 10**12}, "max_iter"), ({"finetune_lr": -1}, "finetune_lr"),
                                           ({"zero_shot_temperature": 0}, "zero_shot_temperature"),
-                                          ({"centroids": "no"}, "centroids"), ({"finetune": 1}, "finetune")])
+                                          ({"centroids": "no"}, "centroids"), ({"finetune": 1}, "finetune"),
+                                          ({"finetune_min_examples": 0}, "finetune_min_examples")])
 def test_setup_checks_the_text_classifiers_numbers(client, extra, field):
     error = _error(client.post("/setup", json={"project": "1.1", "schema": CONFIG, "extra_params": extra}), 400)
     assert error.startswith(f"extra_params: {field!r} must be")

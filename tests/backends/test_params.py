@@ -46,3 +46,12 @@ def test_flags_from_json_booleans_or_their_strings():
             continue
         with pytest.raises(BadRequest, match="'centroids' must be true or false"):
             flag.read({"centroids": raw})
+
+
+def test_a_flag_with_auto_also_takes_auto():
+    flag = Flag("finetune", auto=True)
+    assert flag.read({"finetune": " AUTO "}) == "auto" and flag.read({"finetune": "false"}) is False
+    with pytest.raises(BadRequest, match="'finetune' must be true, false or \"auto\""):
+        flag.read({"finetune": "sometimes"})
+    with pytest.raises(BadRequest, match="'centroids' must be true or false"):
+        Flag("centroids").read({"centroids": "auto"})

@@ -33,3 +33,87 @@ def test_finetune_one_epoch_saves_and_reloads(tmp_path: Path, encoder: Encoder, 
     # A refit without fine-tuning goes back to the pre-trained encoder.
     assert loaded.fit(texts, {spec.name: [[y] for y in labels]}, {"finetune": False})[spec.name]["finetuned"] is False
     assert loaded.encoder is encoder
+
+
+def _labeled(trec, classes: tuple[str, ...], per_class: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    texts, labels = trec["train"]
+    rng = np.random.default_rng(seed)
+    rows = [i for c in classes for i in rng.choice([j for j, y in enumerate(labels) if y == c], per_class, False)]
+    return [texts[i] for i in rows], [labels[i] for i in rows]
+
+
+@pytest.mark.slow
+def test_auto_finetunes_from_min_examples_judged_on_a_held_out_fold(encoder: Encoder, trec,
+                                                                    trec_spec: ControlSpec) -> None:
+    texts, labels = _labeled(trec, tuple(trec_spec.labels), 7)  # 42 answers, every class
+    params = {"finetune_epochs": 1}
+    below = TextClassifier(encoder, [trec_spec], {**params, "finetune_min_examples": 43})
+    assert below.fit(texts, {trec_spec.name: [[y] for y in labels]})[trec_spec.name]["finetuned"] is False
+    assert below.finetune_info == {}
+
+    clf = TextClassifier(encoder, [trec_spec], params)
+    assert clf.params["finetune"] == "auto"
+    metrics = clf.fit(texts, {trec_spec.name: [[y] for y in labels]})[trec_spec.name]
+    check = clf.finetune_info["check"]
+    assert clf.finetuned and metrics["finetuned"] and check["finetune"] and check["reason"] == ""
+    # One stratified fold of the labels (a fifth: 7 a class, 5 folds -> one or two a class) was held out.
+    assert check["held_out"] == check["labels"][trec_spec.name] and 6 <= check["held_out"] <= 12
+    sides = check["controls"][trec_spec.name]
+    assert set(sides) == {"fine-tuned", "the same fit without fine-tuning", "zero-shot"}
+    guard = metrics["guard"]
+    assert guard["worse"] is False and "held-out" in guard["on"]
+    assert guard["candidate"]["known_accuracy"] == sides["fine-tuned"]
+    assert guard["zero_shot"]["known_accuracy"] == sides["zero-shot"]
+
+
+@pytest.mark.slow
+def test_a_fine_tune_worse_on_the_held_out_fold_is_left_out_or_rejected(encoder: Encoder, trec,
+                                                                        trec_spec: ControlSpec) -> None:
+    texts, labels = _labeled(trec, tuple(trec_spec.labels), 7)
+    answers = {trec_spec.name: [[y] for y in labels]}
+    # A learning rate that wrecks the transformer: the check must see it on labels the fine-tune did not see.
+    wrecked = {"finetune_epochs": 2, "finetune_lr": 0.05}
+    clf = TextClassifier(encoder, [trec_spec], wrecked)
+    served = TextClassifier(encoder, [trec_spec], {"finetune": False})
+    served.fit(texts, answers)
+    metrics = clf.fit(texts, answers, served=served)[trec_spec.name]
+    info = clf.finetune_info
+    assert not clf.finetuned and info["finetuned"] is False and "below" in info["reason"]
+    assert "the served version" in info["check"]["controls"][trec_spec.name]
+    assert clf.encoder is encoder and metrics["guard"] is not None and not metrics["guard"]["worse"]
+
+    forced = TextClassifier(encoder, [trec_spec], {**wrecked, "finetune": True})
+    metrics = forced.fit(texts, answers, served=served)[trec_spec.name]
+    assert forced.finetuned and metrics["guard"]["worse"] and "held-out labels" in metrics["guard"]["reason"]
+
+
+@pytest.mark.slow
+def test_finetuning_on_some_classes_keeps_the_others_zero_shot_evidence(encoder: Encoder, trec) -> None:
+    names = {"HUM": "Human", "LOC": "Location", "NUM": "Numeric", "DESC": "Description"}
+    classes = list(names.values())
+    spec = ControlSpec("label", classes)
+    test = [(t, names[y]) for t, y in zip(*trec["test"]) if y in names]
+    texts, labels = _labeled(trec, ("NUM", "DESC"), 20)
+
+    def recall(clf: TextClassifier) -> dict[str, float]:
+        predicted = clf.predict_proba([t for t, _ in test])["label"].argmax(axis=1)
+        return {c: float(np.mean([classes[p] == c for p, (_, y) in zip(predicted, test) if y == c])) for c in classes}
+
+    before = recall(TextClassifier(encoder, [spec]))
+    clf = TextClassifier(encoder, [spec], {"finetune": True, "finetune_epochs": 2})
+    clf.fit(texts, {"label": [[names[y]] for y in labels]})
+    after = recall(clf)
+    assert clf.finetuned
+    # A fine-tune over every label took Human's recall from 0.51 to 0.18; over the used labels it stays.
+    for c in ("Human", "Location"):
+        assert after[c] >= 0.75 * before[c], (c, before, after)
+    assert after["Numeric"] > before["Numeric"]
+
+
+def test_the_loss_uses_the_labels_the_answers_use() -> None:
+    from text_cls.finetune import FinetuneTask, _used_labels
+
+    single = FinetuneTask(False, np.arange(3), np.array([0, 2, 2]), np.zeros((4, 2)))
+    assert _used_labels(single, 4).tolist() == [True, False, True, False]
+    multi = FinetuneTask(True, np.arange(2), np.array([[0, 1, 0], [0, 1, 1]]), np.zeros((3, 2)))
+    assert _used_labels(multi, 3).tolist() == [False, True, True]
