@@ -3,9 +3,11 @@
 For N = 12, 24, 40, 100, 200 random labels (5 seeds, every class at least once when N allows), on TREC-6 and SST-2,
 the accuracy on held-out texts of:
 
-- the served model (`text_cls.TextClassifier`, as the backend trains it): a single-choice head's product with its
-  labels' centroid classifier (`text_cls.centroids.served_product`), or zero-shot where the publish guard rejects
-  it (cross-validated accuracy of the product below zero-shot's on the labels); "product" is the same unguarded,
+- the served model (`text_cls.TextClassifier`, as the backend trains it): from 40 labels on, a transformer
+  fine-tuned on them where `text_cls.finetune_check` finds that not worse on a held-out fold; a single-choice head's
+  product with its labels' centroid classifier (`text_cls.centroids.served_product`), or zero-shot where the publish
+  guard rejects it (cross-validated accuracy of the product below zero-shot's on the labels); "product" is the same
+  unguarded; "frozen" the served model without fine-tuning (the default before),
 - the head alone ("head": what was served before the product, the same fit without its centroids) and the product
   over every label ("product_all_labels", tried and not served: it takes the texts of labels without labels),
 - plain logistic regression (`sklearn.linear_model.LogisticRegression()`, defaults) on the same MiniLM embeddings and
@@ -14,9 +16,9 @@ the accuracy on held-out texts of:
 
 Plus the forgetting case: a 4-class TREC project (Human, Location, Numeric, Description) labels 12 texts of only 2
 classes; the recall of the 2 classes without labels before (zero-shot) and after training (served, head alone,
-product over every label).
+product over every label); and the same with 40 labels (`forgetting_40`: the served model fine-tunes).
 
-Run by hand (not part of CI; about five minutes on 2 CPU cores once the embeddings are cached):
+Run by hand (not part of CI; about 25 minutes on 2 CPU cores, most of it fine-tuning):
 
     .venv/bin/python -m bench.text_learning_bench --out bench/results
 
@@ -72,6 +74,10 @@ class CachedEncoder:
         self.dim = encoder.dim
         self.name_or_path = encoder.name_or_path
         self.max_length = encoder.max_length
+
+    def __getattr__(self, name: str):
+        # What fine-tuning copies (model, tokenizer, device, batch size, cache size) comes from the real encoder.
+        return getattr(self.inner, name)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
@@ -139,14 +145,21 @@ def variants(clf: TextClassifier, texts: list[str]) -> dict[str, np.ndarray]:
             "product_all_labels": cz.combine(head, cz.centroid_proba(E, clf.centroids["label"]))}
 
 
-def served_accuracy(encoder, labels: list[str], train, test, rows: np.ndarray) -> tuple[dict[str, float], dict]:
+def served_accuracy(encoder, labels: list[str], train, test, rows: np.ndarray,
+                    params: dict | None = None) -> tuple[dict[str, float], dict]:
     """Test accuracy of each of `variants` of the model trained on `rows`, and its metrics."""
     spec = ControlSpec("label", labels)
-    clf = TextClassifier(encoder, [spec])
+    clf = TextClassifier(encoder, [spec], params)
     metrics = clf.fit([train[0][i] for i in rows], {"label": [[train[1][i]] for i in rows]})["label"]
     accuracy = {name: float(np.mean([labels[p] == y for p, y in zip(proba.argmax(axis=1), test[1])]))
                 for name, proba in variants(clf, test[0]).items()}
     return accuracy, metrics
+
+
+def guarded(accuracy: dict[str, float], metrics: dict, zero_shot: float) -> tuple[float, bool]:
+    """What is served: the product, or zero-shot where the guard rejected the fit."""
+    rejected = bool((metrics.get("guard") or {}).get("worse"))
+    return (zero_shot if rejected else accuracy["product"]), rejected
 
 
 def plain_lr_accuracy(encoder, train, test, rows: np.ndarray) -> float:
@@ -170,29 +183,37 @@ def learning_curves(encoder, data: dict) -> dict:
             rows = sample(np.array(train[1]), n, seed)
             start = time.perf_counter()
             acc, m = served_accuracy(encoder, labels, train, test, rows)
-            rejected = bool((m.get("guard") or {}).get("worse"))
-            served = out["zero_shot"] if rejected else acc["product"]
-            runs.append({"seed": seed, "served": round(served, 4), "rejected": rejected,
+            fit_s = time.perf_counter() - start
+            served, rejected = guarded(acc, m, out["zero_shot"])
+            frozen, frozen_rejected = guarded(*served_accuracy(encoder, labels, train, test, rows,
+                                                               {"finetune": False}), out["zero_shot"])
+            runs.append({"seed": seed, "served": round(served, 4), "rejected": rejected, "finetuned": m["finetuned"],
                          **{name: round(value, 4) for name, value in acc.items()},
+                         "frozen": round(frozen, 4), "frozen_rejected": frozen_rejected,
                          "plain_lr": round(plain_lr_accuracy(encoder, train, test, rows), 4),
-                         "fit_s": round(time.perf_counter() - start, 2), "C": m["C"],
+                         "fit_s": round(fit_s, 2), "C": m["C"],
                          "zero_shot_weight": m["zero_shot_weight"], "classes_labeled": len(m["classes"])})
-        keys = ("served", "product", "head", "product_all_labels", "plain_lr")
+        keys = ("served", "product", "head", "product_all_labels", "frozen", "plain_lr")
         summary = {key: round(float(np.nanmean([r[key] for r in runs])), 4) for key in keys}
         summary["rejected"] = sum(r["rejected"] for r in runs)
+        summary["finetuned"] = sum(r["finetuned"] for r in runs)
+        summary["fit_s"] = round(float(np.mean([r["fit_s"] for r in runs])), 2)
         summary.update({f"{key}_std": round(float(np.nanstd([r[key] for r in runs])), 4) for key in keys})
         summary["served_minus_lr"] = round(summary["served"] - summary["plain_lr"], 4)
         summary["served_minus_head"] = round(summary["served"] - summary["head"], 4)
+        summary["served_minus_frozen"] = round(summary["served"] - summary["frozen"], 4)
         out["sizes"][str(n)] = {**summary, "runs": runs}
         print(f"  N={n}: served {summary['served']:.3f}+-{summary['served_std']:.3f} (head alone "
               f"{summary['head']:.3f}+-{summary['head_std']:.3f}, all-label product "
-              f"{summary['product_all_labels']:.3f}, {summary['rejected']} rejected), plain LR "
+              f"{summary['product_all_labels']:.3f}, {summary['rejected']} rejected, {summary['finetuned']} "
+              f"fine-tuned; frozen {summary['frozen']:.3f}), plain LR "
               f"{summary['plain_lr']:.3f}+-{summary['plain_lr_std']:.3f}", flush=True)
     return out
 
 
-def forgetting(encoder, data: dict) -> dict:
-    """12 labels of 2 of 4 TREC classes: recall of the other two before (zero-shot) and after training."""
+def forgetting(encoder, data: dict, per_class: int = 6) -> dict:
+    """2 x per_class labels of 2 of 4 TREC classes: recall of the other two before (zero-shot) and after
+    training (from 40 labels on, the served model fine-tunes the transformer)."""
     keep = set(FORGET_CLASSES)
     train = [(t, y) for t, y in zip(*data["train"]) if y in keep]
     test = [(t, y) for t, y in zip(*data["test"]) if y in keep]
@@ -212,11 +233,11 @@ def forgetting(encoder, data: dict) -> dict:
         rows = []
         for label in FORGET_LABELED:
             pool = [i for i, (_, y) in enumerate(train) if y == label]
-            rows += list(rng.choice(pool, 6, replace=False))
+            rows += list(rng.choice(pool, per_class, replace=False))
         clf = TextClassifier(encoder, [spec])
         m = clf.fit([train[i][0] for i in rows], {"label": [[train[i][1]] for i in rows]})["label"]
         found = variants(clf, test_texts)
-        after.append({**report(found["product"]), "published": not m["guard"]["worse"]})
+        after.append({**report(found["product"]), "published": not m["guard"]["worse"], "finetuned": m["finetuned"]})
         for name in others:
             others[name].append(report(found[name]))
 
@@ -224,7 +245,7 @@ def forgetting(encoder, data: dict) -> dict:
         return {"accuracy": round(float(np.mean([a["accuracy"] for a in reports])), 4),
                 "recall": {c: round(float(np.mean([a["recall"][c] for a in reports])), 4) for c in labels}}
 
-    return {"classes": labels, "labeled": list(FORGET_LABELED), "n_labels": 12, "test_texts": len(test),
+    return {"classes": labels, "labeled": list(FORGET_LABELED), "n_labels": 2 * per_class, "test_texts": len(test),
             "before": before, "after_mean": mean(after), "after_runs": after,
             **{f"after_mean_{name}": mean(reports) for name, reports in others.items()}}
 
@@ -252,7 +273,8 @@ def plot(results: dict, path: Path) -> None:
     for ax, name in zip(np.atleast_1d(axes), names):
         res = results["datasets"][name]
         sizes = [int(n) for n in res["sizes"]]
-        for key, label in (("served", "served: head x centroids (guarded)"), ("head", "head alone (served before)"),
+        for key, label in (("served", "served: fine-tuned from 40 labels, head x centroids, guarded"), ("head", "head alone"),
+                           ("frozen", "served without fine-tuning (before)"),
                            ("plain_lr", "plain logistic regression")):
             mean = np.array([res["sizes"][str(n)][key] for n in sizes])
             std = np.array([res["sizes"][str(n)][f"{key}_std"] for n in sizes])
@@ -297,6 +319,8 @@ def main() -> None:
                                      "test_texts": len(data["test"][0]), **learning_curves(cached, data)}
     results["forgetting"] = forgetting(CachedEncoder(encoder, datasets["trec6"]["vectors"]), datasets["trec6"])
     print("forgetting:", results["forgetting"]["before"], results["forgetting"]["after_mean"], flush=True)
+    results["forgetting_40"] = forgetting(CachedEncoder(encoder, datasets["trec6"]["vectors"]), datasets["trec6"], 20)
+    print("forgetting, 40 labels:", results["forgetting_40"]["after_mean"], flush=True)
     results["decision"] = decision(results)
     print("decision:", results["decision"], flush=True)
     results["total_s"] = round(time.perf_counter() - started, 1)
