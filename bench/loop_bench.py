@@ -17,7 +17,7 @@ saving against the baseline's seconds for as many labels, and the held-out accur
 seed spreads. Also the confidence from which showing a pre-annotation pays (below it a wrong choice costs more than
 it saves; the backend shows every prediction today).
 
-    .venv/bin/python -m bench.loop_bench --out bench/results                 # TREC-6 and SST-2, ~8 min on 2 cores
+    .venv/bin/python -m bench.loop_bench --out bench/results                 # TREC-6 and SST-2, ~40 min on 2 cores
     .venv/bin/python -m bench.loop_bench --export project.json --task text_cls --out my_results
     .venv/bin/python -m bench.loop_bench --export project.json --task detection
 
