@@ -273,8 +273,8 @@ def plot(results: dict, path: Path) -> None:
     for ax, name in zip(np.atleast_1d(axes), names):
         res = results["datasets"][name]
         sizes = [int(n) for n in res["sizes"]]
-        for key, label in (("served", "served: fine-tuned from 40 labels, head x centroids, guarded"), ("head", "head alone"),
-                           ("frozen", "served without fine-tuning (before)"),
+        for key, label in (("served", "served: fine-tuned from 40 labels, head x centroids, guarded"),
+                           ("head", "head alone"), ("frozen", "served without fine-tuning (before)"),
                            ("plain_lr", "plain logistic regression")):
             mean = np.array([res["sizes"][str(n)][key] for n in sizes])
             std = np.array([res["sizes"][str(n)][f"{key}_std"] for n in sizes])

@@ -163,9 +163,6 @@ class TextClassifier:
         for spec in self.controls:
             rows, y = data[spec.name]
             head, metrics[spec.name] = self._fit_one(spec, embeddings[rows], y, eligible[spec.name], served)
-            if head is not None and self.finetuned:  # judged on the held-out fold, not on overfit folds
-                metrics[spec.name]["guard"] = finetune_check.guard_of(spec, self.finetune_info.get("check") or {},
-                                                                      served)
             if head is not None:
                 new_heads[spec.name] = head
                 if not spec.multi and p["centroids"]:
@@ -198,6 +195,8 @@ class TextClassifier:
             return None, m
         head, fitted = self._fit_control(spec, E, zs_logits, y, served)
         m.update(fitted, mode="trained")
+        if self.finetuned:  # judged on the held-out fold, not on folds the transformer has seen
+            m["guard"] = finetune_check.guard_of(spec, self.finetune_info.get("check") or {}, served)
         return head, m
 
     def _grids(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -228,10 +227,11 @@ class TextClassifier:
                 cv = heads.score(oof, y, spec.multi)
             out.update(cv_folds=len(splits), cv_accuracy=cv["accuracy"], cv_macro_f1=cv["macro_f1"],
                        cv_log_loss=cv["log_loss"])
-            recipe = served.recipe(spec) if served is not None else None
-            out["guard"] = None if self.finetuned else judge(spec, E, zs_logits, y, splits, cv, oof, recipe, float(p["guard_tolerance"]),
-                                 max_iter, self.prototypes[spec.name],
-                                 served is not None and served.serves_centroids(spec))
+            if not self.finetuned:  # a fine-tune is judged by finetune_check (see _fit_one)
+                recipe = served.recipe(spec) if served is not None else None
+                out["guard"] = judge(spec, E, zs_logits, y, splits, cv, oof, recipe, float(p["guard_tolerance"]),
+                                     max_iter, self.prototypes[spec.name],
+                                     served is not None and served.serves_centroids(spec))
         else:
             # Too few labels per class for two folds: the largest candidates, zero-shot kept at full weight.
             C, weight = max(C_grid), max(prior_grid)

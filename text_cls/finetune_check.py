@@ -79,7 +79,7 @@ def check(clf: TextClassifier, texts: Sequence[str], targets: Mapping[str, Seque
         if recipe is not None:
             params = {"finetune": False, "C": recipe[0], "prior_weight": recipe[1],
                       "centroids": served.serves_centroids(spec)}
-            answers = {spec.name: part_targets.get(spec.name, [None] * len(rest))}
+            answers = {spec.name: part_targets[spec.name]}  # an eligible control has answers
             probas["the served version"] = _fit(clf, [spec], part_texts, answers, params).predict_proba(
                 test_texts)[spec.name][at]
         correct = {side: heads.known_correct(p, y_held, spec.multi) for side, p in probas.items()}

@@ -41,8 +41,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "guard_tolerance": 0.0,
 }
 
-# Yes/no params.
-_SWITCHES = ("finetune", "prior", "centroids")
+# Yes/no params, and whether each also takes "auto".
+_SWITCHES = {"finetune": True, "prior": False, "centroids": False}
 # Params that are "auto" (chosen by cross-validation) or a number in a range.
 _AUTO_OR_NUMBER = {"C": (1e-6, 1e6), "prior_weight": (0.0, 10.0), "guard_tolerance": (0.0, 1.0)}
 
@@ -61,21 +61,23 @@ def merge_params(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -
             log.debug("text_cls: unknown param %r ignored", key)
         elif key in _AUTO_OR_NUMBER:
             value = _auto_or_number(key, value, *_AUTO_OR_NUMBER[key])
-        elif key == "finetune" and isinstance(value, str) and value.strip().lower() == "auto":
-            value = "auto"
         elif key in _SWITCHES:
             value = _switch(key, value)
         merged[key] = value
     return merged
 
 
-def _switch(key: str, value: Any) -> bool:
-    """Raises ValueError naming the param unless value is a bool or "true"/"false" (a string "false" is truthy)."""
+def _switch(key: str, value: Any) -> bool | str:
+    """Raises ValueError naming the param unless value is a bool or "true"/"false" (a string "false" is truthy),
+    or "auto" where the switch takes it."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    allowed = 'true, false or "auto"' if key == "finetune" else "true or false"
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "auto" and _SWITCHES[key]:
+        return "auto"
+    allowed = 'true, false or "auto"' if _SWITCHES[key] else "true or false"
     raise ValueError(f"{key!r} must be {allowed}, got {str(value)[:40]!r}")
 
 
