@@ -13,7 +13,8 @@ Pure ML: this package never imports `backends` (the Label Studio layer builds on
 - `classifier`: `TextClassifier`, prediction and training of several controls on one encoder.
 - `storage`: a classifier's files (JSON + npz, and a fine-tuned transformer).
 - `finetune`: fine-tuning the transformer on the annotated texts; `finetune_check`: whether it helps, judged on a
-  held-out fold it was not fine-tuned on.
+  held-out fold it was not fine-tuned on; `self_training`: a fine-tune learns again from the open texts it is surest
+  of.
 - `version`: a trained version (a classifier per text field) and its training; `zero_shot_cache`: the zero-shot
   classifiers a server keeps.
 """

@@ -9,12 +9,14 @@ files on disk `storage`'s.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import centroids, finetune_check, heads, storage, zero_shot
+from . import centroids, finetune_check, heads, self_training, storage, zero_shot
 from .controls import ControlSpec, accuracy, answer_targets, class_counts, has_enough
 from .encoder import Encoder
 from .guard import judge
@@ -113,6 +115,7 @@ class TextClassifier:
         served: TextClassifier | None = None,
         *,
         check_finetune: bool = True,
+        unlabeled: Sequence[str] = (),
     ) -> dict:
         """Train a head per control that has enough answers; the others stay (or return to) zero-shot.
 
@@ -125,6 +128,8 @@ class TextClassifier:
             served: The classifier now in use, for the guard: its recipe (C and zero-shot weight of each head; a
                 control without a head is zero-shot) is cross-validated on the same folds as the new head's, with
                 fold-local centroids where it serves them.
+            check_finetune: False fine-tunes without `finetune_check` (the check's own fits).
+            unlabeled: Open texts a fine-tune may self-train on (see `self_training`).
 
         Returns:
             Control name -> {"mode", "n_examples", "classes" (label -> count), "cv_folds", "cv_accuracy",
@@ -133,9 +138,10 @@ class TextClassifier:
             small for 2 folds or the control stays zero-shot), "C", "zero_shot_weight" (the chosen recipe; None
             without a head), "zero_shot_accuracy" (of the zero-shot predictions on the training answers),
             "finetuned" (embeddings from a fine-tuned transformer), "guard" (see `guard.judge`; None without a
-            head)}. After fine-tuning, the cross-validation scores are optimistic: the transformer has seen every
-            fold. The cross-validated scores are those of the best of several recipes on the same folds, so
-            slightly optimistic as well.
+            head), and after a self-trained fine-tune "self_trained" (label -> pseudo-labeled open texts)}. After
+            fine-tuning, the cross-validation scores are optimistic: the transformer has seen every fold. The
+            cross-validated scores are those of the best of several recipes on the same folds, so slightly
+            optimistic as well.
 
         Raises:
             ValueError: Unknown control names, labels outside a control's labels, or length mismatches.
@@ -154,7 +160,8 @@ class TextClassifier:
             self._build_prototypes()
         eligible = {name: has_enough(self._spec(name), y, p["min_examples"], p["min_per_class"])
                     for name, (_, y) in data.items()}
-        self.finetune_info = self._maybe_finetune(texts, targets, data, eligible, served, check_finetune)
+        self.finetune_info = self._maybe_finetune(texts, targets, data, eligible, served, check_finetune,
+                                                  list(unlabeled))
 
         embeddings = self.encoder.encode(list(texts)) if texts else np.zeros((0, self.encoder.dim), np.float32)
         new_heads: dict[str, LinearHead] = {}
@@ -197,6 +204,9 @@ class TextClassifier:
         m.update(fitted, mode="trained")
         if self.finetuned:  # judged on the held-out fold, not on folds the transformer has seen
             m["guard"] = finetune_check.guard_of(spec, self.finetune_info.get("check") or {}, served)
+            st = self.finetune_info.get("self_training")
+            if st is not None:  # the pseudo-labels per label its fine-tune also learned from
+                m["self_trained"] = st["labels"].get(spec.name, {})
         return head, m
 
     def _grids(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -256,7 +266,7 @@ class TextClassifier:
         return self.recipe(spec) is not None and not spec.multi and spec.name in self.centroids
 
     def _maybe_finetune(self, texts: list[str], targets: dict, data: dict, eligible: dict[str, bool],
-                        served: TextClassifier | None, check: bool) -> dict:
+                        served: TextClassifier | None, check: bool, unlabeled: list[str]) -> dict:
         """Fine-tune when the params ask for it ("auto": once a control with a head has finetune_min_examples
         answers) and, unless `check` is False, `finetune_check` finds it not worse on a held-out fold. A worse
         fine-tune asked for by "auto" is left out; one asked for by True is kept and its guard says worse."""
@@ -265,13 +275,14 @@ class TextClassifier:
             eligible[name] and len(rows) >= int(p["finetune_min_examples"]) for name, (rows, _) in data.items()))
         if not wanted:
             return {}
-        found = finetune_check.check(self, texts, targets, data, eligible, served) if check else None
+        found = finetune_check.check(self, texts, targets, data, eligible, served, unlabeled) if check else None
         if found is not None and not found["finetune"] and p["finetune"] == "auto":
             return {"finetuned": False, "reason": found["reason"], "check": found}
-        return {**self._finetune(texts, data, eligible), **({"check": found} if found else {})}
+        return {**self._finetune(texts, targets, data, eligible, unlabeled), **({"check": found} if found else {})}
 
-    def _finetune(self, texts: list[str], data: dict, eligible: dict[str, bool]) -> dict:
-        from .finetune import FinetuneTask, finetune_encoder
+    def _finetune(self, texts: list[str], targets: dict, data: dict, eligible: dict[str, bool],
+                  unlabeled: list[str]) -> dict:
+        from .finetune import FinetuneTask
 
         tasks = [
             FinetuneTask(spec.multi, data[spec.name][0], data[spec.name][1], self.prototypes[spec.name])
@@ -280,9 +291,23 @@ class TextClassifier:
         ]
         if not tasks:
             return {"finetuned": False, "reason": "no control has enough examples"}
+        self.encoder = self._tuned(texts, tasks)
+        out: dict[str, Any] = {"finetuned": True,
+                               "controls": [spec.name for spec in self.controls if eligible[spec.name]]}
+        if self_training.wanted(self.params, unlabeled):
+            out["self_training"] = self._self_train(texts, targets, data, eligible, unlabeled, tasks)
+        self.finetuned = True
+        # Prototypes live in the embedding space, which has just moved.
+        self._build_prototypes()
+        return out
+
+    def _tuned(self, texts: list[str], tasks: list) -> Encoder:
+        """The base encoder fine-tuned on `texts` for `tasks`."""
+        from .finetune import finetune_encoder
+
         p = self.params
-        self.encoder = finetune_encoder(
-            self.encoder,
+        return finetune_encoder(
+            self.base_encoder,
             texts,
             tasks,
             epochs=int(p["finetune_epochs"]),
@@ -291,10 +316,32 @@ class TextClassifier:
             batch_size=int(p["finetune_batch_size"]),
             temperature=float(p["zero_shot_temperature"]),
         )
-        self.finetuned = True
-        # Prototypes live in the embedding space, which has just moved.
-        self._build_prototypes()
-        return {"finetuned": True, "controls": [spec.name for spec in self.controls if eligible[spec.name]]}
+
+    def _self_train(self, texts: list[str], targets: dict, data: dict, eligible: dict[str, bool],
+                    unlabeled: list[str], tasks: list) -> dict[str, Any]:
+        """Fine-tune again, from the base encoder, on the answers and the open texts the model fine-tuned on the
+        answers is surest of (`self_training`); self.encoder is that first fine-tune on entry."""
+        teacher = TextClassifier(self.encoder, self.controls, {**self.params, "finetune": False})
+        teacher.fit(texts, targets)
+        rows, labels = self_training.pseudo_labels(teacher, unlabeled, data, eligible, self.params)
+        out: dict[str, Any] = {"open_texts": len(unlabeled), "pseudo_labeled": len(rows),
+                               "labels": {spec.name: self_training.summary(spec, labels[spec.name])
+                                          for spec in self.controls if spec.name in labels}}
+        if not rows:
+            return out
+        n = len(texts)
+        by_control = dict(zip((spec.name for spec in self.controls if eligible[spec.name]), tasks))
+        extended = []
+        for name, task in by_control.items():
+            added = labels.get(name)
+            if added is None:
+                extended.append(task)
+                continue
+            keep = np.flatnonzero(added >= 0)
+            extended.append(replace(task, rows=np.concatenate([task.rows, n + keep]),
+                                    targets=np.concatenate([task.targets, added[keep]])))
+        self.encoder = self._tuned(texts + [unlabeled[i] for i in rows], extended)
+        return out
 
     # ----------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> Path:

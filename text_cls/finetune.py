@@ -5,7 +5,8 @@ prototypes (so training starts from the zero-shot classifier, not from noise) an
 Single-choice controls use cross-entropy, multi-choice ones binary cross-entropy, both over the labels the answers
 use; each example contributes only to the controls it has an answer for. Only the transformer is kept: the caller
 refits its logistic heads on the new embeddings. `TextClassifier` fine-tunes by default once a control has 40
-answers ("auto"), after `finetune_check` found it not worse on a held-out fold.
+answers ("auto"), after `finetune_check` found it not worse on a held-out fold; given open texts it fine-tunes a
+second time with the ones it is surest of (`self_training`).
 """
 from __future__ import annotations
 

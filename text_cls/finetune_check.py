@@ -39,14 +39,16 @@ def held_out(clf: TextClassifier, data: Mapping[str, tuple[np.ndarray, np.ndarra
 
 def check(clf: TextClassifier, texts: Sequence[str], targets: Mapping[str, Sequence[Any]],
           data: Mapping[str, tuple[np.ndarray, np.ndarray]], eligible: Mapping[str, bool],
-          served: TextClassifier | None) -> dict[str, Any]:
-    """Fine-tune without a held-out fold and judge it there (see the module's docstring).
+          served: TextClassifier | None, unlabeled: Sequence[str] = ()) -> dict[str, Any]:
+    """Fine-tune without a held-out fold and judge it there (see the module's docstring); with open texts, the
+    fine-tune self-trains on them as the served one will (`self_training`), so the check judges that recipe.
 
     Args:
         clf: The classifier being fit (its base encoder, controls and merged params).
         texts, targets: What `TextClassifier.fit` was given.
         data: `controls.answer_targets` of them; eligible: the controls that get a head.
         served: The classifier now in use, or None.
+        unlabeled: The open texts `TextClassifier.fit` was given.
 
     Returns:
         {"finetune" (bool: not worse than any reference), "held_out" (texts), "controls": {control: {side:
@@ -61,7 +63,7 @@ def check(clf: TextClassifier, texts: Sequence[str], targets: Mapping[str, Seque
     part_texts = [texts[i] for i in rest]
     part_targets = {name: [answers[i] for i in rest] for name, answers in targets.items()}
     test_texts = [texts[i] for i in held]
-    tuned = _fit(clf, clf.controls, part_texts, part_targets, {"finetune": True})
+    tuned = _fit(clf, clf.controls, part_texts, part_targets, {"finetune": True}, unlabeled)
     sides = {"fine-tuned": tuned.predict_proba(test_texts),
              WITHOUT: _fit(clf, clf.controls, part_texts, part_targets, {"finetune": False}).predict_proba(test_texts),
              "zero-shot": _zero_shot(clf).predict_proba(test_texts)}
@@ -110,11 +112,11 @@ def guard_of(spec: ControlSpec, found: Mapping[str, Any], served: TextClassifier
 
 
 def _fit(clf: TextClassifier, controls: Sequence[ControlSpec], texts: list[str], targets: Mapping[str, Sequence[Any]],
-         params: Mapping[str, Any]) -> TextClassifier:
+         params: Mapping[str, Any], unlabeled: Sequence[str] = ()) -> TextClassifier:
     from .classifier import TextClassifier
 
     other = TextClassifier(clf.base_encoder, list(controls), {**clf.params, **params})
-    other.fit(texts, dict(targets), check_finetune=False)
+    other.fit(texts, dict(targets), check_finetune=False, unlabeled=unlabeled)
     return other
 
 

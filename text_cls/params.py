@@ -27,6 +27,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "finetune_epochs": 3,
     "finetune_lr": 3e-5,
     "finetune_batch_size": 16,
+    # A fine-tune self-trains on the open texts it is given (see self_training.py): the most confident, up to
+    # self_training_multiple per answer and self_training_max in all, join a second fine-tune;
+    # self_training_pool: how many open texts a training run reads at most.
+    "self_training": True,
+    "self_training_multiple": 5,
+    "self_training_max": 1000,
+    "self_training_pool": 5000,
     "zero_shot_prompt": zero_shot.DEFAULT_PROMPT,
     "zero_shot_temperature": zero_shot.DEFAULT_TEMPERATURE,
     "multi_margin": zero_shot.DEFAULT_MULTI_MARGIN,
@@ -42,7 +49,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 # Yes/no params, and whether each also takes "auto".
-_SWITCHES = {"finetune": True, "prior": False, "centroids": False}
+_SWITCHES = {"finetune": True, "prior": False, "centroids": False, "self_training": False}
 # Params that are "auto" (chosen by cross-validation) or a number in a range.
 _AUTO_OR_NUMBER = {"C": (1e-6, 1e6), "prior_weight": (0.0, 10.0), "guard_tolerance": (0.0, 1.0)}
 

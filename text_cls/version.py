@@ -51,15 +51,15 @@ class FieldFit:
 
 def train_field(encoder: Encoder, specs: list[ControlSpec], texts: list[str],
                 targets: dict[str, list[list[str] | None]], params: dict, served: TextClassifier | None,
-                out_dir: Path, key: str) -> FieldFit:
-    """Fit the field's controls (see `TextClassifier.fit`), judged against `served`, and save the classifier into
-    `out_dir/field-<key>` when a control has a head.
+                out_dir: Path, key: str, unlabeled: list[str] | tuple = ()) -> FieldFit:
+    """Fit the field's controls (see `TextClassifier.fit`; a fine-tune self-trains on `unlabeled`, the field's open
+    texts), judged against `served`, and save the classifier into `out_dir/field-<key>` when a control has a head.
 
     Raises:
         ValueError: bad params, or targets the controls do not know.
     """
     clf = TextClassifier(encoder, specs, params)
-    metrics = clf.fit(texts, targets, params, served=served)
+    metrics = clf.fit(texts, targets, params, served=served, unlabeled=unlabeled)
     verdicts = [m["guard"]["reason"] for m in metrics.values() if (m.get("guard") or {}).get("worse")]
     trained = any(clf.mode(s.name) == "trained" for s in specs)
     if trained:

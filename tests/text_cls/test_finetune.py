@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text_cls import ControlSpec, Encoder, TextClassifier
+from text_cls import ControlSpec, Encoder, TextClassifier, self_training
 
 
 @pytest.mark.slow
@@ -117,3 +117,32 @@ def test_the_loss_uses_the_labels_the_answers_use() -> None:
     assert _used_labels(single, 4).tolist() == [True, False, True, False]
     multi = FinetuneTask(True, np.arange(2), np.array([[0, 1, 0], [0, 1, 1]]), np.zeros((3, 2)))
     assert _used_labels(multi, 3).tolist() == [False, True, True]
+
+
+@pytest.mark.slow
+def test_a_fine_tune_self_trains_on_the_open_texts_it_is_surest_of(encoder: Encoder, trec, trec_spec: ControlSpec,
+                                                                   monkeypatch) -> None:
+    texts, labels = _labeled(trec, ("HUM", "LOC"), 10)
+    answers = {trec_spec.name: [[y] for y in labels]}
+    open_texts = trec["test"][0][:200]
+    calls = []
+    real = self_training.pseudo_labels
+    monkeypatch.setattr(self_training, "pseudo_labels", lambda *a: calls.append(len(a[1])) or real(*a))
+    params = {"finetune": True, "finetune_epochs": 1, "self_training_multiple": 1}
+    clf = TextClassifier(encoder, [trec_spec], params)
+    metrics = clf.fit(texts, answers, unlabeled=open_texts)[trec_spec.name]
+    info = clf.finetune_info["self_training"]
+    assert info["open_texts"] == 200 and info["pseudo_labeled"] == 20
+    # only labels the answers use get pseudo-labels, balanced
+    assert info["labels"][trec_spec.name] == {"HUM": 10, "LOC": 10}
+    # the check's fine-tune (on four fifths of the answers) self-trains too: it judges what is served
+    assert calls == [200, 200]
+    # the heads, their cross-validation and the guard see the annotators' answers only
+    assert metrics["n_examples"] == 20 and metrics["classes"] == {"HUM": 10, "LOC": 10}
+    assert metrics["self_trained"] == {"HUM": 10, "LOC": 10}
+
+    alone = TextClassifier(encoder, [trec_spec], {**params, "self_training": False})
+    alone.fit(texts, answers, unlabeled=open_texts, check_finetune=False)
+    assert "self_training" not in alone.finetune_info and alone.finetuned
+    probe = ["What is the capital of Peru ?", "Who invented the telephone ?"]
+    assert np.abs(clf.encoder.encode(probe) - alone.encoder.encode(probe)).max() > 1e-4
