@@ -117,4 +117,11 @@ class Adapter(ABC):
     @abstractmethod
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
             params: dict | None = None, media: Any = None) -> TrainResult:
-        """Train on `examples` starting from `parent` (a loaded model), write the new model into `out_dir`."""
+        """Train on `examples` starting from `parent` (a loaded model), write the new model into `out_dir`.
+
+        An adapter whose `open_tasks_wanted` is above 0 is also given `open_tasks=`: up to that many tasks nobody
+        has annotated ({"id", "data"}), to learn from without labels."""
+
+    def open_tasks_wanted(self, params: dict | None = None) -> int:
+        """How many unannotated tasks `fit` can use with these params (0: none, and none are passed)."""
+        return 0

@@ -3,6 +3,7 @@ and a client configured from `Settings` or from /setup. The client itself is `ls
 here its failures become `LabelStudioUnavailable` (HTTP 502)."""
 from __future__ import annotations
 
+import random
 import re
 
 from lsclient import LabelStudioClient as _SharedClient
@@ -79,7 +80,18 @@ class LabelStudioClient(_SharedClient):
         Cloud storage URIs are resolved by Label Studio (`resolve_uri`), so task data holds URLs the media
         fetcher can read.
         """
+        return self.training_tasks(project_id)[0]
+
+    def training_tasks(self, project_id: int, open_limit: int = 0) -> tuple[list[LabeledTask], list[dict]]:
+        """`labeled_tasks`, and from the same listing up to `open_limit` tasks nobody has annotated yet ({"id",
+        "data"}; a uniform sample, the same for the same project and tasks, when there are more).
+
+        Tasks whose annotations were all cancelled (skipped) are neither: an annotator could not label them.
+        """
         out: list[LabeledTask] = []
+        open_tasks: list[dict] = []
+        seen_open = 0
+        sampler = random.Random(project_id)
         with self.errors(f"listing the tasks of project {project_id}"):
             pager = self.sdk.tasks.list(project=project_id, fields="all", resolve_uri=True, page_size=_PAGE_SIZE)
             for item in pager:
@@ -90,7 +102,22 @@ class LabelStudioClient(_SharedClient):
                 labeled = select_annotation(task)
                 if labeled is not None:
                     out.append(labeled)
-        return out
+                elif not task["annotations"] and open_limit > 0:
+                    seen_open += 1
+                    _reservoir(open_tasks, {"id": int(task["id"]), "data": dict(task["data"] or {})}, seen_open,
+                               open_limit, sampler)
+        return out, open_tasks
+
+
+def _reservoir(kept: list, item, seen: int, limit: int, rng: random.Random) -> None:
+    """Algorithm R: after `seen` items, `kept` is a uniform sample of at most `limit` of them (memory stays at
+    `limit` items however many tasks a project has)."""
+    if len(kept) < limit:
+        kept.append(item)
+        return
+    slot = rng.randrange(seen)
+    if slot < limit:
+        kept[slot] = item
 
 
 def client_for(settings: Settings, url: str | None = None, api_key: str | None = None) -> LabelStudioClient:

@@ -74,7 +74,9 @@ def train_project(backend: str, project_id: int, force: bool = False, settings: 
     ls = client_for(settings, settings.label_studio_url or saved.get("hostname"), key)
     label_config = ls.get_label_config(project_id)
     adapter.check_config(label_config)
-    examples = ls.labeled_tasks(project_id)
+    params = saved.get("extra_params") or {}
+    wanted = adapter.open_tasks_wanted(params)
+    examples, open_tasks = ls.training_tasks(project_id, wanted)
     fingerprint = annotations_fingerprint(examples)
     current = store.current(project_id)
     if current is not None and not force and _meta(current.path).get("fingerprint") == fingerprint:
@@ -86,8 +88,8 @@ def train_project(backend: str, project_id: int, force: bool = False, settings: 
     # full or read-only disk) must not leave the staging folder behind. After a publish it is gone anyway.
     try:
         try:
-            result = adapter.fit(examples, label_config, parent, staging, params=saved.get("extra_params") or {},
-                                 media=media)
+            result = adapter.fit(examples, label_config, parent, staging, params=params, media=media,
+                                 **({"open_tasks": open_tasks} if wanted else {}))
         except NotEnoughData as e:
             return {"status": "skipped", "reason": str(e), "n_examples": len(examples)}
         meta = {"parent": current.name if current else None, "n_examples": result.n_examples,

@@ -8,8 +8,9 @@ from typing import Any
 
 from selection import get_measure as get_strategy  # the measure behind a strategy's per-task score
 from selection import names
-from text_cls import ControlSpec
+from text_cls import DEFAULT_PARAMS, ControlSpec
 from text_cls.controls import choose
+from text_cls.params import merge_params
 from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
 from text_cls.version import TextModel, train_field
 from text_cls.zero_shot_cache import ZeroShotCache
@@ -33,7 +34,9 @@ NUMBERS = (Number("min_examples", 1, 100_000, integer=True), Number("min_per_cla
            Number("finetune_lr", 1e-8, 1.0), Number("finetune_batch_size", 1, 1024, integer=True),
            Number("zero_shot_temperature", 1e-4, 100.0), Number("multi_margin", -1.0, 1.0),
            Number("multi_temperature", 1e-4, 100.0), Number("guard_tolerance", 0.0, 1.0),
-           Flag("finetune", auto=True), Flag("prior"), Flag("centroids"))
+           Number("self_training_multiple", 0, 1000), Number("self_training_max", 0, 1_000_000, integer=True),
+           Number("self_training_pool", 0, 1_000_000, integer=True),
+           Flag("finetune", auto=True), Flag("prior"), Flag("centroids"), Flag("self_training"))
 # Names `params.model` may give the base encoder by; other models only from WEIGHTS_DIR through ALLOWED_WEIGHTS.
 BASE_MODEL_NAMES = (DEFAULT_MODEL, DEFAULT_MODEL.rsplit("/", 1)[-1])
 MAX_ZERO_SHOT = 64  # zero-shot classifiers kept (one per model, control and zero-shot params)
@@ -168,8 +171,17 @@ class TextClassificationAdapter(Adapter):
         return out
 
     # -- training -----------------------------------------------------------------------------------------
+    def open_tasks_wanted(self, params: dict | None = None) -> int:
+        """The open tasks a fine-tune self-trains on (text_cls.self_training): self_training_pool, none when
+        fine-tuning or self-training is off (bad params: none here, fit names them)."""
+        try:
+            p = merge_params(DEFAULT_PARAMS, params)
+        except ValueError:
+            return 0
+        return int(p["self_training_pool"]) if p["finetune"] is not False and p["self_training"] else 0
+
     def fit(self, examples: list[LabeledTask], label_config: str, parent: Any, out_dir: Path,
-            params: dict | None = None, media: Any = None) -> TrainResult:
+            params: dict | None = None, media: Any = None, open_tasks: list[dict] | None = None) -> TrainResult:
         params = params or {}
         by_field: dict[str, list[Control]] = {}
         for c in _controls(label_config):
@@ -183,11 +195,15 @@ class TextClassificationAdapter(Adapter):
             if not texts:
                 continue
             served = parent.classifiers.get(key) if isinstance(parent, TextModel) else None
+            unlabeled = _open_texts(open_tasks or [], group[0])
             try:
-                fitted = train_field(self.encoder(params), specs, texts, targets, params, served, out_dir, key)
+                fitted = train_field(self.encoder(params), specs, texts, targets, params, served, out_dir, key,
+                                     unlabeled)
             except ValueError as e:
                 raise BadRequest(f"training parameters: {e}") from None
             verdicts += fitted.verdicts
+            if open_tasks is not None:
+                fitted.metrics["open_texts"] = len(unlabeled)  # what a fine-tune could self-train on
             if unknown:
                 fitted.metrics["skipped_unknown_labels"] = unknown
                 log.warning("annotations with labels the config no longer has were skipped: %s", unknown)
@@ -224,3 +240,15 @@ class TextClassificationAdapter(Adapter):
             for name, v in row.items():
                 targets[name].append(v)
         return texts, targets, unknown
+
+
+def _open_texts(tasks: list[dict], control: Control) -> list[str]:
+    """The texts of the open tasks that hold them inline; linked texts (valueType="url") are not fetched for
+    self-training: thousands of downloads for a training run."""
+    out = []
+    for task in tasks:
+        try:
+            out.append(task_text(task, control, None))
+        except LabelloopError:
+            continue
+    return out

@@ -125,7 +125,10 @@ def test_setup_checks_the_adapters_params(client, extra, field):
                                           ({"max_iter": 10**12}, "max_iter"), ({"finetune_lr": -1}, "finetune_lr"),
                                           ({"zero_shot_temperature": 0}, "zero_shot_temperature"),
                                           ({"centroids": "no"}, "centroids"), ({"finetune": 1}, "finetune"),
-                                          ({"finetune_min_examples": 0}, "finetune_min_examples")])
+                                          ({"finetune_min_examples": 0}, "finetune_min_examples"),
+                                          ({"self_training": "auto"}, "self_training"),
+                                          ({"self_training_pool": -5}, "self_training_pool"),
+                                          ({"self_training_multiple": "x"}, "self_training_multiple")])
 def test_setup_checks_the_text_classifiers_numbers(client, extra, field):
     error = _error(client.post("/setup", json={"project": "1.1", "schema": CONFIG, "extra_params": extra}), 400)
     assert error.startswith(f"extra_params: {field!r} must be")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -10,7 +11,7 @@ import pytest
 
 from backends.config import Settings
 from backends.exceptions import BadRequest, LabelStudioUnavailable
-from backends.ls_client import LabelStudioClient, client_for, parse_project_id, select_annotation
+from backends.ls_client import LabelStudioClient, _reservoir, client_for, parse_project_id, select_annotation
 from ops.services import free_port
 
 TOKEN = "legacy-token-abcdef0123456789"
@@ -191,6 +192,28 @@ def test_labeled_tasks_pages_and_selects(server, url):
     task_calls = [q for p, q, _ in server.requests if p == "/api/tasks/"]
     assert [q["page"] for q in task_calls] == ["1", "2", "3", "4"]
     assert all(q["fields"] == "all" and q["project"] == "7" for q in task_calls)
+
+
+def test_training_tasks_keep_open_ones_but_not_skipped_ones(url):
+    labeled, open_tasks = LabelStudioClient(url, TOKEN).training_tasks(7, open_limit=10)
+    assert [t.task_id for t in labeled] == [1, 4, 5]
+    # task 3's only annotation was cancelled: skipped by an annotator, so neither labeled nor open
+    assert open_tasks == [{"id": 2, "data": {"text": "two"}}]
+    assert LabelStudioClient(url, TOKEN).training_tasks(7)[1] == []
+
+
+def test_open_tasks_are_a_bounded_uniform_sample():
+    rng = random.Random(0)
+    counts = [0] * 10
+    for _ in range(2000):
+        kept: list[int] = []
+        for seen, item in enumerate(range(10), start=1):
+            _reservoir(kept, item, seen, 3, rng)
+        assert len(kept) == 3 and len(set(kept)) == 3
+        for item in kept:
+            counts[item] += 1
+    # each of the 10 items is kept 3 times in 10 runs on average: 600 of 2,000
+    assert all(520 < c < 680 for c in counts), counts
 
 
 def test_client_for_prefers_setup_values_and_needs_both(url):

@@ -148,3 +148,27 @@ def test_only_a_url_valued_object_is_fetched(backend):
     assert media.fetched == ["http://example.com/q.txt"]
     assert answer.result[0]["value"]["choices"] == ["Location"]
     np.testing.assert_array_equal(True, answer.error is None)
+
+
+def test_open_tasks_wanted_follow_the_self_training_params(backend):
+    assert backend.open_tasks_wanted({}) == 5000
+    assert backend.open_tasks_wanted({"self_training_pool": 300}) == 300
+    assert backend.open_tasks_wanted({"self_training": False}) == 0
+    assert backend.open_tasks_wanted({"finetune": False}) == 0
+    assert backend.open_tasks_wanted({"self_training": "maybe"}) == 0  # fit names the bad param
+
+
+def test_fit_gives_the_classifier_the_inline_texts_of_the_open_tasks(backend, questions, tmp_path, monkeypatch):
+    seen = []
+    real = adapter_mod.train_field
+    monkeypatch.setattr(adapter_mod, "train_field", lambda *a: seen.append(a[-1]) or real(*a))
+    examples = _examples(_balanced(questions["train"], tuple(NAMES.values()), 3))
+    open_tasks = [{"id": 100, "data": {"question": "Where is Lima ?"}}, {"id": 101, "data": {"question": 5}},
+                  {"id": 102, "data": {"other": "no question"}}, {"id": 103, "data": {"question": "Who is he ?"}}]
+    result = backend.fit(examples, CONFIG, None, tmp_path / "v", open_tasks=open_tasks)
+    assert result.publish and result.metrics["question"]["open_texts"] == 2
+    assert seen == [["Where is Lima ?", "Who is he ?"]]
+    assert "open_texts" not in backend.fit(examples, CONFIG, None, tmp_path / "w").metrics["question"]
+    # linked texts are not fetched for self-training
+    url_config = CONFIG.replace('value="$question"/>', 'value="$question" valueType="url"/>')
+    assert adapter_mod._open_texts(open_tasks, adapter_mod._controls(url_config)[0]) == []

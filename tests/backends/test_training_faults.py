@@ -23,6 +23,7 @@ from backends.jobs import TrainingQueue, job_path
 from backends.versions import ModelStore
 
 PROJECT = 3
+OPEN = [{"id": i, "data": {"text": f"open {i}"}} for i in range(10, 15)]
 
 
 class FileModelAdapter(Adapter):
@@ -51,9 +52,29 @@ class FileModelAdapter(Adapter):
 
 def _fake_label_studio(monkeypatch) -> None:
     tasks = [LabeledTask(task_id=i, data={"text": f"t{i}"}, result=[], annotation_id=i) for i in range(4)]
-    client = SimpleNamespace(url="http://127.0.0.1:9", auth_headers=lambda: {}, labeled_tasks=lambda pid: tasks,
+    client = SimpleNamespace(url="http://127.0.0.1:9", auth_headers=lambda: {},
+                             training_tasks=lambda pid, limit=0: (tasks, OPEN[:limit]),
                              get_label_config=lambda pid: "<View/>")
     monkeypatch.setattr(training, "client_for", lambda *a, **k: client)
+
+
+def test_open_tasks_reach_only_an_adapter_that_wants_them(tmp_path, monkeypatch):
+    _fake_label_studio(monkeypatch)
+    settings = _settings(tmp_path / "models", tmp_path)
+    got = {}
+
+    class WantsOpenTasks(FileModelAdapter):
+        def open_tasks_wanted(self, params=None):
+            return 2
+
+        def fit(self, examples, label_config, parent, out_dir, params=None, media=None, open_tasks=None):
+            got["open"] = open_tasks
+            return super().fit(examples, label_config, parent, out_dir, params, media)
+
+    training.train_project("text_cls", PROJECT, force=True, settings=settings, adapter=WantsOpenTasks(settings))
+    assert got["open"] == [{"id": 10, "data": {"text": "open 10"}}, {"id": 11, "data": {"text": "open 11"}}]
+    # an adapter that wants none is called as before (FileModelAdapter.fit takes no open_tasks)
+    assert _train(settings, 10)["status"] == "published"
 
 
 def _settings(model_dir: Path, tmp_path: Path) -> Settings:

@@ -80,6 +80,11 @@ def test_label_studio_drives_the_text_backend(label_studio, redis_server, start_
     assert version.startswith("text_cls-v")
     jobs = requests.get(f"{backend.url}/jobs", params={"project": project.id}, auth=(USER, PASSWORD), timeout=10)
     assert any(j["status"] == "succeeded" for j in jobs.json()["jobs"]), jobs.text
+    # Training also read the tasks nobody has annotated (for self-training): the 30 test questions at least, the
+    # 36 - 12 training questions not yet annotated at most.
+    opened = [j["result"]["metrics"]["question"]["open_texts"] for j in jobs.json()["jobs"]
+              if (j.get("result") or {}).get("metrics")]
+    assert opened and all(30 <= n <= 30 + 36 - 12 for n in opened), jobs.text
 
     # START_TRAINING from Label Studio's "Start training" also reaches the backend: as a job of its own, or
     # joined to the one still queued from the annotations above.
