@@ -2,7 +2,8 @@
 the model retrains on what is labeled and a selection strategy picks what to label next.
 
 A labeled data set is replayed through the real model code. Text (`text_cls`): the served `TextClassifier` (zero-shot
-until it has labels, then a head; a candidate the publish guard calls worse is not served, as in the backend)
+until it has labels, then a head; a candidate the publish guard calls worse is not served, as in the backend;
+given no open texts, so without the self-training of text_score_bench: retraining each round with it is ~5x slower)
 predicts every open task; a strategy from `selection` ranks them; the simulated annotator (`bench/effort.py`,
 `choices`) labels the top batch, confirming a right pre-annotation or correcting a wrong one; the classifier
 retrains; repeat. Arms, on the same seeds and pools:

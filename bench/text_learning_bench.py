@@ -3,7 +3,8 @@
 For N = 12, 24, 40, 100, 200 random labels (5 seeds, every class at least once when N allows), on TREC-6 and SST-2,
 the accuracy on held-out texts of:
 
-- the served model (`text_cls.TextClassifier`, as the backend trains it): from 40 labels on, a transformer
+- the served model (`text_cls.TextClassifier`, as the backend trains it, but given no open texts, so without the
+  self-training text_score_bench measures): from 40 labels on, a transformer
   fine-tuned on them where `text_cls.finetune_check` finds that not worse on a held-out fold; a single-choice head's
   product with its labels' centroid classifier (`text_cls.centroids.served_product`), or zero-shot where the publish
   guard rejects it (cross-validated accuracy of the product below zero-shot's on the labels); "product" is the same

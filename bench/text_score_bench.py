@@ -2,19 +2,24 @@
 
 For N = 24, 40, 100, 200 random labels (5 seeds), on TREC-6 and SST-2, the served text model (`text_cls.TextClassifier`
 as the backend trains it: from 40 labels on a fine-tuned transformer where `text_cls.finetune_check` finds it not
-worse on a held-out fold, a single-choice head's product with its labels' centroid classifier,
-`text_cls.centroids.served_product`; zero-shot where the publish guard rejects it) predicts the held-out texts; so does
-the same fit without fine-tuning (`frozen`, the default before). The
+worse on a held-out fold, self-trained on the open texts it is surest of (`text_cls.self_training`; the open texts
+are the training texts not labeled, at most self_training_pool, as a project's open tasks), a single-choice head's
+product with its labels' centroid classifier, `text_cls.centroids.served_product`; zero-shot where the publish guard
+rejects it) predicts the held-out texts; so do the same fit without self-training (`without_self_training`, the
+default before) and without fine-tuning (`frozen`). The
 task score the backend writes is the confidence of the served choice under an uncertainty measure
 (`selection.MEASURES`: least confidence, margin, entropy) taken on that same served distribution; a useful score is
 low where the prediction is wrong. Reported: the AUROC of (1 - score) for "the prediction is wrong" (0.5 is a random
-score, 1.0 puts every wrong prediction below every right one; the issue asks for at least 0.75), side by side with
+score, 1.0 puts every wrong prediction below every right one; the issue asks for at least 0.75) on the held-out
+texts, and on the open texts (`open_*`: what a project ranks; the self-trained model has seen some of them with its
+own choices, never their labels), side by side with
 what was served before (`former_*`: the head alone served, its score the measure on the head x centroids product, 0
 where the two disagree on the choice; same fit and guard verdict), a plain logistic regression's max probability on
 the same embeddings and labels, and the candidates tried on the way (`tried`, see bench/text_score_explore.py; they
 score the served choice).
 
-Run by hand (not part of CI; a few minutes on 2 CPU cores once the embeddings are cached by text_learning_bench):
+Run by hand (not part of CI; ~70 minutes on 2 CPU cores, most of it fine-tuning; --no-many skips the 1,000-label
+runs and keeps their block from the JSON already in --out):
 
     .venv/bin/python -m bench.text_score_bench --out bench/results
 
@@ -36,7 +41,7 @@ from sklearn.metrics import roc_auc_score
 from bench.text_learning_bench import CachedEncoder, cached_vectors, load_datasets, sample
 from bench.text_score_explore import tried
 from selection import MEASURES
-from text_cls import ControlSpec, TextClassifier, get_encoder
+from text_cls import DEFAULT_PARAMS, ControlSpec, TextClassifier, get_encoder
 from text_cls.centroids import agreeing_confidence, centroid_proba, combine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +81,13 @@ TRIED = {
                             "0.737 for the fine-tuned alone; dropped",
     "finetune_epochs 5": "by hand (scratch script): SST-2 at 100/200 labels, 3 seeds, against 3 epochs: accuracy "
                          "+0.007/+0.005, AUROC +0.010/+0.000: within the seed spread, at 1.7x the time",
+    "mc_dropout_8": "by hand (scratch script, before self-training): the mean of 8 forward passes with dropout on, "
+                    "SST-2, 100 labels, seeds 0/1: AUROC 0.736/0.743 against 0.737/0.736 for one pass; 8x the "
+                    "serving time for nothing",
+    "seed_ensemble_2/3": "by hand (same script): the mean of 2 or 3 fine-tunes with other seeds: 0.735/0.731 and "
+                         "0.738/0.730 against 0.737/0.736 (the fine-tunes hardly differ)",
+    "self_training_x10": "by hand: 10 pseudo-labels per answer (2,000) instead of 5, SST-2, 200 labels, seed 2: "
+                         "accuracy 0.796 against 0.794, AUROC 0.686 against 0.702; 2x the time",
 }
 
 
@@ -86,24 +98,33 @@ def wrong_auroc(wrong: np.ndarray, confidence: np.ndarray) -> float:
     return float(roc_auc_score(wrong, 1.0 - confidence))
 
 
-def served_run(encoder, labels: list[str], train, test, rows: np.ndarray,
-               params: dict | None = None) -> tuple[dict, dict]:
+def served_run(encoder, labels: list[str], train, test, rows: np.ndarray, params: dict | None = None,
+               pool: np.ndarray | None = None) -> tuple[dict, dict]:
     """Accuracy and the AUROC of every measure for the served model trained on `rows` (the served score and the
     former one), and the AUROC of each tried candidate; without fine-tuning (params finetune False) only: the
-    tried candidates mix the head's space with zero-shot's, which a fine-tune moves apart."""
+    tried candidates mix the head's space with zero-shot's, which a fine-tune moves apart. `pool`: the training
+    texts left open (as a project's open tasks: a fine-tune self-trains on them), whose own AUROC is reported too
+    (`open_*`: the score ranking the tasks a project would label next)."""
     clf = TextClassifier(encoder, [ControlSpec("label", labels)], params)
     started = time.perf_counter()
     texts = [train[0][i] for i in rows]
-    metrics = clf.fit(texts, {"label": [[train[1][i]] for i in rows]})["label"]
+    unlabeled = [train[0][i] for i in pool] if pool is not None else []
+    metrics = clf.fit(texts, {"label": [[train[1][i]] for i in rows]}, unlabeled=unlabeled)["label"]
     fit_s = round(time.perf_counter() - started, 2)
     rejected = bool((metrics.get("guard") or {}).get("worse"))
     zero_shot = TextClassifier(encoder, [ControlSpec("label", labels)])
     served = zero_shot if rejected else clf
     probs = served.predict_proba(test[0])["label"]
     wrong = np.array([labels[p] != y for p, y in zip(probs.argmax(axis=1), test[1])])
+    st = clf.finetune_info.get("self_training") or {}
     out = {"accuracy": round(float(1 - wrong.mean()), 4), "rejected": rejected, "finetuned": clf.finetuned,
-           "fit_s": fit_s}
+           "self_trained": int(st.get("pseudo_labeled", 0)), "fit_s": fit_s}
     out.update({name: round(wrong_auroc(wrong, measure(probs)), 4) for name, measure in MEASURES.items()})
+    if pool is not None:
+        open_probs = served.predict_proba(unlabeled)["label"]
+        open_wrong = np.array([labels[p] != train[1][i] for p, i in zip(open_probs.argmax(axis=1), pool)])
+        out["open_accuracy"] = round(float(1 - open_wrong.mean()), 4)
+        out["open_least_confidence"] = round(wrong_auroc(open_wrong, MEASURES["least_confidence"](open_probs)), 4)
     if clf.finetuned:
         return out, {}
     head, former_score = former(clf, zero_shot, test[0], rejected)
@@ -160,44 +181,68 @@ def summarize(runs: list[dict], keys: list[str]) -> dict:
     return out
 
 
-def score_curves(encoder, data: dict) -> dict:
+def open_pool(n_train: int, rows: np.ndarray, seed: int) -> np.ndarray:
+    """The training texts not labeled, as the open tasks a training run reads: at most self_training_pool of them
+    (a uniform sample, as `backends.ls_client` takes)."""
+    rest = np.setdiff1d(np.arange(n_train), rows)
+    limit = int(DEFAULT_PARAMS["self_training_pool"])
+    return rest if len(rest) <= limit else np.sort(np.random.default_rng(seed).choice(rest, limit, replace=False))
+
+
+def score_curves(encoder, data: dict, sizes=SIZES, seeds=SEEDS, many: bool = True) -> dict:
     labels, train, test = data["labels"], data["train"], data["test"]
     out: dict = {"sizes": {}}
     zs = TextClassifier(encoder, [ControlSpec("label", labels)]).predict_proba(test[0])["label"]
     zs_wrong = np.array([labels[p] != y for p, y in zip(zs.argmax(axis=1), test[1])])
     out["zero_shot"] = {"accuracy": round(float(1 - zs_wrong.mean()), 4),
                         **{n: round(wrong_auroc(zs_wrong, m(zs)), 4) for n, m in MEASURES.items()}}
-    for n in SIZES:
-        served, frozen, plain, candidates = [], [], [], []
-        for seed in SEEDS:
+    for n in sizes:
+        served, tuned, frozen, plain, candidates = [], [], [], [], []
+        for seed in seeds:
             rows = sample(np.array(train[1]), n, seed)
-            served.append({"seed": seed, **served_run(encoder, labels, train, test, rows)[0]})
+            pool = open_pool(len(train[1]), rows, seed)
+            served.append({"seed": seed, **served_run(encoder, labels, train, test, rows, pool=pool)[0]})
+            run = served_run(encoder, labels, train, test, rows, {"self_training": False}, pool=pool)[0]
+            tuned.append({"seed": seed, **run})
             run, found = served_run(encoder, labels, train, test, rows, {"finetune": False})
             frozen.append({"seed": seed, **run})
             candidates.append(found)
             plain.append({"seed": seed, **plain_lr_run(encoder, train, test, rows)})
-        keys = ["accuracy", *MEASURES, "fit_s"]
+        keys = ["accuracy", *MEASURES, "open_accuracy", "open_least_confidence", "fit_s"]
         former_keys = ["former_accuracy", *(f"former_{m}" for m in MEASURES)]
-        out["sizes"][str(n)] = {"served": {**summarize(served, keys), "rejected": sum(r["rejected"] for r in served),
-                                           "finetuned": sum(r["finetuned"] for r in served), "runs": served},
-                                "frozen": {**summarize(frozen, keys + former_keys),
-                                           "rejected": sum(r["rejected"] for r in frozen), "runs": frozen},
+        frozen_keys = ["accuracy", *MEASURES, "fit_s"]
+
+        def counts(runs: list[dict]) -> dict:
+            return {k: sum(bool(r[k]) for r in runs) for k in ("rejected", "finetuned", "self_trained")}
+
+        out["sizes"][str(n)] = {"served": {**summarize(served, keys), **counts(served), "runs": served},
+                                "without_self_training": {**summarize(tuned, keys), **counts(tuned), "runs": tuned},
+                                "frozen": {**summarize(frozen, frozen_keys + former_keys), **counts(frozen),
+                                           "runs": frozen},
                                 "plain_lr": {**summarize(plain, ["accuracy", "max_prob"]), "runs": plain},
                                 "tried": summarize(candidates, list(candidates[0]))}
-        s, f, p = (out["sizes"][str(n)][k] for k in ("served", "frozen", "plain_lr"))
+        s, t, f, p = (out["sizes"][str(n)][k] for k in ("served", "without_self_training", "frozen", "plain_lr"))
         print(f"  N={n}: served acc {s['accuracy']:.3f} AUROC " + " ".join(f"{m} {s[m]:.3f}" for m in MEASURES)
-              + f" ({s['finetuned']} fine-tuned) | frozen acc {f['accuracy']:.3f} AUROC "
-              + " ".join(f"{f[m]:.3f}" for m in MEASURES)
-              + f" | plain LR acc {p['accuracy']:.3f} AUROC {p['max_prob']:.3f}", flush=True)
-    out["many_labels"] = {}
+              + f" open {s['open_least_confidence']:.3f} ({s['finetuned']} fine-tuned, {s['self_trained']} "
+              + f"self-trained) | without self-training acc {t['accuracy']:.3f} AUROC {t['least_confidence']:.3f} "
+              + f"open {t['open_least_confidence']:.3f} | frozen acc {f['accuracy']:.3f} AUROC "
+              + f"{f['least_confidence']:.3f} | plain LR acc {p['accuracy']:.3f} AUROC {p['max_prob']:.3f}",
+              flush=True)
+    if many:
+        out["many_labels"] = many_labels(encoder, labels, train, test)
+    return out
+
+
+def many_labels(encoder, labels: list[str], train, test) -> dict:
+    out: dict = {}
     for n in (1000, len(train[1])):
         rows = sample(np.array(train[1]), n, 0) if n < len(train[1]) else np.arange(n)
-        out["many_labels"][str(n)] = {"plain_lr": plain_lr_run(encoder, train, test, rows)}
+        out[str(n)] = {"plain_lr": plain_lr_run(encoder, train, test, rows)}
         if n == 1000:  # the served score too (the whole pool takes long to cross-validate)
-            out["many_labels"][str(n)]["served"] = served_run(encoder, labels, train, test, rows)[0]
-            out["many_labels"][str(n)]["frozen"] = served_run(encoder, labels, train, test, rows,
-                                                              {"finetune": False})[0]
-        print(f"  N={n}: plain LR {out['many_labels'][str(n)]['plain_lr']}", flush=True)
+            pool = open_pool(len(train[1]), rows, 0)
+            out[str(n)]["served"] = served_run(encoder, labels, train, test, rows, pool=pool)[0]
+            out[str(n)]["frozen"] = served_run(encoder, labels, train, test, rows, {"finetune": False})[0]
+        print(f"  N={n}: {out[str(n)]}", flush=True)
     return out
 
 
@@ -205,15 +250,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "text")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--no-many", action="store_true",
+                        help="skip the 1,000-label and all-label runs; their block is kept from the JSON in --out")
     args = parser.parse_args()
     encoder = get_encoder()
     started = time.perf_counter()
+    before = args.out / "text_score.json"
+    kept = json.loads(before.read_text()) if args.no_many and before.exists() else {"datasets": {}}
     results: dict = {"model": encoder.name_or_path.rsplit("/", 1)[-1], "sizes": list(SIZES), "seeds": list(SEEDS),
                      "metric": "AUROC of (1 - task score) for wrong predictions on the held-out texts",
                      "served_score": "the measure on the served distribution, a single-choice head's product "
                                      "with its labels' centroid classifier (text_cls.centroids.served_product); "
                                      "former_*: the head alone served, the measure on its product with the "
                                      "centroids, 0 where the two disagree on the choice",
+                     "served": "from 40 labels the transformer fine-tuned and self-trained on the open texts (the "
+                               "training texts not labeled, at most self_training_pool); "
+                               "without_self_training: the same without self-training (served before); "
+                               "open_*: on those open texts, which a project ranks",
                      "tried": TRIED,
                      "plain_lr": "sklearn LogisticRegression() on the same embeddings and labels, 1 - max probability",
                      "sampling": "uniformly random training texts per seed", "datasets": {},
@@ -222,7 +275,11 @@ def main() -> None:
         print(name, flush=True)
         cached = CachedEncoder(encoder, cached_vectors(encoder, data["train"][0] + data["test"][0]))
         results["datasets"][name] = {"labels": data["labels"], "test_texts": len(data["test"][0]),
-                                     **score_curves(cached, data)}
+                                     **score_curves(cached, data, many=not args.no_many)}
+        if args.no_many and name in kept["datasets"]:
+            results["datasets"][name]["many_labels"] = {
+                "note": "kept from an earlier run of this bench, before self-training (its served = "
+                        "without_self_training)", **kept["datasets"][name].get("many_labels", {})}
     results["total_s"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "text_score.json").write_text(json.dumps(results, indent=1))
