@@ -284,16 +284,15 @@ class TextClassifier:
                   unlabeled: list[str]) -> dict:
         from .finetune import FinetuneTask
 
-        tasks = [
-            FinetuneTask(spec.multi, data[spec.name][0], data[spec.name][1], self.prototypes[spec.name])
+        tasks = {
+            spec.name: FinetuneTask(spec.multi, data[spec.name][0], data[spec.name][1], self.prototypes[spec.name])
             for spec in self.controls
             if eligible[spec.name]
-        ]
+        }
         if not tasks:
             return {"finetuned": False, "reason": "no control has enough examples"}
-        self.encoder = self._tuned(texts, tasks)
-        out: dict[str, Any] = {"finetuned": True,
-                               "controls": [spec.name for spec in self.controls if eligible[spec.name]]}
+        self.encoder = self._tuned(texts, list(tasks.values()))
+        out: dict[str, Any] = {"finetuned": True, "controls": list(tasks)}
         if self_training.wanted(self.params, unlabeled):
             out["self_training"] = self._self_train(texts, targets, data, eligible, unlabeled, tasks)
         self.finetuned = True
@@ -318,7 +317,7 @@ class TextClassifier:
         )
 
     def _self_train(self, texts: list[str], targets: dict, data: dict, eligible: dict[str, bool],
-                    unlabeled: list[str], tasks: list) -> dict[str, Any]:
+                    unlabeled: list[str], tasks: dict) -> dict[str, Any]:
         """Fine-tune again, from the base encoder, on the answers and the open texts the model fine-tuned on the
         answers is surest of (`self_training`); self.encoder is that first fine-tune on entry."""
         teacher = TextClassifier(self.encoder, self.controls, {**self.params, "finetune": False})
@@ -330,9 +329,8 @@ class TextClassifier:
         if not rows:
             return out
         n = len(texts)
-        by_control = dict(zip((spec.name for spec in self.controls if eligible[spec.name]), tasks))
         extended = []
-        for name, task in by_control.items():
+        for name, task in tasks.items():
             added = labels.get(name)
             if added is None:
                 extended.append(task)

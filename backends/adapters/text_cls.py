@@ -10,8 +10,8 @@ from selection import get_measure as get_strategy  # the measure behind a strate
 from selection import names
 from text_cls import DEFAULT_PARAMS, ControlSpec
 from text_cls.controls import choose
-from text_cls.params import merge_params
 from text_cls.encoder import DEFAULT_MODEL, Encoder, get_encoder
+from text_cls.params import merge_params
 from text_cls.version import TextModel, train_field
 from text_cls.zero_shot_cache import ZeroShotCache
 
