@@ -204,6 +204,7 @@ class TextClassifier:
         m.update(fitted, mode="trained")
         if self.finetuned:  # judged on the held-out fold, not on folds the transformer has seen
             m["guard"] = finetune_check.guard_of(spec, self.finetune_info.get("check") or {}, served)
+            m["finetune_examples"] = self.finetune_info.get("examples")  # below n_examples past the cap
             st = self.finetune_info.get("self_training")
             if st is not None:  # the pseudo-labels per label its fine-tune also learned from
                 m["self_trained"] = st["labels"].get(spec.name, {})
@@ -282,17 +283,17 @@ class TextClassifier:
 
     def _finetune(self, texts: list[str], targets: dict, data: dict, eligible: dict[str, bool],
                   unlabeled: list[str]) -> dict:
-        from .finetune import FinetuneTask
+        from .finetune import FinetuneTask, capped
 
-        tasks = {
-            spec.name: FinetuneTask(spec.multi, data[spec.name][0], data[spec.name][1], self.prototypes[spec.name])
-            for spec in self.controls
-            if eligible[spec.name]
-        }
-        if not tasks:
+        names = [spec.name for spec in self.controls if eligible[spec.name]]
+        if not names:
             return {"finetuned": False, "reason": "no control has enough examples"}
+        every = [FinetuneTask(spec.multi, data[spec.name][0], data[spec.name][1], self.prototypes[spec.name])
+                 for spec in self.controls if eligible[spec.name]]
+        tasks = dict(zip(names, capped(every, int(self.params["finetune_max_examples"]), int(self.params["seed"]))))
         self.encoder = self._tuned(texts, list(tasks.values()))
-        out: dict[str, Any] = {"finetuned": True, "controls": list(tasks)}
+        answered = len({int(i) for task in tasks.values() for i in task.rows})
+        out: dict[str, Any] = {"finetuned": True, "controls": names, "examples": answered}
         if self_training.wanted(self.params, unlabeled):
             out["self_training"] = self._self_train(texts, targets, data, eligible, unlabeled, tasks)
         self.finetuned = True

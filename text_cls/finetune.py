@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,6 +43,20 @@ class FinetuneTask:
     rows: np.ndarray
     targets: np.ndarray
     prototypes: np.ndarray
+
+
+def capped(tasks: Sequence[FinetuneTask], limit: int, seed: int) -> list[FinetuneTask]:
+    """The tasks restricted to at most `limit` answered texts, a seeded uniform sample of the texts any task
+    answers (every task keeps its answers among them); all of them when there are no more than `limit`."""
+    used = np.unique(np.concatenate([np.asarray(task.rows, dtype=np.int64) for task in tasks] or [np.zeros(0, int)]))
+    if len(used) <= limit:
+        return list(tasks)
+    chosen = np.random.default_rng(seed).choice(used, limit, replace=False)
+    out = []
+    for task in tasks:
+        keep = np.isin(task.rows, chosen)
+        out.append(replace(task, rows=np.asarray(task.rows)[keep], targets=np.asarray(task.targets)[keep]))
+    return out
 
 
 def seed_everything(seed: int) -> None:

@@ -27,6 +27,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "finetune_epochs": 3,
     "finetune_lr": 3e-5,
     "finetune_batch_size": 16,
+    # A fine-tune (and the check's) learns from at most this many answered texts, a seeded uniform sample, so a
+    # training run's time stays bounded as a project grows; heads and centroids still learn from every answer.
+    "finetune_max_examples": 5000,
     # A fine-tune self-trains on the open texts it is given (see self_training.py): the most confident, up to
     # self_training_multiple per answer and self_training_max in all, join a second fine-tune;
     # self_training_pool: how many open texts a training run reads at most.

@@ -31,6 +31,7 @@ NUMBERS = (Number("min_examples", 1, 100_000, integer=True), Number("min_per_cla
            Number("max_iter", 10, 100_000, integer=True), Number("cv_folds", 2, 20, integer=True),
            Number("seed", 0, 2**31 - 1, integer=True), Number("finetune_epochs", 1, 100, integer=True),
            Number("finetune_min_examples", 1, 100_000, integer=True),
+           Number("finetune_max_examples", 10, 10_000_000, integer=True),
            Number("finetune_lr", 1e-8, 1.0), Number("finetune_batch_size", 1, 1024, integer=True),
            Number("zero_shot_temperature", 1e-4, 100.0), Number("multi_margin", -1.0, 1.0),
            Number("multi_temperature", 1e-4, 100.0), Number("guard_tolerance", 0.0, 1.0),

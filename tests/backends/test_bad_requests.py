@@ -126,6 +126,7 @@ def test_setup_checks_the_adapters_params(client, extra, field):
                                           ({"zero_shot_temperature": 0}, "zero_shot_temperature"),
                                           ({"centroids": "no"}, "centroids"), ({"finetune": 1}, "finetune"),
                                           ({"finetune_min_examples": 0}, "finetune_min_examples"),
+                                          ({"finetune_max_examples": 5}, "finetune_max_examples"),
                                           ({"self_training": "auto"}, "self_training"),
                                           ({"self_training_pool": -5}, "self_training_pool"),
                                           ({"self_training_multiple": "x"}, "self_training_multiple")])

@@ -119,6 +119,36 @@ def test_the_loss_uses_the_labels_the_answers_use() -> None:
     assert _used_labels(multi, 3).tolist() == [False, True, True]
 
 
+def test_a_fine_tune_learns_from_a_bounded_sample_of_the_answers() -> None:
+    from text_cls.finetune import FinetuneTask, capped
+
+    single = FinetuneTask(False, np.arange(10), np.arange(10) % 3, np.zeros((3, 2)))
+    multi = FinetuneTask(True, np.arange(5, 15), np.eye(10, 4)[np.arange(10) % 4], np.zeros((4, 2)))
+    assert capped([single, multi], 15, seed=0) == [single, multi]  # 15 texts answered: all kept
+    first, second = capped([single, multi], 6, seed=0)
+    chosen = set(first.rows.tolist()) | set(second.rows.tolist())
+    assert len(chosen) == 6 and chosen <= set(range(15))
+    # each task keeps exactly its answers among the chosen texts, with their own targets
+    assert first.rows.tolist() == sorted(chosen & set(range(10)))
+    assert first.targets.tolist() == [i % 3 for i in first.rows]
+    assert second.rows.tolist() == sorted(chosen & set(range(5, 15)))
+    np.testing.assert_array_equal(second.targets, np.eye(10, 4)[(second.rows - 5) % 4])
+    again = capped([single, multi], 6, seed=0)
+    assert [t.rows.tolist() for t in again] == [first.rows.tolist(), second.rows.tolist()]
+    assert {tuple(t.rows) for t in capped([single, multi], 6, seed=1)} != {tuple(first.rows), tuple(second.rows)}
+
+
+@pytest.mark.slow
+def test_past_finetune_max_examples_the_transformer_sees_a_sample_and_the_head_every_answer(
+        encoder: Encoder, trec, trec_spec: ControlSpec) -> None:
+    texts, labels = _labeled(trec, ("HUM", "LOC", "NUM"), 12)
+    clf = TextClassifier(encoder, [trec_spec], {"finetune": True, "finetune_epochs": 1, "finetune_max_examples": 20,
+                                                "self_training": False})
+    metrics = clf.fit(texts, {trec_spec.name: [[y] for y in labels]}, check_finetune=False)[trec_spec.name]
+    assert clf.finetuned and clf.finetune_info["examples"] == 20
+    assert metrics["finetune_examples"] == 20 and metrics["n_examples"] == 36
+
+
 @pytest.mark.slow
 def test_a_fine_tune_self_trains_on_the_open_texts_it_is_surest_of(encoder: Encoder, trec, trec_spec: ControlSpec,
                                                                    monkeypatch) -> None:
