@@ -1,6 +1,6 @@
 """Does the text backend's task score say where the model is wrong?
 
-For N = 24, 40, 100, 200 random labels (5 seeds), on TREC-6 and SST-2, the served text model (`text_cls.TextClassifier`
+For N = 24, 40, 100, 200, 300 random labels (5 seeds), on TREC-6 and SST-2, the served text model (`text_cls.TextClassifier`
 as the backend trains it: from 40 labels on a fine-tuned transformer where `text_cls.finetune_check` finds it not
 worse on a held-out fold, self-trained on the open texts it is surest of (`text_cls.self_training`; the open texts
 are the training texts not labeled, at most self_training_pool, as a project's open tasks), a single-choice head's
@@ -18,8 +18,8 @@ where the two disagree on the choice; same fit and guard verdict), a plain logis
 the same embeddings and labels, and the candidates tried on the way (`tried`, see bench/text_score_explore.py; they
 score the served choice).
 
-Run by hand (not part of CI; ~70 minutes on 2 CPU cores, most of it fine-tuning; --no-many skips the 1,000-label
-runs and keeps their block from the JSON already in --out):
+Run by hand (not part of CI; ~2.5 hours on 2 CPU cores, most of it fine-tuning; --sizes and --many run only the
+label counts named and keep the other blocks from the JSON already in --out; `runs` lists which run measured what):
 
     .venv/bin/python -m bench.text_score_bench --out bench/results
 
@@ -45,8 +45,9 @@ from text_cls import DEFAULT_PARAMS, ControlSpec, TextClassifier, get_encoder
 from text_cls.centroids import agreeing_confidence, centroid_proba, combine
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = (24, 40, 100, 200)
+SIZES = (24, 40, 100, 200, 300)
 SEEDS = (0, 1, 2, 3, 4)
+MANY = ("1000", "all")
 
 
 TRIED = {
@@ -118,7 +119,8 @@ def served_run(encoder, labels: list[str], train, test, rows: np.ndarray, params
     wrong = np.array([labels[p] != y for p, y in zip(probs.argmax(axis=1), test[1])])
     st = clf.finetune_info.get("self_training") or {}
     out = {"accuracy": round(float(1 - wrong.mean()), 4), "rejected": rejected, "finetuned": clf.finetuned,
-           "self_trained": int(st.get("pseudo_labeled", 0)), "fit_s": fit_s}
+           "self_trained": int(st.get("pseudo_labeled", 0)), "finetune_examples": clf.finetune_info.get("examples"),
+           "fit_s": fit_s}
     out.update({name: round(wrong_auroc(wrong, measure(probs)), 4) for name, measure in MEASURES.items()})
     if pool is not None:
         open_probs = served.predict_proba(unlabeled)["label"]
@@ -189,7 +191,7 @@ def open_pool(n_train: int, rows: np.ndarray, seed: int) -> np.ndarray:
     return rest if len(rest) <= limit else np.sort(np.random.default_rng(seed).choice(rest, limit, replace=False))
 
 
-def score_curves(encoder, data: dict, sizes=SIZES, seeds=SEEDS, many: bool = True) -> dict:
+def score_curves(encoder, data: dict, sizes=SIZES, seeds=SEEDS, many=MANY) -> dict:
     labels, train, test = data["labels"], data["train"], data["test"]
     out: dict = {"sizes": {}}
     zs = TextClassifier(encoder, [ControlSpec("label", labels)]).predict_proba(test[0])["label"]
@@ -228,35 +230,56 @@ def score_curves(encoder, data: dict, sizes=SIZES, seeds=SEEDS, many: bool = Tru
               + f"open {t['open_least_confidence']:.3f} | frozen acc {f['accuracy']:.3f} AUROC "
               + f"{f['least_confidence']:.3f} | plain LR acc {p['accuracy']:.3f} AUROC {p['max_prob']:.3f}",
               flush=True)
-    if many:
-        out["many_labels"] = many_labels(encoder, labels, train, test)
+    out["many_labels"] = many_labels(encoder, labels, train, test, many)
     return out
 
 
-def many_labels(encoder, labels: list[str], train, test) -> dict:
+def many_labels(encoder, labels: list[str], train, test, counts=MANY) -> dict:
+    """Seed 0 with 1,000 labels (served, frozen, plain LR) and with every training text labeled (plain LR, and the
+    served fit with its fine-tune capped at 2,000 answered texts by `finetune_max_examples` and without a cap; no
+    open texts are left to self-train on)."""
     out: dict = {}
-    for n in (1000, len(train[1])):
+    for count in counts:
+        n = len(train[1]) if count == "all" else int(count)
         rows = sample(np.array(train[1]), n, 0) if n < len(train[1]) else np.arange(n)
-        out[str(n)] = {"plain_lr": plain_lr_run(encoder, train, test, rows)}
-        if n == 1000:  # the served score too (the whole pool takes long to cross-validate)
-            pool = open_pool(len(train[1]), rows, 0)
-            out[str(n)]["served"] = served_run(encoder, labels, train, test, rows, pool=pool)[0]
-            out[str(n)]["frozen"] = served_run(encoder, labels, train, test, rows, {"finetune": False})[0]
-        print(f"  N={n}: {out[str(n)]}", flush=True)
+        block = out[str(n)] = {"plain_lr": plain_lr_run(encoder, train, test, rows)}
+        if n < len(train[1]):
+            block["served"] = served_run(encoder, labels, train, test, rows, pool=open_pool(len(train[1]), rows, 0))[0]
+            block["frozen"] = served_run(encoder, labels, train, test, rows, {"finetune": False})[0]
+        else:
+            for name, cap in (("max_2000", 2000), ("uncapped", 10**7)):
+                block[name] = served_run(encoder, labels, train, test, rows, {"finetune_max_examples": cap})[0]
+        print(f"  N={n}: {block}", flush=True)
     return out
+
+
+def keep_blocks(fresh: dict, kept: dict, sizes: list[int], many: list[str], n_train: int) -> None:
+    """The blocks not run this time (sizes, many-label counts), from the earlier JSON, ordered by size."""
+    run = {"sizes": {str(n) for n in sizes}, "many_labels": {str(n_train) if c == "all" else c for c in many}}
+    for key, done in run.items():
+        note = {"note": kept[key]["note"]} if "note" in kept.get(key, {}) else {}  # said of the kept blocks
+        blocks = {**{n: {**b, **note} for n, b in kept.get(key, {}).items() if n not in done and n != "note"},
+                  **fresh[key]}
+        fresh[key] = {n: blocks[n] for n in sorted(blocks, key=int)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "text")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--no-many", action="store_true",
-                        help="skip the 1,000-label and all-label runs; their block is kept from the JSON in --out")
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES),
+                        help="run these label counts only (5 seeds); the other sizes' blocks are kept from the JSON "
+                             "in --out")
+    parser.add_argument("--many", nargs="*", default=list(MANY), choices=MANY,
+                        help="the seed-0 runs with many labels: 1000, all (every training text); the others' blocks "
+                             "are kept from the JSON in --out")
+    parser.add_argument("--no-many", dest="many", action="store_const", const=[], help="--many with none")
     args = parser.parse_args()
     encoder = get_encoder()
     started = time.perf_counter()
     before = args.out / "text_score.json"
-    kept = json.loads(before.read_text()) if args.no_many and before.exists() else {"datasets": {}}
+    partial = sorted(args.sizes) != sorted(SIZES) or sorted(args.many) != sorted(MANY)
+    kept = json.loads(before.read_text()) if partial and before.exists() else {"datasets": {}}
     results: dict = {"model": encoder.name_or_path.rsplit("/", 1)[-1], "sizes": list(SIZES), "seeds": list(SEEDS),
                      "metric": "AUROC of (1 - task score) for wrong predictions on the held-out texts",
                      "served_score": "the measure on the served distribution, a single-choice head's product "
@@ -275,12 +298,13 @@ def main() -> None:
         print(name, flush=True)
         cached = CachedEncoder(encoder, cached_vectors(encoder, data["train"][0] + data["test"][0]))
         results["datasets"][name] = {"labels": data["labels"], "test_texts": len(data["test"][0]),
-                                     **score_curves(cached, data, many=not args.no_many)}
-        if args.no_many and name in kept["datasets"]:
-            results["datasets"][name]["many_labels"] = {
-                "note": "kept from an earlier run of this bench, before self-training (its served = "
-                        "without_self_training)", **kept["datasets"][name].get("many_labels", {})}
+                                     **score_curves(cached, data, sizes=args.sizes, many=args.many)}
+        keep_blocks(results["datasets"][name], kept["datasets"].get(name, {}), args.sizes, args.many,
+                    len(data["train"][1]))
     results["total_s"] = round(time.perf_counter() - started, 1)
+    earlier = kept.get("runs") or ([{"sizes": kept["sizes"], "total_s": kept["total_s"]}] if "total_s" in kept else [])
+    results["runs"] = earlier + [{"sizes": args.sizes, "many": args.many, "finished": time.strftime("%Y-%m-%d"),
+                                  "total_s": results["total_s"]}]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "text_score.json").write_text(json.dumps(results, indent=1))
     print("wrote", args.out / "text_score.json", flush=True)
