@@ -285,15 +285,16 @@ class TextClassifier:
                   unlabeled: list[str]) -> dict:
         from .finetune import FinetuneTask, capped
 
-        names = [spec.name for spec in self.controls if eligible[spec.name]]
-        if not names:
+        specs = [spec for spec in self.controls if eligible[spec.name]]
+        if not specs:
             return {"finetuned": False, "reason": "no control has enough examples"}
         every = [FinetuneTask(spec.multi, data[spec.name][0], data[spec.name][1], self.prototypes[spec.name])
-                 for spec in self.controls if eligible[spec.name]]
-        tasks = dict(zip(names, capped(every, int(self.params["finetune_max_examples"]), int(self.params["seed"]))))
+                 for spec in specs]
+        limit, seed = int(self.params["finetune_max_examples"]), int(self.params["seed"])
+        tasks = {spec.name: task for spec, task in zip(specs, capped(every, limit, seed))}
         self.encoder = self._tuned(texts, list(tasks.values()))
         answered = len({int(i) for task in tasks.values() for i in task.rows})
-        out: dict[str, Any] = {"finetuned": True, "controls": names, "examples": answered}
+        out: dict[str, Any] = {"finetuned": True, "controls": list(tasks), "examples": answered}
         if self_training.wanted(self.params, unlabeled):
             out["self_training"] = self._self_train(texts, targets, data, eligible, unlabeled, tasks)
         self.finetuned = True
