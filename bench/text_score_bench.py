@@ -191,6 +191,11 @@ def open_pool(n_train: int, rows: np.ndarray, seed: int) -> np.ndarray:
     return rest if len(rest) <= limit else np.sort(np.random.default_rng(seed).choice(rest, limit, replace=False))
 
 
+def counts(runs: list[dict]) -> dict:
+    """In how many runs the candidate was rejected, fine-tuned, self-trained."""
+    return {k: sum(bool(r[k]) for r in runs) for k in ("rejected", "finetuned", "self_trained")}
+
+
 def score_curves(encoder, data: dict, sizes=SIZES, seeds=SEEDS, many=MANY) -> dict:
     labels, train, test = data["labels"], data["train"], data["test"]
     out: dict = {"sizes": {}}
@@ -213,10 +218,6 @@ def score_curves(encoder, data: dict, sizes=SIZES, seeds=SEEDS, many=MANY) -> di
         keys = ["accuracy", *MEASURES, "open_accuracy", "open_least_confidence", "fit_s"]
         former_keys = ["former_accuracy", *(f"former_{m}" for m in MEASURES)]
         frozen_keys = ["accuracy", *MEASURES, "fit_s"]
-
-        def counts(runs: list[dict]) -> dict:
-            return {k: sum(bool(r[k]) for r in runs) for k in ("rejected", "finetuned", "self_trained")}
-
         out["sizes"][str(n)] = {"served": {**summarize(served, keys), **counts(served), "runs": served},
                                 "without_self_training": {**summarize(tuned, keys), **counts(tuned), "runs": tuned},
                                 "frozen": {**summarize(frozen, frozen_keys + former_keys), **counts(frozen),
@@ -302,8 +303,7 @@ def main() -> None:
         keep_blocks(results["datasets"][name], kept["datasets"].get(name, {}), args.sizes, args.many,
                     len(data["train"][1]))
     results["total_s"] = round(time.perf_counter() - started, 1)
-    earlier = kept.get("runs") or ([{"sizes": kept["sizes"], "total_s": kept["total_s"]}] if "total_s" in kept else [])
-    results["runs"] = earlier + [{"sizes": args.sizes, "many": args.many, "finished": time.strftime("%Y-%m-%d"),
+    results["runs"] = kept.get("runs", []) + [{"sizes": args.sizes, "many": args.many, "finished": time.strftime("%Y-%m-%d"),
                                   "total_s": results["total_s"]}]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "text_score.json").write_text(json.dumps(results, indent=1))
